@@ -1,0 +1,66 @@
+# mailsec: `make run` serves the app with its worker and scheduler; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+VAR_DIR := $(or $(MAILSEC_VAR_DIR),var)
+
+# Binaries the test suite starts, and the Debian packages that bring them.
+TEST_BINARIES := redis-server:redis-server
+
+.PHONY: run test lint format system-packages clean
+
+$(BIN)/python:
+	@rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV) || { \
+	  echo "venv failed: installing python3-venv"; rm -rf $(VENV); \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && \
+	  $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+$(VAR_DIR)/secret_key: | $(BIN)/python
+	@mkdir -p $(VAR_DIR)
+	@umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(48))' > $@
+	@echo "Generated a secret key in $@"
+
+run: $(VENV)/.installed $(VAR_DIR)/secret_key
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@echo "mailsec: http://$${MAILSEC_BIND:-127.0.0.1}:$(PORT)/  (Ctrl-C stops the web app, the worker and the scheduler)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile mailsec/Procfile --app-root . start --port $(PORT)
+
+system-packages:
+	@missing=""; for pair in $(TEST_BINARIES); do \
+	  bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$bin >/dev/null || [ -x /usr/sbin/$$bin ] || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "The tests need:$$missing (run make test as root, or apt-get install them)"; exit 1; fi; \
+	  echo "Installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: $(VENV)/.installed-test $(VAR_DIR)/secret_key system-packages lint
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(VAR_DIR)/static .pytest_cache

@@ -1,0 +1,85 @@
+from datetime import timedelta
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from domains.bulk import names_from_csv, names_from_text
+from domains.models import CHECK_INTERVALS, Domain
+from domains.names import normalize_selector
+
+MAX_CSV_BYTES = 2 * 1024 * 1024
+MAX_SELECTORS = 50
+
+INTERVAL_CHOICES = [
+    (int(delta.total_seconds()), label.capitalize()) for delta, label in CHECK_INTERVALS.items()
+]
+
+
+class DomainAddForm(forms.Form):
+    names = forms.CharField(
+        label="Domain names",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "placeholder": "example.com\nexample.org"}),
+        help_text="One per line. Internationalised names may be typed in Unicode.",
+    )
+    csv_file = forms.FileField(
+        label="…or a CSV file",
+        required=False,
+        help_text="The first column holds the domain; a header row is skipped.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        entries = names_from_text(data.get("names") or "")
+        upload = data.get("csv_file")
+        if upload:
+            if upload.size > MAX_CSV_BYTES:
+                raise ValidationError(f"The CSV file is larger than {MAX_CSV_BYTES // 1024} KiB.")
+            try:
+                entries += names_from_csv(upload.read())
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
+        if not entries:
+            raise ValidationError("Enter at least one domain name, or upload a CSV file.")
+        data["entries"] = entries
+        return data
+
+
+class DomainEditForm(forms.ModelForm):
+    check_interval = forms.TypedChoiceField(
+        choices=INTERVAL_CHOICES, coerce=lambda seconds: timedelta(seconds=int(seconds))
+    )
+    dkim_selectors = forms.CharField(
+        label="Extra DKIM selectors",
+        required=False,
+        help_text="Separated by spaces or commas, e.g. “mailjet s2048”. "
+        "Common selectors are always probed.",
+    )
+
+    class Meta:
+        model = Domain
+        fields = ["check_interval", "dkim_selectors", "notes"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 4})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["check_interval"] = int(self.instance.check_interval.total_seconds())
+            self.initial["dkim_selectors"] = " ".join(self.instance.dkim_selectors)
+
+    def clean_dkim_selectors(self):
+        raw = self.cleaned_data["dkim_selectors"].replace(",", " ").split()
+        selectors, errors = [], []
+        for item in raw:
+            try:
+                selector = normalize_selector(item)
+            except ValidationError as exc:
+                errors.extend(exc.messages)
+                continue
+            if selector not in selectors:
+                selectors.append(selector)
+        if errors:
+            raise ValidationError(errors)
+        if len(selectors) > MAX_SELECTORS:
+            raise ValidationError(f"At most {MAX_SELECTORS} extra selectors.")
+        return selectors

@@ -1,0 +1,130 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from domains.names import display_domain
+
+MIN_CHECK_INTERVAL = timedelta(minutes=15)
+MAX_CHECK_INTERVAL = timedelta(days=7)
+DEFAULT_CHECK_INTERVAL = timedelta(hours=6)
+# The intervals offered in the forms, with how the pages say them.
+CHECK_INTERVALS = {
+    timedelta(minutes=15): "every 15 minutes",
+    timedelta(minutes=30): "every 30 minutes",
+    timedelta(hours=1): "every hour",
+    timedelta(hours=2): "every 2 hours",
+    timedelta(hours=6): "every 6 hours",
+    timedelta(hours=12): "every 12 hours",
+    timedelta(days=1): "daily",
+    timedelta(days=3): "every 3 days",
+    timedelta(days=7): "weekly",
+}
+
+
+class OrganizationQuerySet(models.QuerySet):
+    def for_user(self, user):
+        return self.filter(memberships__user=user)
+
+
+class Organization(models.Model):
+    """A team: it owns domains (and later mailboxes and reports); users see only their teams'."""
+
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OrganizationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    MEMBER = "member", "Member"
+    VIEWER = "viewer", "Viewer"
+
+    @property
+    def can_edit(self) -> bool:
+        """Add, edit and delete domains (and later mailboxes)."""
+        return self in (Role.OWNER, Role.MEMBER)
+
+    @property
+    def can_manage(self) -> bool:
+        """Manage the team itself: members, roles, alert channels."""
+        return self == Role.OWNER
+
+
+class Membership(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="one_membership_per_team")
+        ]
+        ordering = ["organization", "user__username"]
+
+    def __str__(self):
+        return f"{self.user} in {self.organization} ({self.role})"
+
+    @property
+    def can_edit(self) -> bool:
+        return Role(self.role).can_edit
+
+    @property
+    def can_manage(self) -> bool:
+        return Role(self.role).can_manage
+
+
+class DomainQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        return self.filter(organization__memberships__user=user)
+
+
+class Domain(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="domains")
+    # The stored form: lower-case ASCII, punycode for IDN labels, no trailing dot (see names.py).
+    name = models.CharField(max_length=253, db_index=True)
+    check_interval = models.DurationField(
+        default=DEFAULT_CHECK_INTERVAL,
+        validators=[MinValueValidator(MIN_CHECK_INTERVAL), MaxValueValidator(MAX_CHECK_INTERVAL)],
+    )
+    notes = models.TextField(blank=True)
+    dkim_selectors = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Extra DKIM selectors to probe, besides the common ones.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DomainQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="one_domain_per_team")
+        ]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return display_domain(self.name)
+
+    @property
+    def check_interval_label(self) -> str:
+        label = CHECK_INTERVALS.get(self.check_interval)
+        return label or f"every {int(self.check_interval.total_seconds() // 60)} minutes"

@@ -1,0 +1,3 @@
+from mailsec.celery import app as celery_app
+
+__all__ = ["celery_app"]

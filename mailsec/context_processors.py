@@ -1,0 +1,23 @@
+from datetime import timedelta
+
+from django.utils import timezone
+
+from domains import tenancy
+from mailsec.models import WorkerHeartbeat
+
+WORKER_STALE_AFTER = timedelta(minutes=3)
+
+
+def navigation(request):
+    if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {}
+    membership = tenancy.current_membership(request)
+    context = {
+        "current_membership": membership,
+        "all_memberships": request._mailsec_memberships,
+    }
+    if request.user.is_staff:
+        beat = WorkerHeartbeat.latest()
+        context["worker_heartbeat"] = beat
+        context["worker_stale"] = beat is None or timezone.now() - beat.seen_at > WORKER_STALE_AFTER
+    return context

@@ -1,0 +1,13 @@
+from celery import shared_task
+from django.utils import timezone
+
+from mailsec.models import WorkerHeartbeat
+
+
+@shared_task(bind=True, time_limit=30, soft_time_limit=20, ignore_result=False)
+def heartbeat(self) -> str:
+    hostname = self.request.hostname or "unknown"
+    WorkerHeartbeat.objects.update_or_create(
+        hostname=hostname, defaults={"seen_at": timezone.now()}
+    )
+    return hostname

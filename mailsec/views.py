@@ -1,0 +1,177 @@
+from django.contrib import messages
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_GET, require_POST
+
+from domains import tenancy
+from domains.models import Membership, Organization, Role
+from mailsec.forms import MemberAddForm, RoleForm, SetupForm, TeamForm
+
+
+def no_user_yet() -> bool:
+    return not get_user_model().objects.exists()
+
+
+@login_not_required
+def setup(request):
+    """Create the first account and its team; gone as soon as any account exists."""
+    if not no_user_yet():
+        return redirect("login")
+    form = SetupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            if not no_user_yet():  # somebody else finished the set-up meanwhile
+                return redirect("login")
+            user = form.save(commit=False)
+            user.is_staff = user.is_superuser = True
+            user.save()
+            organization = Organization.objects.create(name=form.cleaned_data["organization"])
+            Membership.objects.create(organization=organization, user=user, role=Role.OWNER)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, "Welcome to mailsec. Add the domains you want to monitor.")
+        return redirect("domains:add")
+    return render(request, "mailsec/setup.html", {"form": form})
+
+
+@method_decorator(login_not_required, name="dispatch")
+class MailsecLoginView(LoginView):
+    """The login page; on a fresh database it leads to the set-up page instead."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if no_user_yet():
+            return redirect("setup")
+        return super().dispatch(request, *args, **kwargs)
+
+
+@login_not_required
+@require_GET
+def healthz(request):
+    """For load balancers and `make run`'s readiness check: the database answers."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return HttpResponse("ok\n", content_type="text/plain")
+
+
+def home(request):
+    return redirect("domains:list")
+
+
+@require_POST
+def switch_team(request):
+    try:
+        organization_id = int(request.POST.get("organization", ""))
+    except ValueError:
+        organization_id = 0
+    membership = tenancy.select_organization(request, organization_id)
+    messages.info(request, f"Now working in {membership.organization}.")
+    return redirect("domains:list")
+
+
+def settings_page(request):
+    membership = tenancy.require_membership(request)
+    organization = membership.organization
+    members = organization.memberships.select_related("user").order_by("user__username")
+    return render(
+        request,
+        "mailsec/settings.html",
+        {
+            "membership": membership,
+            "organization": organization,
+            "members": members,
+            "roles": Role.choices,
+            "team_form": TeamForm(instance=organization),
+            "member_form": MemberAddForm(organization=organization),
+            "new_team_form": TeamForm(prefix="new"),
+        },
+    )
+
+
+@require_POST
+def team_update(request):
+    membership = tenancy.require_membership(request)
+    tenancy.require_manage(membership)
+    form = TeamForm(request.POST, instance=membership.organization)
+    if form.is_valid():
+        form.save()
+        messages.success(request, "Team renamed.")
+    else:
+        messages.error(request, "; ".join(form.errors.get("name", ["Invalid name."])))
+    return redirect("settings")
+
+
+@require_POST
+def team_create(request):
+    if not request.user.is_staff:
+        raise PermissionDenied("Only staff can create teams.")
+    form = TeamForm(request.POST, prefix="new")
+    if not form.is_valid():
+        messages.error(request, "Enter a name for the new team.")
+        return redirect("settings")
+    with transaction.atomic():
+        organization = form.save()
+        Membership.objects.create(organization=organization, user=request.user, role=Role.OWNER)
+    tenancy.select_organization(request, organization.pk)
+    messages.success(request, f"Created the team {organization}.")
+    return redirect("settings")
+
+
+@require_POST
+def member_add(request):
+    membership = tenancy.require_membership(request)
+    tenancy.require_manage(membership)
+    form = MemberAddForm(request.POST, organization=membership.organization)
+    if form.is_valid():
+        added = form.save()
+        messages.success(request, f"Added {added.user} as {added.get_role_display().lower()}.")
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+    return redirect("settings")
+
+
+def _other_member(request, pk: int) -> Membership:
+    """A membership of the current team, which the requesting owner may change."""
+    membership = tenancy.require_membership(request)
+    target = get_object_or_404(Membership, pk=pk, organization=membership.organization)
+    tenancy.require_manage(membership)
+    return target
+
+
+def _would_leave_no_owner(target: Membership) -> bool:
+    if target.role != Role.OWNER:
+        return False
+    owners = Membership.objects.filter(organization=target.organization_id, role=Role.OWNER)
+    return owners.count() <= 1
+
+
+@require_POST
+def member_role(request, pk: int):
+    target = _other_member(request, pk)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a valid role.")
+    elif form.cleaned_data["role"] != Role.OWNER and _would_leave_no_owner(target):
+        messages.error(request, "A team needs at least one owner.")
+    else:
+        target.role = form.cleaned_data["role"]
+        target.save(update_fields=["role"])
+        messages.success(request, f"{target.user} is now {target.get_role_display().lower()}.")
+    return redirect("settings")
+
+
+@require_POST
+def member_remove(request, pk: int):
+    target = _other_member(request, pk)
+    if _would_leave_no_owner(target):
+        messages.error(request, "A team needs at least one owner.")
+    else:
+        target.delete()
+        messages.success(request, f"Removed {target.user} from the team.")
+    return redirect("settings")

@@ -1,0 +1,131 @@
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from domains.models import Domain, Membership, Organization, Role
+from tests import netguard
+from tests.servers import CeleryWorker, RedisServer, database_url
+
+netguard.install()
+
+
+# --- real servers --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def celery_queue(redis_url):
+    """Point the project's Celery app at the tests' Redis, on a queue of this run's own, so
+    a shared Redis (CI's) never hands our tasks to anybody else's worker, or theirs to ours.
+
+    Autouse, so it happens before any test touches the app: Celery caches its result backend
+    on first use."""
+    from mailsec.celery import app
+
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    app.conf.update(broker_url=redis_url, result_backend=redis_url, task_default_queue=queue)
+    return queue
+
+
+@pytest.fixture(scope="session")
+def celery_worker(celery_queue, redis_url, django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real `celery worker` process, consuming this run's queue, on the test database."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        database = database_url(connection.settings_dict)
+    worker = CeleryWorker(
+        redis_url=redis_url,
+        database=database,
+        queues=[celery_queue],
+        log=tmp_path_factory.mktemp("celery") / "worker.log",
+    )
+    yield worker
+    worker.stop()
+
+
+# --- the cast ------------------------------------------------------------------------------
+
+
+def make_user(username: str, **extra):
+    return get_user_model().objects.create_user(
+        username=username, email=f"{username}@example.test", password="correct horse 42", **extra
+    )
+
+
+@pytest.fixture
+def acme(db):
+    return Organization.objects.create(name="Acme")
+
+
+@pytest.fixture
+def globex(db):
+    return Organization.objects.create(name="Globex")
+
+
+@pytest.fixture
+def alice(acme):
+    """Owner of Acme."""
+    user = make_user("alice")
+    Membership.objects.create(organization=acme, user=user, role=Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def bob(acme):
+    """Member of Acme: may add and edit domains."""
+    user = make_user("bob")
+    Membership.objects.create(organization=acme, user=user, role=Role.MEMBER)
+    return user
+
+
+@pytest.fixture
+def victor(acme):
+    """Viewer of Acme: reads only."""
+    user = make_user("victor")
+    Membership.objects.create(organization=acme, user=user, role=Role.VIEWER)
+    return user
+
+
+@pytest.fixture
+def olga(globex):
+    """Owner of Globex, the other team."""
+    user = make_user("olga")
+    Membership.objects.create(organization=globex, user=user, role=Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def acme_domain(acme):
+    return Domain.objects.create(organization=acme, name="acme.example")
+
+
+@pytest.fixture
+def globex_domain(globex):
+    return Domain.objects.create(organization=globex, name="globex.example")
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    """Pages render without a collectstatic manifest (the test of the served app runs
+    collectstatic itself); a fast password hasher."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.MAILSEC_ALLOW_PRIVATE_TARGETS = True
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

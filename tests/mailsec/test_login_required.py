@@ -1,0 +1,56 @@
+"""Every page needs a login: walk the whole URL conf as an anonymous visitor."""
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+# The only URLs an anonymous visitor may use.
+PUBLIC = {"login", "setup", "healthz"}
+SAMPLE_ARGUMENT = {"int": "1", "str": "x", "slug": "x", "path": "x/y", "uuid": "0" * 32}
+
+
+def walk(patterns, prefix=""):
+    """(name, path) for every route outside the admin, with sample values for its arguments."""
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            if entry.app_name == "admin":
+                continue
+            yield from walk(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            route = prefix + str(entry.pattern)
+            for name, converter in entry.pattern.converters.items():
+                kind = type(converter).__name__.removesuffix("Converter").lower()
+                route = route.replace(f"<{kind}:{name}>", SAMPLE_ARGUMENT[kind])
+            assert "<" not in route, f"cannot fill in {route}"
+            yield entry.name, "/" + route
+
+
+ROUTES = sorted(walk(get_resolver().url_patterns))
+
+
+def test_the_walk_found_the_pages():
+    names = {name for name, _ in ROUTES}
+    assert {"home", "settings", "domains:list", "detail", "edit", "delete", "add"} - {
+        n.split(":")[-1] for n in names
+    } <= {"domains:list"}
+    assert len(ROUTES) >= 15
+
+
+@pytest.mark.parametrize(("name", "path"), [r for r in ROUTES if r[0] not in PUBLIC])
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_anonymous_is_sent_to_login(client, alice, name, path, method):
+    response = getattr(client, method)(path)
+    assert response.status_code == 302, f"{method.upper()} {path} answered {response.status_code}"
+    assert response.url.startswith("/login/?next=")
+
+
+@pytest.mark.parametrize(
+    "path", ["/admin/", "/admin/domains/domain/", "/admin/auth/user/1/change/"]
+)
+def test_admin_is_for_staff_only(client, alice, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.url.startswith(("/login/?next=", "/admin/login/?next="))
+    client.force_login(alice)  # an owner of a team, but not staff
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.url.startswith("/admin/login/?next=")

@@ -1,0 +1,95 @@
+from django.contrib.auth import get_user_model
+
+from domains.models import Membership, Organization, Role
+from tests.conftest import client_for
+
+
+def test_settings_lists_members_and_roles(alice, bob, victor):
+    page = client_for(victor).get("/settings/").content.decode()
+    for name in ("alice", "bob", "victor"):
+        assert name in page
+    assert "Add a member" not in page  # only owners manage
+
+
+def test_owner_adds_a_new_account(alice, acme):
+    response = client_for(alice).post(
+        "/settings/members/add/",
+        {
+            "username": "carol",
+            "email": "carol@example.test",
+            "password": "pass phrase 4 carol",
+            "role": "viewer",
+        },
+    )
+    assert response.status_code == 302
+    carol = get_user_model().objects.get(username="carol")
+    assert carol.check_password("pass phrase 4 carol")
+    assert Membership.objects.get(user=carol).role == Role.VIEWER
+
+
+def test_new_account_needs_a_good_password(alice):
+    client_for(alice).post("/settings/members/add/", {"username": "dave", "role": "member"})
+    client_for(alice).post(
+        "/settings/members/add/", {"username": "dave", "password": "123", "role": "member"}
+    )
+    assert not get_user_model().objects.filter(username="dave").exists()
+
+
+def test_owner_adds_an_existing_account(alice, olga, acme):
+    client_for(alice).post("/settings/members/add/", {"username": "olga", "role": "member"})
+    assert Membership.objects.filter(user=olga).count() == 2
+
+
+def test_members_and_viewers_cannot_manage_the_team(bob, victor, acme):
+    for user in (bob, victor):
+        response = client_for(user).post(
+            "/settings/members/add/",
+            {"username": "eve", "password": "pass phrase 4 eve", "role": "owner"},
+        )
+        assert response.status_code == 403
+        assert client_for(user).post("/settings/team/", {"name": "Pwned"}).status_code == 403
+    assert not get_user_model().objects.filter(username="eve").exists()
+    acme.refresh_from_db()
+    assert acme.name == "Acme"
+
+
+def test_role_change_and_removal(alice, bob):
+    membership = Membership.objects.get(user=bob)
+    client = client_for(alice)
+    client.post(f"/settings/members/{membership.pk}/role/", {"role": "viewer"})
+    membership.refresh_from_db()
+    assert membership.role == Role.VIEWER
+    client.post(f"/settings/members/{membership.pk}/remove/")
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+
+
+def test_the_last_owner_stays(alice):
+    membership = Membership.objects.get(user=alice)
+    client = client_for(alice)
+    client.post(f"/settings/members/{membership.pk}/role/", {"role": "member"})
+    client.post(f"/settings/members/{membership.pk}/remove/")
+    membership.refresh_from_db()
+    assert membership.role == Role.OWNER
+
+
+def test_another_teams_members_are_not_found(alice, olga):
+    theirs = Membership.objects.get(user=olga)
+    client = client_for(alice)
+    assert (
+        client.post(f"/settings/members/{theirs.pk}/role/", {"role": "viewer"}).status_code == 404
+    )
+    assert client.post(f"/settings/members/{theirs.pk}/remove/").status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.role == Role.OWNER
+
+
+def test_only_staff_create_teams(alice, acme):
+    client = client_for(alice)
+    assert client.post("/settings/teams/new/", {"new-name": "Side"}).status_code == 403
+    alice.is_staff = True
+    alice.save()
+    client = client_for(alice)
+    client.post("/settings/teams/new/", {"new-name": "Side"})
+    side = Organization.objects.get(name="Side")
+    assert Membership.objects.get(organization=side).user == alice
+    assert "Side" in client.get("/settings/").content.decode()

@@ -1,0 +1,138 @@
+"""Real local servers for the tests, each on loopback, started on demand and stopped at the end."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with status {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def need_binary(name: str, package: str) -> str:
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
+    )
+    if path is None:
+        pytest.fail(
+            f"{name} is not installed: `make test` installs the Debian package {package} "
+            f"(as root); or run `apt-get install {package}`.",
+            pytrace=False,
+        )
+    return path
+
+
+class RedisServer:
+    """A throwaway redis-server, or the one REDIS_URL names (as in CI)."""
+
+    def __init__(self, workdir: Path):
+        self.process = None
+        self.url = os.environ.get("REDIS_URL") or self._start(workdir)
+
+    def _start(self, workdir: Path) -> str:
+        binary = need_binary("redis-server", "redis-server")
+        port = free_port()
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(port, self.process)
+        return f"redis://127.0.0.1:{port}/0"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def database_url(settings_dict: dict) -> str:
+    """A DATABASE_URL for another process to open the database these settings name."""
+    engine = settings_dict["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    if engine.endswith("postgresql"):
+        user = quote(settings_dict.get("USER") or "", safe="")
+        password = quote(settings_dict.get("PASSWORD") or "", safe="")
+        credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        host = settings_dict.get("HOST") or "127.0.0.1"
+        port = settings_dict.get("PORT") or 5432
+        return f"postgres://{credentials}{host}:{port}/{settings_dict['NAME']}"
+    raise RuntimeError(f"no DATABASE_URL for the engine {engine}")
+
+
+class CeleryWorker:
+    """`celery -A mailsec worker` in its own process, on the tests' broker and database."""
+
+    def __init__(self, *, redis_url: str, database: str, queues: list[str], log: Path):
+        self.log_path = log
+        env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database)
+        env["MAILSEC_ALLOW_PRIVATE_TARGETS"] = "on"
+        self.log = open(log, "wb")  # noqa: SIM115  (closed in stop())
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("celery")),
+                "-A",
+                "mailsec",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--queues",
+                ",".join(queues),
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"test-{os.getpid()}@%h",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
