@@ -156,7 +156,9 @@ def test_choice():
 
 
 def load_settings(**overrides) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MAILSEC_", "DATABASE_", "REDIS_"))}
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MAILSEC_", "DATABASE_", "REDIS_"))
+    }
     environ.update(MAILSEC_SECRET_KEY=GOOD_KEY, DJANGO_SETTINGS_MODULE="mailsec.settings")
     environ.update(overrides)
     code = (
