@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
 
 from domains.names import display_domain
 
@@ -108,6 +108,13 @@ class Domain(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The latest run, kept here so lists need no join.
+    last_run = models.ForeignKey(
+        "CheckRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    score = models.PositiveSmallIntegerField(null=True, blank=True)
+    grade = models.CharField(max_length=2, blank=True)
 
     objects = DomainQuerySet.as_manager()
 
@@ -128,3 +135,87 @@ class Domain(models.Model):
     def check_interval_label(self) -> str:
         label = CHECK_INTERVALS.get(self.check_interval)
         return label or f"every {int(self.check_interval.total_seconds() // 60)} minutes"
+
+
+class RunStatus(models.TextChoices):
+    COMPLETE = "complete", "Complete"
+    PARTIAL = "partial", "Partial (some checks could not be tested)"
+    ERROR = "error", "Could not test"
+
+
+class CheckRunManager(models.Manager):
+    @transaction.atomic
+    def record(self, result, domain: "Domain | None" = None, trigger: str = "") -> "CheckRun":
+        """Store an engine RunResult with its findings; a monitored domain keeps its latest."""
+        run = self.create(
+            domain=domain,
+            name=result.domain,
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+            status=result.status,
+            score=result.score,
+            grade=result.grade,
+            categories={n: c.as_dict() for n, c in result.categories.items()},
+            queries=result.queries,
+            trigger=trigger,
+        )
+        Finding.objects.bulk_create(
+            Finding(
+                run=run,
+                kind=f.id,
+                category=f.category,
+                severity=str(f.severity),
+                title=f.title,
+                detail=f.detail,
+                remediation=f.remediation,
+            )
+            for f in result.findings
+        )
+        if domain is not None:
+            Domain.objects.filter(pk=domain.pk).update(
+                last_run=run, last_checked_at=run.finished_at, score=run.score, grade=run.grade
+            )
+        return run
+
+
+class CheckRun(models.Model):
+    """One check of one domain, kept for history: what DNS said, and the verdict."""
+
+    domain = models.ForeignKey(
+        Domain, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
+    name = models.CharField(max_length=253)  # the domain checked (also when not monitored)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=RunStatus.choices)
+    score = models.PositiveSmallIntegerField(null=True, blank=True)
+    grade = models.CharField(max_length=2, blank=True)
+    # Per category: status, score, applicable, the raw records seen, the findings.
+    categories = models.JSONField(default=dict)
+    queries = models.PositiveIntegerField(default=0)
+    trigger = models.CharField(max_length=20, blank=True)
+
+    objects = CheckRunManager()
+
+    class Meta:
+        indexes = [models.Index(fields=["domain", "-finished_at"], name="run_domain_recent")]
+        ordering = ["-finished_at"]
+
+    def __str__(self):
+        return f"{self.name} {self.grade or self.status} at {self.finished_at:%Y-%m-%d %H:%M}"
+
+
+class Finding(models.Model):
+    run = models.ForeignKey(CheckRun, on_delete=models.CASCADE, related_name="findings")
+    kind = models.CharField(max_length=64)  # the catalogue id, e.g. "spf.all_pass"
+    category = models.CharField(max_length=20)
+    severity = models.CharField(max_length=10)
+    title = models.CharField(max_length=200)
+    detail = models.TextField()
+    remediation = models.TextField()
+
+    class Meta:
+        indexes = [models.Index(fields=["kind"], name="finding_kind")]
+
+    def __str__(self):
+        return f"{self.kind}: {self.detail[:60]}"

@@ -135,6 +135,17 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # DNS and probes.
 MAILSEC_DNS_NAMESERVERS = env.nameservers("MAILSEC_DNS_NAMESERVERS")
 MAILSEC_ALLOW_PRIVATE_TARGETS = env.bool("MAILSEC_ALLOW_PRIVATE_TARGETS", default=False)
+# DNSSEC is validated by mailsec itself, from these DS records down (default: the root's KSKs).
+MAILSEC_DNSSEC_TRUST_ANCHORS = env.list(
+    "MAILSEC_DNSSEC_TRUST_ANCHORS",
+    [
+        ". IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D",
+        ". IN DS 38696 8 2 683D2D0ACB8C9B712A1948B27F741219298D0A450D612C483AF444A4C0FB2B16",
+    ],
+)
+# Certificates of remote servers (MTA-STS policy hosts, later SMTP) are checked against this
+# PEM bundle; unset: the system's trust store.
+MAILSEC_TLS_CA_FILE = env.str("MAILSEC_TLS_CA_FILE")
 
 # Celery: Redis when REDIS_URL is set, else a broker in files under var/ so `make run` needs no
 # server (one machine only).

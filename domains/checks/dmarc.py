@@ -1,0 +1,117 @@
+"""DMARC: found with checkdmarc's tree walk (RFC 9989, organisational-domain fallback), judged
+here from the tags."""
+
+import checkdmarc.dmarc as cd_dmarc
+from checkdmarc.utils import get_base_domain
+
+from domains.checks.base import CategoryResult, Check, Context, register
+from domains.dns import LIFETIME
+from domains.findings import finding
+
+STRENGTH = {"none": 0, "quarantine": 1, "reject": 2}
+
+
+def raw_tags(record: str) -> dict[str, str]:
+    """The tags as written (checkdmarc drops `pct`, which RFC 9989 removed but receivers that
+    follow RFC 7489 still apply)."""
+    tags = {}
+    for part in record.split(";"):
+        key, sep, value = part.partition("=")
+        if sep:
+            tags[key.strip().lower()] = value.strip()
+    return tags
+
+
+def org_domain(name: str) -> str:
+    return get_base_domain(name) or name
+
+
+@register
+class DmarcCheck(Check):
+    name = "dmarc"
+
+    def prefetch(self, ctx: Context):
+        queries = [(f"_dmarc.{ctx.domain}", "TXT")]
+        base = org_domain(ctx.domain)
+        if base != ctx.domain:
+            queries.append((f"_dmarc.{base}", "TXT"))
+        return queries
+
+    def run(self, ctx: Context) -> CategoryResult:
+        result = CategoryResult(self.name)
+        domain = ctx.domain
+        try:
+            found = cd_dmarc.get_dmarc_record(
+                domain, resolver=ctx.dns.checkdmarc_resolver, timeout=LIFETIME
+            )
+        except cd_dmarc.DMARCRecordNotFound as exc:
+            result.findings.append(
+                finding("dmarc.missing", f"No record at _dmarc.{domain}: {exc}", domain=domain)
+            )
+            return result
+        except cd_dmarc.MultipleDMARCRecords as exc:
+            result.findings.append(finding("dmarc.multiple_records", str(exc), domain=domain))
+            return result
+        except cd_dmarc.DMARCError as exc:
+            result.findings.append(finding("dmarc.syntax_error", str(exc), domain=domain))
+            return result
+        record, location = found["record"], found["location"]
+        result.records = {"TXT": [record], "location": location}
+        self._judge(ctx, record, location, found["parsed"]["tags"], result)
+        return result
+
+    def _judge(self, ctx: Context, record: str, location: str, tags: dict, result: CategoryResult):
+        domain = ctx.domain
+        p = tags["p"]["value"]
+        sp = tags.get("sp", {}).get("value", p)
+        np = tags.get("np", {}).get("value", sp)
+        inherited = location != domain
+        effective = sp if inherited else p
+        result.data = {"policy": effective, "p": p, "sp": sp, "np": np, "location": location}
+        evidence = f"_dmarc.{location}: {record}"
+        if inherited:
+            detail = f"No record at _dmarc.{domain}; {evidence} applies (sp={sp})."
+            result.findings.append(finding("dmarc.inherited", detail, domain=domain))
+        if effective == "none":
+            result.findings.append(finding("dmarc.policy_none", evidence, domain=domain))
+        pct = raw_tags(record).get("pct")
+        if pct is not None and pct != "100":
+            result.findings.append(
+                finding("dmarc.pct_partial", f"pct={pct} in {evidence}", domain=domain)
+            )
+        weaker = [
+            f"{name}={value}"
+            for name, value in (("sp", sp), ("np", np))
+            if STRENGTH.get(value, 0) < STRENGTH.get(p, 0)
+        ]
+        if weaker and not inherited:
+            detail = f"{', '.join(weaker)} while p={p}: {evidence}"
+            result.findings.append(finding("dmarc.subdomain_policy_weaker", detail, domain=domain))
+        rua = [
+            uri["address"]
+            for uri in tags.get("rua", {}).get("value", [])
+            if uri.get("scheme") == "mailto"
+        ]
+        ruf = [
+            uri["address"]
+            for uri in tags.get("ruf", {}).get("value", [])
+            if uri.get("scheme") == "mailto"
+        ]
+        if not tags.get("rua", {}).get("value"):
+            result.findings.append(finding("dmarc.no_rua", evidence, domain=domain))
+        for address in dict.fromkeys(rua + ruf):
+            self._check_destination(ctx, location, address, result)
+
+    @staticmethod
+    def _check_destination(ctx: Context, location: str, address: str, result: CategoryResult):
+        """RFC 7489 7.1: a report address in another organisational domain must agree."""
+        target = address.rpartition("@")[2].lower().rstrip(".")
+        if org_domain(target) == org_domain(location):
+            return
+        names = [f"{location}._report._dmarc.{target}", f"*._report._dmarc.{target}"]
+        for name in names:
+            texts = ctx.dns.lookup(name, "TXT").texts
+            if any(t.replace(" ", "").lower().startswith("v=dmarc1") for t in texts):
+                return
+        detail = f"{address}: no v=DMARC1 record at {names[0]}."
+        result.findings.append(finding("dmarc.rua_unauthorized", detail, domain=ctx.domain))

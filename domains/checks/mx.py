@@ -1,0 +1,114 @@
+"""MX: where the domain's mail goes, and whether those hosts can be found (RFC 5321, 7505)."""
+
+import ipaddress
+
+import dns.reversename
+
+from domains.checks.base import CategoryResult, Check, Context, register
+from domains.dns import name_text
+from domains.findings import finding
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+@register
+class MxCheck(Check):
+    name = "mx"
+
+    def prefetch(self, ctx: Context):
+        return [(ctx.domain, "MX"), (ctx.domain, "A"), (ctx.domain, "AAAA")]
+
+    def run(self, ctx: Context) -> CategoryResult:
+        result = CategoryResult(self.name)
+        answer = ctx.dns.lookup(ctx.domain, "MX")
+        mx = sorted((r.preference, name_text(r.exchange)) for r in answer.rdatas)
+        result.records = {"MX": [f"{pref} {host or '.'}" for pref, host in mx]}
+        hosts = [host for _, host in mx if host]
+        result.data = {"hosts": hosts, "null": False, "addresses": {}}
+        if not mx:
+            result.findings.append(self._missing(ctx, answer.status))
+            return result
+        if any(host == "" for _, host in mx):
+            result.data["null"] = True
+            if len(mx) > 1:
+                records = ", ".join(result.records["MX"])
+                result.findings.append(finding("mx.null_mixed", records, domain=ctx.domain))
+            else:
+                result.findings.append(
+                    finding("mx.null", f"{ctx.domain} MX 0 .", domain=ctx.domain)
+                )
+                return result
+        self._check_hosts(ctx, hosts, result)
+        return result
+
+    def _missing(self, ctx: Context, status: str):
+        if status == "nxdomain":
+            return finding(
+                "mx.missing", f"{ctx.domain} does not exist (NXDOMAIN).", domain=ctx.domain
+            )
+        fallback = [
+            r.to_text() for t in ("A", "AAAA") for r in ctx.dns.lookup(ctx.domain, t).rdatas
+        ]
+        if fallback:
+            detail = f"No MX; mail would go to {ctx.domain}'s own address ({', '.join(fallback)})."
+        else:
+            detail = f"No MX, and {ctx.domain} has no address either: it cannot receive mail."
+        return finding("mx.missing", detail, domain=ctx.domain)
+
+    def _check_hosts(self, ctx: Context, hosts: list[str], result: CategoryResult) -> None:
+        names = [h for h in hosts if not is_ip_literal(h)]
+        ctx.dns.prefetch(*[(h, t) for h in names for t in ("A", "AAAA")])
+        for host in hosts:
+            if is_ip_literal(host):
+                result.findings.append(finding("mx.ip_literal", f"MX {host}", domain=ctx.domain))
+        addresses: dict[str, list[str]] = {}
+        for host in names:
+            answers = [ctx.dns.lookup(host, t) for t in ("A", "AAAA")]
+            addresses[host] = [r.address for a in answers for r in a.rdatas]
+            aliased = [a.canonical_name for a in answers if a.exists and a.via_cname]
+            if aliased:
+                detail = f"{host} is an alias (CNAME) of {aliased[0]}."
+                result.findings.append(finding("mx.cname", detail, domain=ctx.domain))
+            if not addresses[host]:
+                detail = f"{host} has no A or AAAA record."
+                result.findings.append(finding("mx.host_unresolvable", detail, domain=ctx.domain))
+        result.data["addresses"] = addresses
+        all_addresses = [a for found in addresses.values() for a in found]
+        if all_addresses and not any(":" in a for a in all_addresses):
+            detail = "No AAAA record on " + ", ".join(names) + "."
+            result.findings.append(finding("mx.no_ipv6", detail, domain=ctx.domain))
+        self._check_reverse(ctx, addresses, result)
+
+    def _check_reverse(self, ctx: Context, addresses: dict, result: CategoryResult) -> None:
+        pairs = [(host, ip) for host, ips in addresses.items() for ip in ips]
+        ctx.dns.prefetch(*[(dns.reversename.from_address(ip).to_text(), "PTR") for _, ip in pairs])
+        ptr_records = {}
+        for host, ip in pairs:
+            ptr = ctx.dns.lookup(dns.reversename.from_address(ip).to_text(), "PTR")
+            names = [name_text(r.target) for r in ptr.rdatas]
+            ptr_records[ip] = names
+            if not names:
+                detail = f"{ip} ({host}) has no PTR record."
+            elif not any(self._forward_confirms(ctx, name, ip) for name in names):
+                detail = (
+                    f"{ip} ({host}) points back to {', '.join(names)}, which does not "
+                    "resolve to it."
+                )
+            else:
+                continue
+            result.findings.append(finding("mx.ptr_mismatch", detail, domain=ctx.domain))
+        result.records["PTR"] = ptr_records
+
+    @staticmethod
+    def _forward_confirms(ctx: Context, name: str, ip: str) -> bool:
+        rdtype = "AAAA" if ":" in ip else "A"
+        wanted = ipaddress.ip_address(ip)
+        return any(
+            ipaddress.ip_address(r.address) == wanted for r in ctx.dns.lookup(name, rdtype).rdatas
+        )

@@ -1,0 +1,431 @@
+"""The catalogue of findings: one place for every id, its severity, title and fix.
+
+Ids are stable: pages, alerts and history refer to them. docs/findings.md lists them (a test
+keeps the two in step). A remediation may use {placeholders} filled in from the finding's
+evidence, such as {domain}.
+"""
+
+from dataclasses import dataclass
+
+from domains.checks.base import Finding, Severity
+
+CRITICAL, HIGH, MEDIUM, LOW, INFO = list(Severity)
+
+
+@dataclass(frozen=True)
+class Kind:
+    id: str
+    severity: Severity
+    title: str
+    remediation: str
+
+    @property
+    def category(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+KINDS = [
+    # --- mx ---------------------------------------------------------------------------------
+    Kind(
+        "mx.missing",
+        MEDIUM,
+        "No MX record",
+        "Without MX, senders deliver to the domain's A/AAAA address (RFC 5321 5.1). Publish the "
+        "mail servers, e.g. `{domain}. MX 10 mx1.{domain}.`; if the domain receives no mail, "
+        "publish a null MX instead: `{domain}. MX 0 .`",
+    ),
+    Kind(
+        "mx.null",
+        INFO,
+        "Null MX: the domain accepts no mail",
+        "Nothing to do if the domain really receives no mail (RFC 7505).",
+    ),
+    Kind(
+        "mx.null_mixed",
+        HIGH,
+        "Null MX published together with other MX records",
+        "RFC 7505 forbids other MX records beside `MX 0 .`: remove either the null MX or the "
+        "others.",
+    ),
+    Kind(
+        "mx.host_unresolvable",
+        HIGH,
+        "An MX host has no address",
+        "Give the host an A and/or AAAA record, or point the MX at a host that has one.",
+    ),
+    Kind(
+        "mx.cname",
+        MEDIUM,
+        "An MX record points to a CNAME",
+        "MX targets must be host names with A/AAAA records, not aliases (RFC 2181 10.3): point "
+        "the MX at the canonical name.",
+    ),
+    Kind(
+        "mx.ip_literal",
+        HIGH,
+        "An MX record points to an IP address",
+        "An MX target must be a host name: create e.g. `mx1.{domain}. A 192.0.2.25` and use "
+        "`{domain}. MX 10 mx1.{domain}.`",
+    ),
+    Kind(
+        "mx.no_ipv6",
+        LOW,
+        "No MX host is reachable over IPv6",
+        "Add AAAA records for the mail servers so IPv6-only senders can deliver.",
+    ),
+    Kind(
+        "mx.ptr_mismatch",
+        LOW,
+        "An MX address lacks forward-confirmed reverse DNS",
+        "Ask the address's owner (your hosting or ISP) to set a PTR record naming the host, and "
+        "make that name resolve back to the same address.",
+    ),
+    # --- spf --------------------------------------------------------------------------------
+    Kind(
+        "spf.missing",
+        CRITICAL,
+        "No SPF record",
+        "Publish the servers allowed to send for the domain, e.g. "
+        '`{domain}. TXT "v=spf1 mx include:_spf.example.net -all"`; a domain that sends no '
+        'mail publishes `{domain}. TXT "v=spf1 -all"`.',
+    ),
+    Kind(
+        "spf.multiple_records",
+        CRITICAL,
+        "Several SPF records",
+        "Receivers treat several `v=spf1` records as a permanent error (RFC 7208 4.5): merge "
+        "them into one record.",
+    ),
+    Kind(
+        "spf.syntax_error",
+        CRITICAL,
+        "The SPF record has a syntax error",
+        "Fix the record so that receivers can evaluate it; until then they treat it as a "
+        "permanent error, as if there were none.",
+    ),
+    Kind(
+        "spf.too_many_lookups",
+        HIGH,
+        "SPF needs more than 10 DNS lookups",
+        "Receivers stop at 10 DNS-querying terms (include, a, mx, ptr, exists, redirect; RFC "
+        "7208 4.6.4) and fail the check: drop unused includes, or replace `a`/`mx` with `ip4:`/"
+        "`ip6:` ranges.",
+    ),
+    Kind(
+        "spf.too_many_void_lookups",
+        HIGH,
+        "SPF has more than 2 void lookups",
+        "Lookups that return no records count against a limit of 2 (RFC 7208 4.6.4): remove "
+        "includes and mechanisms that point at names without records.",
+    ),
+    Kind(
+        "spf.include_loop",
+        HIGH,
+        "SPF includes loop",
+        "An include or redirect leads back to a record already being evaluated: remove the loop.",
+    ),
+    Kind(
+        "spf.include_not_found",
+        HIGH,
+        "An SPF include has no SPF record",
+        "An `include:` whose target publishes no SPF record is a permanent error: remove it or "
+        "fix the target.",
+    ),
+    Kind(
+        "spf.all_pass",
+        CRITICAL,
+        "SPF allows the whole internet (+all)",
+        "`+all` lets every server send as the domain. End the record with `-all` (or `~all` "
+        "while you find all senders).",
+    ),
+    Kind(
+        "spf.neutral_all",
+        MEDIUM,
+        "SPF ends with ?all",
+        "`?all` says nothing about other senders, so it protects nothing: end with `-all` or "
+        "`~all`.",
+    ),
+    Kind(
+        "spf.no_all",
+        MEDIUM,
+        "SPF has neither `all` nor `redirect`",
+        "Without a final `all`, unlisted senders get a neutral result: end the record with "
+        "`-all` (or `~all`).",
+    ),
+    Kind(
+        "spf.ptr_mechanism",
+        LOW,
+        "SPF uses the ptr mechanism",
+        "`ptr` is slow, unreliable and discouraged (RFC 7208 5.5): list the servers with `ip4:`, "
+        "`ip6:`, `a` or `include:` instead.",
+    ),
+    Kind(
+        "spf.record_too_long",
+        LOW,
+        "The SPF record is very long",
+        "Answers over 512 bytes may need TCP and fail with some receivers: shorten the record, "
+        "e.g. by moving ranges into an included record.",
+    ),
+    # --- dmarc ------------------------------------------------------------------------------
+    Kind(
+        "dmarc.missing",
+        HIGH,
+        "No DMARC record",
+        "Publish a policy, starting with monitoring: "
+        '`_dmarc.{domain}. TXT "v=DMARC1; p=none; rua=mailto:dmarc@{domain}"`, then move to '
+        "`p=quarantine` and `p=reject` once the reports show all your senders pass.",
+    ),
+    Kind(
+        "dmarc.multiple_records",
+        HIGH,
+        "Several DMARC records",
+        "Receivers ignore DMARC when `_dmarc.{domain}` has several `v=DMARC1` records: keep one.",
+    ),
+    Kind(
+        "dmarc.syntax_error",
+        HIGH,
+        "The DMARC record is invalid",
+        "Fix the record, e.g. `v=DMARC1; p=reject; rua=mailto:dmarc@{domain}`; receivers ignore "
+        "an invalid one.",
+    ),
+    Kind(
+        "dmarc.policy_none",
+        MEDIUM,
+        "DMARC policy is p=none (monitoring only)",
+        "`p=none` asks receivers to deliver failing mail anyway. Once the reports show your "
+        "senders pass, move to `p=quarantine`, then `p=reject`.",
+    ),
+    Kind(
+        "dmarc.pct_partial",
+        LOW,
+        "DMARC applies to only part of the mail (pct below 100)",
+        "Raise `pct` to 100 (or remove it) once the policy has proved itself.",
+    ),
+    Kind(
+        "dmarc.subdomain_policy_weaker",
+        LOW,
+        "Subdomains get a weaker DMARC policy",
+        "`sp=` or `np=` is weaker than `p=`, so spoofed subdomains get through: set them to the "
+        "same policy or remove them.",
+    ),
+    Kind(
+        "dmarc.no_rua",
+        LOW,
+        "DMARC asks for no aggregate reports",
+        "Add `rua=mailto:dmarc@{domain}` so receivers tell you who sends in your name.",
+    ),
+    Kind(
+        "dmarc.rua_unauthorized",
+        MEDIUM,
+        "An outside DMARC report address has not agreed",
+        "Reports to another domain are sent only if it publishes `{domain}._report._dmarc."
+        '<that domain>. TXT "v=DMARC1"` (RFC 7489 7.1): ask its owner to publish it, or use an '
+        "address in your domain.",
+    ),
+    Kind(
+        "dmarc.inherited",
+        INFO,
+        "DMARC policy comes from the organisational domain",
+        "The domain has no record of its own, so the parent's policy applies. Publish one at "
+        "`_dmarc.{domain}` if it should differ.",
+    ),
+    # --- dkim -------------------------------------------------------------------------------
+    Kind(
+        "dkim.no_selector_found",
+        MEDIUM,
+        "No DKIM key found",
+        "Sign outgoing mail with DKIM and publish the key, e.g. `sel1._domainkey.{domain}. TXT "
+        '"v=DKIM1; k=rsa; p=MIIBIj..."`. If you sign with a selector mailsec does not know, add '
+        "it to this domain's DKIM selectors.",
+    ),
+    Kind(
+        "dkim.weak_key",
+        MEDIUM,
+        "A DKIM key is shorter than 2048 bits",
+        "Generate a 2048-bit RSA key (or Ed25519 alongside), publish it under a new selector, "
+        "switch signing to it, then revoke the old key.",
+    ),
+    Kind(
+        "dkim.testing_mode",
+        LOW,
+        "A DKIM key is in testing mode (t=y)",
+        "Receivers may treat signatures as unsigned: remove `t=y` once signing works.",
+    ),
+    Kind(
+        "dkim.revoked_key",
+        INFO,
+        "A DKIM selector is revoked (empty p=)",
+        "Nothing to do if the key was retired on purpose; otherwise publish the key again.",
+    ),
+    Kind(
+        "dkim.invalid_key",
+        MEDIUM,
+        "A DKIM key record cannot be used",
+        "Publish the key again as `v=DKIM1; k=rsa; p=<base64 public key>`; a broken record fails "
+        "every signature made with that selector.",
+    ),
+    # --- mta_sts ----------------------------------------------------------------------------
+    Kind(
+        "mta_sts.missing",
+        LOW,
+        "No MTA-STS policy",
+        'Publish `_mta-sts.{domain}. TXT "v=STSv1; id=20240101"` and serve '
+        "https://mta-sts.{domain}/.well-known/mta-sts.txt (version: STSv1, mode: testing, mx: "
+        "..., max_age: 604800) so senders insist on TLS.",
+    ),
+    Kind(
+        "mta_sts.record_invalid",
+        MEDIUM,
+        "The MTA-STS record is invalid",
+        "The record must read like `v=STSv1; id=20240101` (RFC 8461 3.1).",
+    ),
+    Kind(
+        "mta_sts.policy_unreachable",
+        HIGH,
+        "The MTA-STS policy cannot be fetched",
+        "Senders that cached your policy keep using it, others get none: serve "
+        "https://mta-sts.{domain}/.well-known/mta-sts.txt with a valid certificate.",
+    ),
+    Kind(
+        "mta_sts.policy_invalid",
+        MEDIUM,
+        "The MTA-STS policy is invalid",
+        "The policy needs `version: STSv1`, `mode`, `max_age` and an `mx` line per server "
+        "(RFC 8461 3.2).",
+    ),
+    Kind(
+        "mta_sts.mode_testing",
+        LOW,
+        "MTA-STS is in testing mode",
+        "In testing mode senders deliver even when TLS fails: switch to `mode: enforce` once the "
+        "TLS reports are clean.",
+    ),
+    Kind(
+        "mta_sts.mode_none",
+        LOW,
+        "MTA-STS mode is none",
+        "`mode: none` withdraws the policy: use `mode: enforce` (or `testing`).",
+    ),
+    Kind(
+        "mta_sts.max_age_short",
+        LOW,
+        "The MTA-STS max_age is short",
+        "A short max_age leaves senders without the policy between fetches: use at least "
+        "604800 (one week).",
+    ),
+    Kind(
+        "mta_sts.mx_mismatch",
+        HIGH,
+        "An MX host is not covered by the MTA-STS policy",
+        "Senders that enforce the policy refuse to deliver to an MX it does not list: add an "
+        "`mx:` line for every MX host (wildcards like `*.{domain}` allowed).",
+    ),
+    # --- tls_rpt ----------------------------------------------------------------------------
+    Kind(
+        "tls_rpt.missing",
+        LOW,
+        "No SMTP TLS reporting (TLS-RPT) record",
+        'Publish `_smtp._tls.{domain}. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@{domain}"` to learn '
+        "when senders cannot reach you over TLS.",
+    ),
+    Kind(
+        "tls_rpt.invalid",
+        MEDIUM,
+        "The TLS-RPT record is invalid",
+        "The record must read like `v=TLSRPTv1; rua=mailto:tlsrpt@{domain}` (RFC 8460 3).",
+    ),
+    # --- bimi -------------------------------------------------------------------------------
+    Kind(
+        "bimi.missing",
+        INFO,
+        "No BIMI record",
+        'Optional: publish `default._bimi.{domain}. TXT "v=BIMI1; l=https://...logo.svg"` to '
+        "show your logo in supporting mail clients (needs DMARC enforcement).",
+    ),
+    Kind(
+        "bimi.invalid",
+        LOW,
+        "The BIMI record is invalid",
+        "The record must read like `v=BIMI1; l=https://{domain}/logo.svg`.",
+    ),
+    # --- dnssec -----------------------------------------------------------------------------
+    Kind(
+        "dnssec.unsigned",
+        MEDIUM,
+        "The domain is not signed with DNSSEC",
+        "Enable DNSSEC at your DNS host and publish the DS record at your registrar: it protects "
+        "MX and policy records from forgery and makes DANE possible.",
+    ),
+    Kind(
+        "dnssec.bogus",
+        CRITICAL,
+        "DNSSEC validation fails",
+        "Validating resolvers cannot resolve this zone at all, so mail to it fails. Fix the "
+        "chain: the DS at the parent must match a key that signs the zone, with valid "
+        "signatures.",
+    ),
+    Kind(
+        "dnssec.mx_unsigned",
+        LOW,
+        "An MX host's zone is not signed",
+        "Without DNSSEC on the mail servers' zone, DANE cannot protect deliveries to them.",
+    ),
+    Kind(
+        "dnssec.mx_bogus",
+        HIGH,
+        "DNSSEC validation fails for an MX host's zone",
+        "Validating senders cannot find the mail server: fix the DNSSEC chain of that zone.",
+    ),
+    # --- dane -------------------------------------------------------------------------------
+    Kind(
+        "dane.missing",
+        LOW,
+        "No DANE TLSA record for an MX host",
+        "Publish `_25._tcp.<mx host>. TLSA 3 1 1 <sha256 of the server's public key>` in the "
+        "signed zone of the MX host.",
+    ),
+    Kind(
+        "dane.without_dnssec",
+        MEDIUM,
+        "TLSA records without DNSSEC",
+        "TLSA records count only in a DNSSEC-signed zone: sign the zone, or remove them.",
+    ),
+    Kind(
+        "dane.bad_parameters",
+        MEDIUM,
+        "A TLSA record has unsuitable parameters",
+        "For SMTP use `3 1 1` (DANE-EE, public key, SHA-256) or `2 1 1` (DANE-TA); usages 0/1 "
+        "and full-data matching (0) are not meant for SMTP (RFC 7672 3.1).",
+    ),
+    # --- dns --------------------------------------------------------------------------------
+    Kind(
+        "dns.lookup_failed",
+        HIGH,
+        "A DNS lookup failed",
+        "Could not test. If this persists, check that every name server of the zone answers "
+        "(no timeouts, SERVFAIL or REFUSED); validating resolvers see the same failure.",
+    ),
+]
+
+CATALOGUE: dict[str, Kind] = {kind.id: kind for kind in KINDS}
+
+
+def finding(
+    kind_id: str,
+    detail: str,
+    *,
+    domain: str = "",
+    severity: Severity | None = None,
+    category: str = "",
+) -> Finding:
+    """A finding of the catalogue's kind, with its evidence. `category` overrides the id's
+    prefix (dns.lookup_failed belongs to the category that could not be tested)."""
+    kind = CATALOGUE[kind_id]
+    return Finding(
+        id=kind.id,
+        category=category or kind.category,
+        severity=severity or kind.severity,
+        title=kind.title,
+        detail=detail,
+        remediation=kind.remediation.replace("{domain}", domain or "example.com"),
+    )

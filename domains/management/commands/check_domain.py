@@ -1,0 +1,158 @@
+import json
+import textwrap
+
+from django.core.management.base import BaseCommand, CommandError
+
+from domains.checks import ORDER
+from domains.dns import DnsSession
+from domains.engine import check_domains
+from domains.models import CheckRun, Domain
+from domains.names import DomainNameError, normalize_domain
+from mailsec.env import parse_nameserver
+
+
+class Command(BaseCommand):
+    help = "Check the mail security of domains (they need not be monitored) and print the verdict."
+
+    def add_arguments(self, parser):
+        parser.add_argument("domains", nargs="+", metavar="DOMAIN")
+        parser.add_argument("--json", action="store_true", help="One JSON object per line.")
+        parser.add_argument(
+            "--nameserver",
+            action="append",
+            metavar="HOST[:PORT]",
+            help="Resolver to use (an IP address; repeatable). Default: MAILSEC_DNS_NAMESERVERS.",
+        )
+        parser.add_argument(
+            "--checks", metavar="CAT,...", help=f"Only these categories: {','.join(ORDER)}."
+        )
+        parser.add_argument("--no-save", action="store_true", help="Store nothing.")
+        parser.add_argument("--concurrency", type=int, default=16, help="Domains checked at once.")
+
+    def handle(self, *args, **options):
+        nameservers = self._nameservers(options["nameserver"])
+        categories = self._categories(options["checks"])
+        inputs = [(raw, self._normalize(raw)) for raw in options["domains"]]
+        names = [name for _, (name, error) in inputs if not error]
+        selectors = self._selectors(names)
+        results = dict(
+            zip(
+                names,
+                check_domains(
+                    names,
+                    concurrency=options["concurrency"],
+                    categories=categories,
+                    session_factory=lambda: DnsSession(nameservers),
+                    selectors=selectors,
+                ),
+                strict=True,
+            )
+        )
+        invalid = False
+        for raw, (name, error) in inputs:
+            if error:
+                invalid = True
+                self._print_error(raw, error, options["json"])
+                continue
+            result = results[name]
+            if not options["no_save"]:
+                self._save(result)
+            self._print(raw, result, options["json"])
+        if invalid:
+            raise SystemExit(1)
+
+    # -- input -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _nameservers(values):
+        if not values:
+            return None
+        try:
+            return [parse_nameserver(value) for value in values]
+        except ValueError as exc:
+            raise CommandError(f"--nameserver: {exc}") from None
+
+    @staticmethod
+    def _categories(value):
+        if not value:
+            return None
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        unknown = [n for n in names if n not in ORDER]
+        if unknown:
+            raise CommandError(f"--checks: unknown {', '.join(unknown)}; use {','.join(ORDER)}")
+        return names
+
+    @staticmethod
+    def _normalize(raw: str) -> tuple[str, str]:
+        try:
+            return normalize_domain(raw), ""
+        except DomainNameError as exc:
+            return "", exc.messages[0]
+
+    @staticmethod
+    def _selectors(names: list[str]) -> dict[str, list[str]]:
+        """The extra DKIM selectors configured for these names, by any team."""
+        selectors: dict[str, list[str]] = {}
+        for name, configured in Domain.objects.filter(name__in=names).values_list(
+            "name", "dkim_selectors"
+        ):
+            selectors.setdefault(name, [])
+            selectors[name] += [s for s in configured if s not in selectors[name]]
+        return selectors
+
+    @staticmethod
+    def _save(result) -> None:
+        monitored = list(Domain.objects.filter(name=result.domain))
+        for domain in monitored or [None]:
+            CheckRun.objects.record(result, domain=domain, trigger="cli")
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _print_error(self, raw: str, error: str, as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(json.dumps({"input": raw, "domain": None, "error": error}))
+        else:
+            self.stderr.write(f"{raw}: {error}")
+
+    def _print(self, raw: str, result, as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(json.dumps(as_json_line(raw, result)))
+            return
+        self.stdout.write(report(result))
+
+
+def as_json_line(raw: str, result) -> dict:
+    return {
+        "input": raw,
+        "domain": result.domain,
+        "score": result.score,
+        "grade": result.grade,
+        "status": result.status,
+        "categories": {
+            name: {"status": str(c.status), "score": c.score}
+            for name, c in result.categories.items()
+        },
+        "findings": [f.as_dict() for f in result.findings],
+    }
+
+
+def report(result) -> str:
+    seconds = (result.finished_at - result.started_at).total_seconds()
+    grade = result.grade or "-"
+    score = "-" if result.score is None else f"{result.score}/100"
+    lines = [
+        f"{result.domain}: grade {grade}, score {score} "
+        f"({result.status}; {result.queries} DNS queries, {seconds:.1f} s)",
+        "  "
+        + "  ".join(
+            f"{name} {c.status}{'' if c.score is None else f' {c.score}'}"
+            for name, c in result.categories.items()
+        ),
+    ]
+    for f in result.findings:
+        lines.append(f"  [{f.severity.upper()}] {f.id}: {f.title}")
+        lines += textwrap.wrap(f.detail, 96, initial_indent="      ", subsequent_indent="      ")
+        lines += textwrap.wrap(
+            "Fix: " + f.remediation, 96, initial_indent="      ", subsequent_indent="        "
+        )
+    return "\n".join(lines) + "\n"
