@@ -4,7 +4,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from domains.checks import ORDER
+from domains.checks import (  # noqa: F401  (importing a check registers it)
+    ORDER,
+    bimi,
+    dane,
+    dkim,
+    dmarc,
+    dnssec,
+    mta_sts,
+    mx,
+    spf,
+    tls_rpt,
+)
 from domains.checks.base import REGISTRY, CategoryResult, Context, Status
 from domains.dns import DnsSession, LookupFailed
 from domains.findings import finding

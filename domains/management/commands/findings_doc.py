@@ -1,0 +1,38 @@
+from django.core.management.base import BaseCommand
+
+from domains.findings import KINDS
+
+HEADER = """# Findings
+
+Every finding mailsec reports, by category. The id is stable: pages, alerts, history and the
+`check_domain --json` output use it. Severity is the usual one; a few findings take another when
+the evidence calls for it (noted in the fix). A category where a DNS lookup failed reports
+`dns.lookup_failed` instead of guessing: its status is `error` ("could not test"), never
+"missing".
+
+This file is generated from `domains/findings.py` by `python manage.py findings_doc >
+docs/findings.md`; a test keeps the two in step.
+"""
+
+
+def render() -> str:
+    lines = [HEADER]
+    category = None
+    for kind in KINDS:
+        if kind.category != category:
+            category = kind.category
+            lines += [
+                f"\n## {category}\n",
+                "| id | severity | title | how to fix |",
+                "|---|---|---|---|",
+            ]
+        fix = kind.remediation.replace("|", "\\|").replace("{domain}", "example.com")
+        lines.append(f"| `{kind.id}` | {kind.severity} | {kind.title} | {fix} |")
+    return "\n".join(lines) + "\n"
+
+
+class Command(BaseCommand):
+    help = "Print docs/findings.md from the findings catalogue."
+
+    def handle(self, *args, **options):
+        self.stdout.write(render(), ending="")

@@ -1,0 +1,235 @@
+"""The test zones: every case of the DNS checks, served by a real knot on loopback.
+
+Each case is its own organisational domain under `test`, so DMARC's tree walk and the
+organisational-domain fallback behave as on the internet. The mail hosts live in
+`mailhost.test`, with reverse zones for their loopback addresses.
+"""
+
+import base64
+from functools import cache
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+SOA = "@ SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ NS ns.test.\n"
+
+
+def txt(value: str) -> str:
+    """A TXT rdata, split into strings of at most 255 bytes (RFC 1035 3.3.14)."""
+    chunks = [value[i : i + 250] for i in range(0, len(value), 250)] or [""]
+    return " ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks)
+
+
+@cache
+def rsa_key(bits: int) -> str:
+    if bits >= 1024:
+        public = rsa.generate_private_key(public_exponent=65537, key_size=bits).public_key()
+    else:  # cryptography makes no keys this weak; a public key needs only a modulus that size
+        public = rsa.RSAPublicNumbers(65537, (1 << (bits - 1)) | 0xF00D_F00D_F00D | 1).public_key()
+    der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(der).decode()
+
+
+@cache
+def ed25519_key() -> str:
+    raw = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    return base64.b64encode(raw).decode()
+
+
+def good(domain: str, *, skip: tuple[str, ...] = (), **override) -> str:
+    """A well-configured domain; `override` replaces a part, `skip` leaves parts out."""
+    parts = {
+        "mx": f"{domain}. MX 10 mx.mailhost.test.",
+        "spf": f"{domain}. TXT " + txt("v=spf1 mx -all"),
+        "dmarc": f"_dmarc.{domain}. TXT " + txt(f"v=DMARC1; p=reject; rua=mailto:dmarc@{domain}"),
+        "dkim": f"sel1._domainkey.{domain}. TXT " + txt(f"v=DKIM1; k=rsa; p={rsa_key(2048)}"),
+        "tls_rpt": f"_smtp._tls.{domain}. TXT " + txt(f"v=TLSRPTv1; rua=mailto:tls@{domain}"),
+        "bimi": f"default._bimi.{domain}. TXT " + txt(f"v=BIMI1; l=https://{domain}/logo.svg"),
+    }
+    parts.update(override)
+    return "\n".join(v for k, v in parts.items() if k not in skip and v) + "\n"
+
+
+def test_zone() -> str:
+    spf_includes = " ".join(f"include:l{i}.spfparts.test" for i in range(11))
+    long_spf = "v=spf1 " + " ".join(f"ip4:192.0.2.{i}" for i in range(1, 40)) + " -all"
+    cases = [
+        good("good.test"),
+        # --- mx
+        good("nomx.test", skip=("mx",)) + "nomx.test. A 127.0.0.20\n",
+        good("nomxnoaddr.test", skip=("mx",)),
+        good("nullmx.test", mx="nullmx.test. MX 0 .", spf="nullmx.test. TXT " + txt("v=spf1 -all")),
+        good("nullmixed.test") + "nullmixed.test. MX 0 .\n",
+        good("unresolvable.test", mx="unresolvable.test. MX 10 nohost.mailhost.test."),
+        good("mxcname.test", mx="mxcname.test. MX 10 alias.mailhost.test."),
+        good("mxip.test", mx="mxip.test. MX 10 127.0.0.10."),
+        good("noipv6.test", mx="noipv6.test. MX 10 mx4.mailhost.test."),
+        good("noptr.test", mx="noptr.test. MX 10 mxnoptr.mailhost.test."),
+        good("ptrwrong.test", mx="ptrwrong.test. MX 10 mxwrong.mailhost.test."),
+        # --- spf
+        good("nospf.test", skip=("spf",)),
+        good("twospf.test") + "twospf.test. TXT " + txt("v=spf1 a -all") + "\n",
+        good("spfsyntax.test", spf="spfsyntax.test. TXT " + txt("v=spf1 ip4:999.1.1.1 -all")),
+        good("spflookups.test", spf="spflookups.test. TXT " + txt(f"v=spf1 {spf_includes} -all")),
+        good(
+            "spfvoid.test",
+            spf="spfvoid.test. TXT "
+            + txt("v=spf1 a:v1.spfparts.test a:v2.spfparts.test a:v3.spfparts.test -all"),
+        ),
+        good(
+            "spfvoid2.test",
+            spf="spfvoid2.test. TXT " + txt("v=spf1 a:v1.spfparts.test a:v2.spfparts.test mx -all"),
+        ),
+        good("plusall.test", spf="plusall.test. TXT " + txt("v=spf1 mx +all")),
+        good("bareall.test", spf="bareall.test. TXT " + txt("v=spf1 mx all")),
+        good("neutral.test", spf="neutral.test. TXT " + txt("v=spf1 mx ?all")),
+        good("softfail.test", spf="softfail.test. TXT " + txt("v=spf1 mx ~all")),
+        good("noall.test", spf="noall.test. TXT " + txt("v=spf1 mx")),
+        good("redirect.test", spf="redirect.test. TXT " + txt("v=spf1 redirect=good.test")),
+        good("spfptr.test", spf="spfptr.test. TXT " + txt("v=spf1 ptr mx -all")),
+        good("spfloop.test", spf="spfloop.test. TXT " + txt("v=spf1 include:spfloop.test -all")),
+        good(
+            "spfinclmissing.test",
+            spf="spfinclmissing.test. TXT " + txt("v=spf1 include:nospf.test -all"),
+        ),
+        good("spflong.test", spf="spflong.test. TXT " + txt(long_spf)),
+        # --- dmarc
+        good("nodmarc.test", skip=("dmarc",)),
+        good("twodmarc.test") + "_dmarc.twodmarc.test. TXT " + txt("v=DMARC1; p=none") + "\n",
+        good("dmarcsyntax.test", dmarc="_dmarc.dmarcsyntax.test. TXT " + txt("v=DMARC1; p=bogus")),
+        good(
+            "dmarcnone.test",
+            dmarc="_dmarc.dmarcnone.test. TXT "
+            + txt("v=DMARC1; p=none; rua=mailto:d@dmarcnone.test"),
+        ),
+        good(
+            "pct.test",
+            dmarc="_dmarc.pct.test. TXT "
+            + txt("v=DMARC1; p=reject; pct=50; rua=mailto:d@pct.test"),
+        ),
+        good(
+            "weaksp.test",
+            dmarc="_dmarc.weaksp.test. TXT "
+            + txt("v=DMARC1; p=reject; sp=none; rua=mailto:d@weaksp.test"),
+        ),
+        good(
+            "weaknp.test",
+            dmarc="_dmarc.weaknp.test. TXT "
+            + txt("v=DMARC1; p=reject; np=quarantine; rua=mailto:d@weaknp.test"),
+        ),
+        good("norua.test", dmarc="_dmarc.norua.test. TXT " + txt("v=DMARC1; p=reject")),
+        good(
+            "extrua.test",
+            dmarc="_dmarc.extrua.test. TXT " + txt("v=DMARC1; p=reject; rua=mailto:d@reports.test"),
+        ),
+        good(
+            "authrua.test",
+            dmarc="_dmarc.authrua.test. TXT "
+            + txt("v=DMARC1; p=reject; rua=mailto:d@reports.test"),
+        ),
+        "authrua.test._report._dmarc.reports.test. TXT " + txt("v=DMARC1") + "\n",
+        "reports.test. MX 10 mx.mailhost.test.\n",
+        good("sub.good.test", skip=("dmarc",)),
+        good("dmarccname.test", dmarc="_dmarc.dmarccname.test. CNAME _dmarc.good.test."),
+        # --- dkim
+        good("nodkim.test", skip=("dkim",)),
+        good(
+            "customsel.test",
+            dkim="myselector._domainkey.customsel.test. TXT " + txt(f"v=DKIM1; p={rsa_key(2048)}"),
+        ),
+        good(
+            "weakkey.test",
+            dkim="s1._domainkey.weakkey.test. TXT " + txt(f"v=DKIM1; k=rsa; p={rsa_key(1024)}"),
+        ),
+        good(
+            "tinykey.test",
+            dkim="s1._domainkey.tinykey.test. TXT " + txt(f"v=DKIM1; k=rsa; p={rsa_key(512)}"),
+        ),
+        good(
+            "dkimtesting.test",
+            dkim="google._domainkey.dkimtesting.test. TXT "
+            + txt(f"v=DKIM1; t=y; p={rsa_key(2048)}"),
+        ),
+        good(
+            "revoked.test",
+            dkim="selector1._domainkey.revoked.test. TXT " + txt("v=DKIM1; k=rsa; p="),
+        ),
+        good(
+            "badkey.test",
+            dkim="default._domainkey.badkey.test. TXT " + txt("v=DKIM1; k=rsa; p=bm90IGEga2V5"),
+        ),
+        good(
+            "edkey.test",
+            dkim="k1._domainkey.edkey.test. TXT " + txt(f"v=DKIM1; k=ed25519; p={ed25519_key()}"),
+        ),
+        good(
+            "parked.test",
+            skip=("dkim", "bimi"),
+            spf="parked.test. TXT " + txt("v=spf1 -all"),
+            dmarc="_dmarc.parked.test. TXT " + txt("v=DMARC1; p=reject; rua=mailto:d@parked.test"),
+        ),
+        good("wildtxt.test", skip=("dkim",)) + "*.wildtxt.test. TXT " + txt("v=spf1 -all") + "\n",
+        # --- tls_rpt and bimi
+        good("notlsrpt.test", skip=("tls_rpt",)),
+        good(
+            "badtlsrpt.test",
+            tls_rpt="_smtp._tls.badtlsrpt.test. TXT " + txt("v=TLSRPTv1; rua=ftp://x.test"),
+        ),
+        good("nobimi.test", skip=("bimi",)),
+        good(
+            "badbimi.test",
+            bimi="default._bimi.badbimi.test. TXT " + txt("v=BIMI1; l=http://badbimi.test/l.svg"),
+        ),
+        # --- IDN
+        good("xn--bcher-kva.test"),
+        # --- timeouts: the tests' forwarder never answers names under slow.test
+        good("slow.test"),
+        # --- delegation to a zone that does not load (SERVFAIL)
+        "broken.test. NS ns.test.\n",
+    ]
+    spf_parts = "".join(
+        f"l{i}.spfparts.test. TXT " + txt(f"v=spf1 ip4:192.0.2.{i} -all") + "\n" for i in range(11)
+    )
+    return SOA + "ns A 127.0.0.1\n" + "".join(cases) + spf_parts
+
+
+MAILHOST = (
+    SOA
+    + """
+mx A 127.0.0.10
+mx AAAA ::1
+mx4 A 127.0.0.11
+mxnoptr A 127.0.0.12
+mxwrong A 127.0.0.13
+elsewhere A 127.0.0.99
+alias CNAME mx
+"""
+)
+
+REVERSE_V4 = """@ SOA ns.test. hostmaster.test. 1 3600 600 86400 300
+@ NS ns.test.
+10.0.0 PTR mx.mailhost.test.
+11.0.0 PTR mx4.mailhost.test.
+13.0.0 PTR elsewhere.mailhost.test.
+"""
+
+REVERSE_V6 = """@ SOA ns.test. hostmaster.test. 1 3600 600 86400 300
+@ NS ns.test.
+1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0 PTR mx.mailhost.test.
+"""
+
+
+def zones() -> dict[str, str]:
+    return {
+        "test": test_zone(),
+        "mailhost.test": MAILHOST,
+        "127.in-addr.arpa": REVERSE_V4,
+        "ip6.arpa": REVERSE_V6,
+        "broken.test": SOA + "www A 127.0.0.1\n" + good("broken.test"),
+    }
