@@ -2,18 +2,26 @@
 
 A `DnsSession` is one check run's view of DNS: every (name, type) is asked once and its outcome
 (an answer, NXDOMAIN, no data, or a failure) remembered, so the checks can share lookups and be
-run again without new traffic. Lookups may be started ahead (`prefetch`) on a shared thread pool,
-which is what makes a check fast over a slow network. checkdmarc gets the same session through
+run again without new traffic. Lookups may be sent ahead (`prefetch`): they all travel through one
+UDP transport per process, so hundreds can be in flight at once, which is what makes checks fast
+over a slow network. checkdmarc gets the same session through
 `session.checkdmarc_resolver`, so its queries are counted, shared and bounded like ours.
 
 A failure (timeout, SERVFAIL, REFUSED, network error) is never turned into "no such record":
 `lookup()` raises `LookupFailed`, and every failure is noted for the category that met it.
 """
 
-import copy
+import contextlib
+import ipaddress
+import os
+import secrets
+import selectors
+import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -21,27 +29,179 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
-import dns.nameserver
 import dns.query
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 from django.conf import settings
 
-ATTEMPT_TIMEOUT = 1.0  # one UDP try; dnspython retries within the lifetime
+ATTEMPT_TIMEOUT = 1.0  # one UDP try; then the next server, or the same one again
 LIFETIME = 3.0  # the most one lookup may take, all tries included
-PREFETCH_THREADS = 64
+EDNS_PAYLOAD = 1232
+# Answers that mean "ask the next server" (FORMERR, SERVFAIL, NOTIMP, REFUSED).
+TRY_NEXT_RCODES = {1, 2, 4, 5}
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+
+def _question_section(wire: bytes) -> bytes:
+    """The question section of a one-question message: the name's labels, type and class."""
+    end = 12
+    while wire[end]:
+        end += 1 + wire[end]
+    return wire[12 : end + 5]
 
 
-def _shared_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(PREFETCH_THREADS, thread_name_prefix="dns")
-        return _pool
+class _Pending:
+    __slots__ = (
+        "deadline", "future", "lifetime", "next_send", "question", "servers", "tries", "wire"
+    )  # fmt: skip
+
+    def __init__(self, wire: bytes, future: Future, servers: list[tuple[str, int]], lifetime):
+        self.wire = wire
+        self.question = _question_section(wire).lower()
+        self.servers = servers
+        self.tries = 0
+        self.future = future
+        self.lifetime = lifetime
+        self.deadline = time.monotonic() + lifetime
+        self.next_send = 0.0
+
+
+class UdpTransport:
+    """Every lookup of the process goes out through one UDP socket per address family, served by
+    one thread that sends, retries, fails over and matches answers to queries.
+
+    Thousands of lookups may be in flight at once, and none costs a thread or a socket of its
+    own: on a fast network the cost of a lookup is then mostly parsing, and on a slow one
+    waiting, which all the checks do side by side."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pending: dict[int, _Pending] = {}
+        self._outbox: list[_Pending] = []
+        self._selector = selectors.DefaultSelector()
+        self._sockets: dict[int, socket.socket] = {}
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        for family, any_address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):  # noqa: S104
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            sock.bind((any_address, 0))
+            self._sockets[family] = sock
+            self._selector.register(sock, selectors.EVENT_READ)
+        threading.Thread(target=self._loop, name="dns-transport", daemon=True).start()
+
+    def submit_many(
+        self, queries: list[tuple[bytes, Future]], servers: list[tuple[str, int]], lifetime: float
+    ) -> None:
+        """Send each query's wire; its future gets (answer wire, server) or the failure."""
+        pendings = [_Pending(wire, future, servers, lifetime) for wire, future in queries]
+        with self._lock:
+            self._outbox.extend(pendings)
+        self._wake_w.send(b"\0")
+
+    def _loop(self) -> None:
+        while True:
+            timeout = self._due_in()
+            for key, _ in self._selector.select(timeout):
+                if key.fileobj is self._wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        self._wake_r.recv(4096)
+                else:
+                    self._receive(key.fileobj)
+            self._send_new()
+            self._retry_due()
+
+    def _due_in(self) -> float | None:
+        if self._outbox:
+            return 0
+        if not self._pending:
+            return None
+        return max(0.0, min(p.next_send for p in self._pending.values()) - time.monotonic())
+
+    def _send_new(self) -> None:
+        with self._lock:
+            new, self._outbox = self._outbox, []
+        for pending in new:
+            while True:
+                query_id = secrets.randbits(16)  # unpredictable: a guard against spoofed answers
+                if query_id not in self._pending:
+                    break
+            pending.wire = query_id.to_bytes(2, "big") + pending.wire[2:]
+            self._pending[query_id] = pending
+            self._send(pending)
+
+    def _send(self, pending: _Pending) -> None:
+        host, port = pending.servers[pending.tries % len(pending.servers)]
+        pending.tries += 1
+        pending.next_send = min(time.monotonic() + ATTEMPT_TIMEOUT, pending.deadline)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            self._sockets[family].sendto(pending.wire, (host, port))
+        except OSError as exc:
+            self._finish(pending, exc)
+
+    def _retry_due(self) -> None:
+        now = time.monotonic()
+        for pending in [p for p in self._pending.values() if p.next_send <= now]:
+            if now >= pending.deadline:
+                timeout = dns.resolver.LifetimeTimeout(timeout=pending.lifetime, errors=[])
+                self._finish(pending, timeout)
+            else:
+                self._send(pending)
+
+    def _receive(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                wire, source = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. ICMP port unreachable surfacing on the socket
+                return
+            if len(wire) < 12:
+                continue
+            pending = self._pending.get(int.from_bytes(wire[:2], "big"))
+            if pending is None or not self._from_server(pending, source):
+                continue
+            if wire[12 : 12 + len(pending.question)].lower() != pending.question:
+                continue
+            rcode = wire[3] & 0x0F
+            if rcode in TRY_NEXT_RCODES and pending.tries < len(pending.servers):
+                self._send(pending)
+                continue
+            self._finish(pending, (wire, source))
+
+    @staticmethod
+    def _from_server(pending: _Pending, source) -> bool:
+        return any(
+            ipaddress.ip_address(source[0]) == ipaddress.ip_address(host) and source[1] == port
+            for host, port in pending.servers
+        )
+
+    def _finish(self, pending: _Pending, outcome) -> None:
+        self._pending.pop(int.from_bytes(pending.wire[:2], "big"), None)
+        if isinstance(outcome, BaseException):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)
+
+
+_transport: tuple[int, UdpTransport] | None = None
+_transport_lock = threading.Lock()
+
+
+def transport() -> UdpTransport:
+    """The process's transport (made anew in a forked child, whose parent's thread is gone)."""
+    global _transport
+    with _transport_lock:
+        if _transport is None or _transport[0] != os.getpid():
+            _transport = (os.getpid(), UdpTransport())
+        return _transport[1]
+
+
+NXDOMAIN, NODATA = "nxdomain", "nodata"  # what most lookups find
 
 
 class LookupFailed(Exception):
@@ -85,6 +245,34 @@ class Answer:
         return bool(self.canonical_name) and self.canonical_name != self.name
 
 
+def query_wire(name: str, rdtype: str, cd: bool) -> bytes:
+    """A recursive query with EDNS (and DO and CD when `cd`), id 0 (the transport sets it).
+    Written directly: dnspython's message objects cost more than the rest of a lookup."""
+    labels = name.encode("ascii").split(b".") if name else []
+    if any(not label or len(label) > 63 or b"\\" in label for label in labels):
+        qname = dns.name.from_text(name + ".").to_wire()  # escapes; raises when invalid
+    else:
+        qname = b"".join(bytes([len(label)]) + label for label in labels) + b"\0"
+    if len(qname) > 255:
+        raise dns.name.NameTooLong
+    flags = 0x0110 if cd else 0x0100  # RD, and CD
+    header = struct.pack("!HHHHHH", 0, flags, 1, 0, 0, 1)
+    question = qname + struct.pack("!HH", dns.rdatatype.from_text(rdtype), 1)
+    opt = b"\0" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, 0x8000 if cd else 0, 0)
+    return header + question + opt
+
+
+def system_nameservers() -> list[tuple[str, int]]:
+    """The resolvers of /etc/resolv.conf, as (address, port)."""
+    found = []
+    for server in dns.resolver.Resolver(configure=True).nameservers:
+        if isinstance(server, str):
+            found.append((server, 53))
+        else:
+            found.append((server.address, server.port))
+    return found
+
+
 def name_text(name) -> str:
     return str(name).rstrip(".").lower()
 
@@ -106,98 +294,139 @@ def describe_failure(exc: Exception, lifetime: float) -> str:
     return str(exc) or type(exc).__name__
 
 
+class SharedLookups:
+    """Lookups several sessions of one batch share: domains checked together often ask the same
+    names (their provider's MX hosts, SPF includes, parent zones' keys), and each is then asked
+    and parsed once for the whole batch."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.asked: dict[tuple[str, str, bool], Future] = {}
+        self.outcomes: dict[tuple[str, str, bool], object] = {}
+
+
 class DnsSession:
     def __init__(
         self,
         nameservers: list[tuple[str, int]] | None = None,
         *,
         lifetime: float = LIFETIME,
+        shared: SharedLookups | None = None,
     ):
         if nameservers is None:
-            nameservers = settings.MAILSEC_DNS_NAMESERVERS
-        self.resolver = dns.resolver.Resolver(configure=not nameservers)
-        if nameservers:
-            self.resolver.nameservers = [
-                dns.nameserver.Do53Nameserver(host, port) for host, port in nameservers
-            ]
-        self.resolver.cache = None
-        self.resolver.timeout = min(ATTEMPT_TIMEOUT, lifetime)
-        self.resolver.lifetime = lifetime
-        # Ask for DNSSEC records too (RRSIGs come with the answers), for the DNSSEC check.
-        self.resolver.use_edns(0, dns.flags.DO, 1232)
-        # The same with checking disabled (CD): a validating resolver then hands over data it
-        # considers bogus, so the DNSSEC check can tell "bogus" from "server failure".
-        self.unchecked_resolver = copy.copy(self.resolver)
-        self.unchecked_resolver.flags = dns.flags.RD | dns.flags.CD
+            nameservers = settings.MAILSEC_DNS_NAMESERVERS or system_nameservers()
+        self.nameservers = list(nameservers)
         self.lifetime = lifetime
-        self._lock = threading.Lock()
-        self._results: dict[tuple[str, str, bool], Future] = {}
+        shared = shared or SharedLookups()
+        self._lock, self._asked, self._outcomes = shared.lock, shared.asked, shared.outcomes
+        self._mine: set[tuple[str, str, bool]] = set()  # what this session asked (its count)
         self._watchers = threading.local()
         self.failures: dict[tuple[str, str, bool], LookupFailed] = {}
 
     # -- asking ------------------------------------------------------------------------------
 
-    def resolve(self, name: str, rdtype: str, *, cd: bool = False) -> dns.resolver.Answer:
+    def prefetch(self, *queries: tuple[str, str], cd: bool = False) -> None:
+        """Send lookups now; a later lookup of the same query waits for its answer."""
+        self._ask(*[self._key(name, rdtype, cd) for name, rdtype in queries])
+
+    def resolve(self, name: str, rdtype, *, cd: bool = False) -> dns.resolver.Answer:
         """dnspython's interface, answers shared: raises NXDOMAIN, NoAnswer, Timeout ...
 
-        `cd=True` asks with checking disabled (see `unchecked_resolver`)."""
-        key = (name_text(name), dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype)), cd)
-        with self._lock:
-            future = self._results.get(key)
-            owner = future is None
-            if owner:
-                future = self._results[key] = Future()
-        if owner:
-            self._run(key, future)
-        try:
-            return future.result()
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            raise
-        except Exception as exc:
-            failure = LookupFailed(key[0], key[1], describe_failure(exc, self.lifetime))
-            self._note(key, failure)
-            raise
+        `cd=True` asks with checking disabled and with the DNSSEC records (DO): a validating
+        resolver then hands over data it considers bogus, so the DNSSEC check can tell "bogus"
+        from "server failure". Only there: signatures and denial proofs make answers several
+        times larger to parse."""
+        key = self._key(name, rdtype, cd)
+        outcome = self._outcome(key)
+        if outcome is NXDOMAIN:
+            raise dns.resolver.NXDOMAIN(qnames=[key[0] + "."], responses={})
+        if outcome is NODATA:
+            raise dns.resolver.NoAnswer()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     def lookup(self, name: str, rdtype: str, *, cd: bool = False) -> Answer:
         """Our interface: an Answer (records, NXDOMAIN or no data) or LookupFailed."""
-        name = name_text(name)
-        rdtype = rdtype.upper()
-        try:
-            answer = self.resolve(name, rdtype, cd=cd)
-        except dns.resolver.NXDOMAIN:
-            return Answer(name, rdtype, "nxdomain")
-        except dns.resolver.NoAnswer as exc:
-            return Answer(name, rdtype, "nodata", response=exc.kwargs.get("response"))
-        except Exception:
-            raise self.failures[(name, rdtype, cd)] from None
+        key = self._key(name, rdtype, cd)
+        outcome = self._outcome(key)
+        if outcome is NXDOMAIN or outcome is NODATA:
+            return Answer(key[0], key[1], outcome)
+        if isinstance(outcome, Exception):
+            raise self.failures[key]
         return Answer(
-            name,
-            rdtype,
+            key[0],
+            key[1],
             "ok",
-            rrset=answer.rrset,
-            canonical_name=name_text(answer.canonical_name),
-            response=answer.response,
+            rrset=outcome.rrset,
+            canonical_name=name_text(outcome.canonical_name),
+            response=outcome.response,
         )
 
-    def prefetch(self, *queries: tuple[str, str]) -> None:
-        """Start lookups in the background; a later lookup of the same query waits for it."""
-        pool = _shared_pool()
-        for name, rdtype in queries:
-            key = (name_text(name), rdtype.upper(), False)
+    def _outcome(self, key: tuple[str, str, bool]):
+        """NXDOMAIN, NODATA, a dnspython Answer, or the exception of a failed lookup (noted
+        each time it is met, for the category that meets it)."""
+        outcome = self._outcomes.get(key)
+        if outcome is None:
+            (future,) = self._ask(key)
+            try:
+                outcome = self._interpret(key, *future.result())
+            except Exception as exc:  # kept: the same lookup fails the same way every time
+                outcome = exc
+            self._outcomes[key] = outcome
+        elif key not in self._mine:
             with self._lock:
-                if key in self._results:
-                    continue
-                future = self._results[key] = Future()
-            pool.submit(self._run, key, future)
+                self._mine.add(key)
+        if isinstance(outcome, Exception):
+            failure = LookupFailed(key[0], key[1], describe_failure(outcome, self.lifetime))
+            self._note(key, failure)
+        return outcome
 
-    def _run(self, key: tuple[str, str, bool], future: Future) -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        resolver = self.unchecked_resolver if key[2] else self.resolver
-        try:
-            future.set_result(resolver.resolve(key[0] + ".", key[1], search=False))
-        except Exception as exc:  # kept, and raised where the answer is asked for
-            future.set_exception(exc)
+    @staticmethod
+    def _key(name, rdtype, cd: bool) -> tuple[str, str, bool]:
+        if isinstance(rdtype, str) and rdtype.isupper():
+            return name_text(name), rdtype, cd
+        return name_text(name), dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype)), cd
+
+    def _ask(self, *keys: tuple[str, str, bool]) -> list[Future]:
+        futures, new = [], []
+        with self._lock:
+            for key in keys:
+                self._mine.add(key)
+                future = self._asked.get(key)
+                if future is None:
+                    new.append(key)
+                    future = self._asked[key] = Future()
+                futures.append(future)
+        if new:
+            queries = [(query_wire(*key), self._asked[key]) for key in new]
+            transport().submit_many(queries, self.nameservers, self.lifetime)
+        return futures
+
+    def _interpret(self, key, wire: bytes, server: tuple[str, int]):
+        """The answer a resolver would give, parsing no more than needed: most lookups of a
+        check (DKIM selectors, policy records) find nothing, and say so in the header."""
+        _, rdtype, _ = key
+        rcode, answers = wire[3] & 0x0F, int.from_bytes(wire[6:8], "big")
+        if wire[2] & 0x02:  # truncated: ask again over TCP
+            query = dns.message.from_wire(query_wire(*key))
+            response = dns.query.tcp(query, server[0], timeout=self.lifetime, port=server[1])
+            wire, rcode = response.to_wire(), response.rcode()
+            answers = sum(len(rrset) for rrset in response.answer)
+        if rcode in TRY_NEXT_RCODES:
+            error = (server[0], False, server[1], dns.rcode.to_text(rcode))
+            query = dns.message.from_wire(query_wire(*key))
+            raise dns.resolver.NoNameservers(request=query, errors=[error])
+        if rcode == dns.rcode.NXDOMAIN:
+            return NXDOMAIN
+        if rcode == dns.rcode.NOERROR and answers == 0:
+            return NODATA
+        response = dns.message.from_wire(wire)
+        qname = response.question[0].name
+        answer = dns.resolver.Answer(
+            qname, dns.rdatatype.from_text(rdtype), dns.rdataclass.IN, response, *server
+        )
+        return NODATA if answer.rrset is None else answer
 
     # -- failures ----------------------------------------------------------------------------
 
@@ -221,7 +450,8 @@ class DnsSession:
 
     @property
     def queries(self) -> int:
-        return len(self._results)
+        """How many distinct lookups this session made (some may have been shared)."""
+        return len(self._mine)
 
     @property
     def checkdmarc_resolver(self) -> "CheckdmarcResolver":
@@ -234,7 +464,7 @@ class CheckdmarcResolver(dns.resolver.Resolver):
     def __init__(self, session: DnsSession):
         super().__init__(configure=False)
         self.session = session
-        self.nameservers = session.resolver.nameservers
+        self.nameservers = [f"{host}" for host, _ in session.nameservers]
         self.lifetime = session.lifetime
 
     def resolve(self, qname, rdtype="A", *args, **kwargs):

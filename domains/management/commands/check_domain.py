@@ -4,7 +4,6 @@ import textwrap
 from django.core.management.base import BaseCommand, CommandError
 
 from domains.checks import ORDER
-from domains.dns import DnsSession
 from domains.engine import check_domains
 from domains.models import CheckRun, Domain
 from domains.names import DomainNameError, normalize_domain
@@ -42,7 +41,7 @@ class Command(BaseCommand):
                     names,
                     concurrency=options["concurrency"],
                     categories=categories,
-                    session_factory=lambda: DnsSession(nameservers),
+                    nameservers=nameservers,
                     selectors=selectors,
                 ),
                 strict=True,

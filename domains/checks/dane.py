@@ -1,0 +1,127 @@
+"""DANE for SMTP (RFC 7672): TLSA records at _25._tcp.<mx host>, which count only in a zone
+that DNSSEC validates (the dnssec check's verdict for each MX host)."""
+
+from django.conf import settings
+
+from domains.checks.base import CategoryResult, Check, Context, Severity, register
+from domains.checks.dnssec import BOGUS, INSECURE, SECURE, Validator, mail_hosts
+from domains.findings import finding
+
+USAGES = {0: "PKIX-TA", 1: "PKIX-EE", 2: "DANE-TA", 3: "DANE-EE"}
+SELECTORS = {0: "full certificate", 1: "public key (SPKI)"}
+DIGEST_LENGTHS = {1: 32, 2: 64}  # SHA2-256, SHA2-512
+MATCHING_NAMES = {0: "full data", 1: "SHA2-256", 2: "SHA2-512"}
+SHOWN_HEX = 64  # a full certificate in a detail is cut after this many hex digits
+
+
+def tlsa_name(host: str) -> str:
+    return f"_25._tcp.{host}"
+
+
+def tlsa_text(record) -> str:
+    return f"{record.usage} {record.selector} {record.mtype} {record.cert.hex()}"
+
+
+def tlsa_problems(record) -> list[str]:
+    """Why one TLSA record does not fit SMTP (RFC 7672 3.1); empty when it does."""
+    problems = []
+    if record.usage in (0, 1):
+        problems.append(
+            f"usage {record.usage} ({USAGES[record.usage]}) is ignored by SMTP senders, "
+            "use 3 (DANE-EE) or 2 (DANE-TA)"
+        )
+    elif record.usage not in USAGES:
+        problems.append(f"usage {record.usage} is not defined")
+    if record.selector not in SELECTORS:
+        problems.append(f"selector {record.selector} is not defined (0 or 1)")
+    if record.mtype == 0:
+        problems.append(
+            "matching type 0 (full data) is discouraged, use 1 (SHA2-256) so the record "
+            "survives certificate renewals with the same key"
+        )
+    elif record.mtype in DIGEST_LENGTHS:
+        wanted, got = DIGEST_LENGTHS[record.mtype], len(record.cert)
+        if got != wanted:
+            problems.append(
+                f"a {MATCHING_NAMES[record.mtype]} digest is {wanted} bytes, this one is {got}"
+            )
+    else:
+        problems.append(f"matching type {record.mtype} is not defined (1 or 2)")
+    return problems
+
+
+def _shown(text: str) -> str:
+    fields = text.split(" ", 3)
+    if len(fields) == 4 and len(fields[3]) > SHOWN_HEX:
+        fields[3] = fields[3][:SHOWN_HEX] + "..."
+    return " ".join(fields)
+
+
+@register
+class DaneCheck(Check):
+    name = "dane"
+    requires = ("mx", "dnssec")
+
+    def run(self, ctx: Context) -> CategoryResult:
+        result = CategoryResult(self.name)
+        hosts, null = mail_hosts(ctx)
+        if null or not hosts:
+            result.applicable = False
+            return result
+        zones = self._zone_status(ctx, hosts)
+        # A bogus zone's TLSA is not looked at: validating senders cannot use it, and the
+        # dnssec check reports the zone.
+        asked = [host for host in hosts if zones[host] != BOGUS]
+        ctx.dns.prefetch(*[(tlsa_name(host), "TLSA") for host in asked])
+        tlsa = {}
+        for host in asked:
+            records = ctx.dns.lookup(tlsa_name(host), "TLSA").rdatas
+            tlsa[host] = [tlsa_text(r) for r in records]
+            result.findings += self._judge(ctx, host, zones[host], records)
+        result.records = {"TLSA": tlsa}
+        return result
+
+    @staticmethod
+    def _zone_status(ctx: Context, hosts: list[str]) -> dict[str, str]:
+        """The dnssec check's verdicts; validated here for hosts it has none for (it could not
+        finish, or was given other hosts), through the same session's answers."""
+        known = ctx.data("dnssec").get("mx", {})
+        missing = [host for host in hosts if host not in known]
+        if missing:
+            validator = Validator(ctx.dns, settings.MAILSEC_DNSSEC_TRUST_ANCHORS)
+            validator.prefetch(*missing)
+            known = {**known, **{host: validator.verdict(host).status for host in missing}}
+        return {host: known[host] for host in hosts}
+
+    @staticmethod
+    def _judge(ctx: Context, host: str, zone: str, records: list) -> list:
+        name = tlsa_name(host)
+        if not records:
+            if zone == SECURE:
+                detail = f"{host} has no TLSA record at {name}, though its zone is signed."
+                return [finding("dane.missing", detail, domain=ctx.domain)]
+            detail = (
+                f"{host} has no TLSA record at {name}; DANE first needs DNSSEC on the zone of "
+                f"{host}, which is not signed."
+            )
+            return [finding("dane.missing", detail, domain=ctx.domain, severity=Severity.INFO)]
+        texts = ", ".join(f"{name} TLSA {_shown(tlsa_text(r))}" for r in records)
+        if zone == INSECURE:
+            detail = (
+                f"{texts}: the zone of {host} is not signed with DNSSEC, so senders ignore "
+                "these records (RFC 7672)."
+            )
+            return [finding("dane.without_dnssec", detail, domain=ctx.domain)]
+        problems = [(r, tlsa_problems(r)) for r in records]
+        bad = [(r, p) for r, p in problems if p]
+        if not bad:
+            return []
+        detail = "; ".join(f"{name} TLSA {_shown(tlsa_text(r))}: {', '.join(p)}" for r, p in bad)
+        if len(bad) == len(records):
+            detail += (
+                ". No record is usable, so DANE senders encrypt but authenticate nothing "
+                "(RFC 7672)."
+            )
+        else:
+            detail += "."
+        return [finding("dane.bad_parameters", detail, domain=ctx.domain)]

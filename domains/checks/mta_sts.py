@@ -1,0 +1,162 @@
+"""MTA-STS (RFC 8461): the `_mta-sts` record, the policy served over HTTPS, and whether the
+policy covers every MX host.
+
+The record and the policy are parsed by checkdmarc's pure parsers; the policy is fetched by
+`domains.net` (through the run's DNS session), never by checkdmarc, which would use the system
+resolver.
+"""
+
+import re
+
+import checkdmarc.mta_sts as cd_mta_sts
+
+from domains import net
+from domains.checks.base import CategoryResult, Check, Context, Severity, register
+from domains.findings import finding
+
+POLICY_PATH = "/.well-known/mta-sts.txt"
+POLICY_PORT = 443  # RFC 8461 3.3; a module constant only so tests can serve elsewhere
+# RFC 8461 3.3 suggests one minute and 64 KiB; a check should not wait that long.
+FETCH_TIMEOUT = 10.0
+MAX_POLICY_BYTES = 64 * 1024
+SHORT_MAX_AGE = 86400  # a day; the RFC expects weeks
+# RFC 8461 3.1: senders discard TXT records that do not begin with "v=STSv1;" (WSP allowed
+# before the ";", as checkdmarc also accepts).
+STS_RECORD = re.compile(r"v=STSv1[ \t]*;")
+
+
+def sts_records(texts: list[str]) -> list[str]:
+    return [t for t in texts if STS_RECORD.match(t)]
+
+
+def uncovered_hosts(hosts: list[str], patterns: list[str]) -> list[str]:
+    """The MX hosts no `mx:` pattern of the policy matches (RFC 8461 4.1)."""
+    return [h for h in hosts if not cd_mta_sts.mx_in_mta_sts_patterns(h.rstrip("."), patterns)]
+
+
+def duration(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = round(seconds / size, 1)
+            return f"{count:g} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
+@register
+class MtaStsCheck(Check):
+    name = "mta_sts"
+    requires = ("mx",)
+
+    def prefetch(self, ctx: Context):
+        host = f"mta-sts.{ctx.domain}"
+        return [(f"_mta-sts.{ctx.domain}", "TXT"), (host, "A"), (host, "AAAA")]
+
+    def run(self, ctx: Context) -> CategoryResult:
+        result = CategoryResult(self.name)
+        if ctx.null_mx:
+            result.applicable = False
+            return result
+        name = f"_mta-sts.{ctx.domain}"
+        texts = ctx.dns.lookup(name, "TXT").texts
+        result.records = {"TXT": texts}
+        record_id = self._record_id(ctx, name, sts_records(texts), result)
+        if record_id is None:
+            return result
+        result.data = {"id": record_id}
+        policy_text = self._fetch_policy(ctx, result)
+        if policy_text is None:
+            return result
+        result.records["policy"] = policy_text
+        try:
+            policy = cd_mta_sts.parse_mta_sts_policy(policy_text)["policy"]
+        except cd_mta_sts.MTASTSPolicyError as exc:
+            detail = f"https://mta-sts.{ctx.domain}{POLICY_PATH}: {exc}"
+            result.findings.append(self._finding(ctx, "mta_sts.policy_invalid", detail))
+            return result
+        result.data.update(mode=policy["mode"], mx=policy["mx"], max_age=policy["max_age"])
+        self._judge_policy(ctx, policy, result)
+        return result
+
+    def _record_id(self, ctx: Context, name: str, records: list[str], result) -> str | None:
+        """The id of the one valid v=STSv1 record, or None with a finding saying why not."""
+        if not records:
+            result.findings.append(
+                self._finding(ctx, "mta_sts.missing", f"No v=STSv1 TXT record at {name}.")
+            )
+            return None
+        if len(records) > 1:
+            detail = (
+                f"{len(records)} v=STSv1 records at {name} ({' | '.join(records)}): senders "
+                "then assume there is no policy (RFC 8461 3.1)."
+            )
+            result.findings.append(self._finding(ctx, "mta_sts.record_invalid", detail))
+            return None
+        try:
+            return cd_mta_sts.parse_mta_sts_record(records[0])["tags"]["id"]
+        except cd_mta_sts.MTASTSError as exc:
+            detail = f"{name}: {records[0]} ({exc})"
+            result.findings.append(self._finding(ctx, "mta_sts.record_invalid", detail))
+            return None
+
+    def _fetch_policy(self, ctx: Context, result: CategoryResult) -> str | None:
+        """The policy text, or None with a finding; a failed DNS lookup propagates."""
+        host = f"mta-sts.{ctx.domain}"
+        try:
+            response = net.fetch_https(
+                ctx.dns,
+                host,
+                POLICY_PATH,
+                max_bytes=MAX_POLICY_BYTES,
+                timeout=FETCH_TIMEOUT,
+                port=POLICY_PORT,
+            )
+            response.raise_for_status(200)
+        except net.NetError as exc:
+            url = f"https://{host}{POLICY_PATH}"
+            reason = str(exc).rstrip(".")
+            detail = f"{reason}." if url in reason else f"{url}: {reason}."
+            result.findings.append(self._finding(ctx, "mta_sts.policy_unreachable", detail))
+            return None
+        try:
+            text = response.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            detail = f"{response.url} is not UTF-8 text: {exc}."
+            result.findings.append(self._finding(ctx, "mta_sts.policy_invalid", detail))
+            return None
+        if response.content_type != "text/plain":
+            served = response.content_type or "no Content-Type"
+            detail = (
+                f"{response.url} is served as {served}, not text/plain: senders that check the "
+                "media type (RFC 8461 3.3) ignore the policy."
+            )
+            result.findings.append(
+                self._finding(ctx, "mta_sts.policy_invalid", detail, severity=Severity.LOW)
+            )
+        return text
+
+    def _judge_policy(self, ctx: Context, policy: dict, result: CategoryResult) -> None:
+        mode, max_age = policy["mode"], policy["max_age"]
+        if mode == "testing":
+            detail = "mode: testing; senders report TLS failures but still deliver."
+            result.findings.append(self._finding(ctx, "mta_sts.mode_testing", detail))
+        elif mode == "none":
+            detail = "mode: none; senders drop any policy they cached."
+            result.findings.append(self._finding(ctx, "mta_sts.mode_none", detail))
+        if max_age < SHORT_MAX_AGE:
+            detail = f"max_age: {max_age} ({duration(max_age)}), less than a day."
+            result.findings.append(self._finding(ctx, "mta_sts.max_age_short", detail))
+        if mode in ("enforce", "testing"):
+            missing = uncovered_hosts(ctx.mx_hosts, policy["mx"])
+            if missing:
+                detail = (
+                    f"MX {', '.join(missing)} not matched by the policy's mx: "
+                    f"{', '.join(policy['mx'])}."
+                )
+                severity = Severity.MEDIUM if mode == "testing" else None
+                result.findings.append(
+                    self._finding(ctx, "mta_sts.mx_mismatch", detail, severity=severity)
+                )
+
+    @staticmethod
+    def _finding(ctx: Context, kind_id: str, detail: str, *, severity: Severity | None = None):
+        return finding(kind_id, detail, domain=ctx.domain, severity=severity)
