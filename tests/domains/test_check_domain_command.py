@@ -107,3 +107,12 @@ def test_configured_selectors_are_probed(db, ns, acme):
 def test_bad_options(db, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("check_domain", *args, stdout=StringIO())
+
+
+def test_worker_processes_give_the_same_verdicts(db, ns, knot):
+    args = ["--json", "--no-save", "--nameserver", ns, "--checks", "spf,dmarc"]
+    names = ["plusall.test", "good.test", "nodmarc.test", "bad..name", "neutral.test"]
+    _, alone, _ = run(*args, "--processes", "1", *names)
+    _, spread, _ = run(*args, "--processes", "2", *names)
+    assert [json.loads(line)["input"] for line in spread.splitlines()] == names
+    assert alone == spread

@@ -1,4 +1,5 @@
 import json
+import os
 import textwrap
 
 from django.core.management.base import BaseCommand, CommandError
@@ -8,6 +9,8 @@ from domains.engine import check_domains
 from domains.models import CheckRun, Domain
 from domains.names import DomainNameError, normalize_domain
 from mailsec.env import parse_nameserver
+
+MANY = 50  # domains; fewer are checked faster than worker processes start
 
 
 class Command(BaseCommand):
@@ -26,7 +29,14 @@ class Command(BaseCommand):
             "--checks", metavar="CAT,...", help=f"Only these categories: {','.join(ORDER)}."
         )
         parser.add_argument("--no-save", action="store_true", help="Store nothing.")
-        parser.add_argument("--concurrency", type=int, default=16, help="Domains checked at once.")
+        parser.add_argument(
+            "--concurrency", type=int, default=16, help="Domains checked at once per process."
+        )
+        parser.add_argument(
+            "--processes",
+            type=int,
+            help=f"Worker processes (default: one per core for {MANY} domains or more, else 1).",
+        )
 
     def handle(self, *args, **options):
         nameservers = self._nameservers(options["nameserver"])
@@ -40,6 +50,7 @@ class Command(BaseCommand):
                 check_domains(
                     names,
                     concurrency=options["concurrency"],
+                    processes=options["processes"] or (os.cpu_count() if len(names) >= MANY else 1),
                     categories=categories,
                     nameservers=nameservers,
                     selectors=selectors,
