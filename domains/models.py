@@ -28,11 +28,20 @@ class OrganizationQuerySet(models.QuerySet):
         return self.filter(memberships__user=user)
 
 
+def default_alert_events() -> list[str]:
+    return ["grade_dropped", "finding_appeared", "record_changed"]
+
+
 class Organization(models.Model):
     """A team: it owns domains (and later mailboxes and reports); users see only their teams'."""
 
     name = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Which domain events alert (EventKind values); findings alert from high severity up.
+    alert_events = models.JSONField(default=default_alert_events, blank=True)
+    # One message a day listing the events, instead of one message per check.
+    alert_digest = models.BooleanField(default=False)
+    alert_digest_sent_at = models.DateTimeField(null=True, blank=True)
 
     objects = OrganizationQuerySet.as_manager()
 
@@ -115,6 +124,8 @@ class Domain(models.Model):
     last_checked_at = models.DateTimeField(null=True, blank=True)
     score = models.PositiveSmallIntegerField(null=True, blank=True)
     grade = models.CharField(max_length=2, blank=True)
+    # When the scheduler checks it next; claimed with a conditional UPDATE (see scheduling.py).
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     objects = DomainQuerySet.as_manager()
 
@@ -219,3 +230,111 @@ class Finding(models.Model):
 
     def __str__(self):
         return f"{self.kind}: {self.detail[:60]}"
+
+
+class EventKind(models.TextChoices):
+    GRADE_DROPPED = "grade_dropped", "Grade dropped"
+    GRADE_RAISED = "grade_raised", "Grade raised"
+    FINDING_APPEARED = "finding_appeared", "Finding appeared"
+    FINDING_RESOLVED = "finding_resolved", "Finding resolved"
+    RECORD_CHANGED = "record_changed", "DNS record changed"
+    CHECK_FAILED = "check_failed", "Could not test"
+
+
+class DomainEvent(models.Model):
+    """A change seen between two runs: the domain's timeline, and what alerts are made of."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="events")
+    run = models.ForeignKey(CheckRun, null=True, on_delete=models.SET_NULL, related_name="events")
+    created_at = models.DateTimeField(db_index=True)
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    severity = models.CharField(max_length=10, blank=True)  # of the finding, when about one
+    summary = models.CharField(max_length=300)
+    data = models.JSONField(default=dict)  # before/after, the finding id, the record ...
+    alerted = models.BooleanField(default=False)  # handed to the alert channels
+
+    class Meta:
+        indexes = [models.Index(fields=["domain", "-created_at"], name="event_domain_recent")]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.domain}: {self.summary}"
+
+
+class ManualCheck(models.Model):
+    """A "check now" request: rate-limited, and what the page polls for progress."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="manual_checks")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    requested_at = models.DateTimeField(db_index=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    run = models.ForeignKey(CheckRun, null=True, blank=True, on_delete=models.SET_NULL)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+
+    def __str__(self):
+        return f"{self.domain} at {self.requested_at:%H:%M:%S}: {self.state}"
+
+
+class ChannelKind(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class AlertChannel(models.Model):
+    """Where a team's alerts go: e-mail addresses, or a URL that gets a signed JSON POST."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="alert_channels"
+    )
+    kind = models.CharField(max_length=10, choices=ChannelKind.choices)
+    name = models.CharField(max_length=100)
+    target = models.CharField(max_length=1000)  # comma-separated addresses, or the URL
+    # The HMAC-SHA256 key of a webhook's signature header; shown to the owners once made.
+    secret = models.CharField(max_length=100, blank=True)
+    enabled = models.BooleanField(default=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.kind})"
+
+
+class AlertDelivery(models.Model):
+    """One message to one channel, with every attempt's outcome: visible on the settings page."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        RETRYING = "retrying", "Retrying"
+        FAILED = "failed", "Failed"
+
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="deliveries")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    subject = models.CharField(max_length=300)
+    payload = models.JSONField(default=dict)  # what is sent (webhook body; e-mail's events)
+    events = models.ManyToManyField(DomainEvent, blank=True, related_name="deliveries")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    is_test = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.channel}: {self.subject} ({self.state})"
