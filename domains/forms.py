@@ -67,6 +67,14 @@ class DomainEditForm(forms.ModelForm):
             self.initial["check_interval"] = int(self.instance.check_interval.total_seconds())
             self.initial["dkim_selectors"] = " ".join(self.instance.dkim_selectors)
 
+    def save(self, commit=True):
+        # Only the edited fields: a check finishing meanwhile writes the latest run and score,
+        # which a whole-row save of this (older) instance would put back.
+        domain = super().save(commit=False)
+        if commit:
+            domain.save(update_fields=[*self.Meta.fields, "updated_at"])
+        return domain
+
     def clean_dkim_selectors(self):
         raw = self.cleaned_data["dkim_selectors"].replace(",", " ").split()
         selectors, errors = [], []

@@ -205,6 +205,7 @@ class CheckRun(models.Model):
     categories = models.JSONField(default=dict)
     queries = models.PositiveIntegerField(default=0)
     trigger = models.CharField(max_length=20, blank=True)
+    details_pruned = models.BooleanField(default=False)  # see retention.py
 
     objects = CheckRunManager()
 

@@ -13,7 +13,7 @@ app.autodiscover_tasks()
 def _prepare_broker_folders(sender, **kwargs):
     """The filesystem transport (used when REDIS_URL is unset) needs its folders to exist."""
     options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             os.makedirs(options[key], exist_ok=True)
     backend = sender.conf.result_backend or ""

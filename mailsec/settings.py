@@ -1,11 +1,13 @@
 """mailsec settings: every value comes from the environment (see README, "Configuration")."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 from mailsec.env import Env
+from mailsec.queues import celery_queue_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
@@ -78,7 +80,8 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so a Celery worker started by the tests can open the test database;
     # WAL and a busy timeout so the web app and the worker can write side by side.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # One per test process, so two test runs on one machine don't share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
@@ -161,6 +164,7 @@ else:
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = f"file://{VAR_DIR / 'celery-results'}"
@@ -172,12 +176,18 @@ CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Every queue mailsec uses; a worker started without -Q consumes all of them.
-CELERY_TASK_DEFAULT_QUEUE = "default"
-MAILSEC_QUEUES = ["default"]
+_queues = celery_queue_settings(env.str("MAILSEC_QUEUE_PREFIX", ""))
+CELERY_TASK_DEFAULT_QUEUE = _queues["task_default_queue"]
+CELERY_TASK_QUEUES = _queues["task_queues"]
+CELERY_TASK_ROUTES = _queues["task_routes"]
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "mailsec.tasks.heartbeat", "schedule": 60.0},
+    "dispatch-due-checks": {"task": "domains.tasks.dispatch_due_checks", "schedule": 60.0},
+    "send-alert-digests": {"task": "domains.tasks.send_digests", "schedule": 3600.0},
+    "prune-run-details": {"task": "domains.tasks.prune_run_details", "schedule": 86400.0},
 }
+# Old runs keep their summary; their raw records and findings go after this many days.
+MAILSEC_RUN_DETAIL_DAYS = env.int("MAILSEC_RUN_DETAIL_DAYS", 90, minimum=1, maximum=36500)
 
 LOGGING = {
     "version": 1,

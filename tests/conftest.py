@@ -5,7 +5,10 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from domains.models import Domain, Membership, Organization, Role
+from mailsec.queues import celery_queue_settings
 from tests import netguard
+from tests.domains import dns_world
+from tests.knot import KnotServer
 from tests.servers import CeleryWorker, RedisServer, database_url
 
 netguard.install()
@@ -23,21 +26,36 @@ def redis_url(tmp_path_factory):
 
 @pytest.fixture(scope="session", autouse=True)
 def celery_queue(redis_url):
-    """Point the project's Celery app at the tests' Redis, on a queue of this run's own, so
-    a shared Redis (CI's) never hands our tasks to anybody else's worker, or theirs to ours.
+    """Point the project's Celery app at the tests' Redis, on queues of this run's own (a
+    prefix), so a shared Redis (CI's) never hands our tasks to anybody else's worker, or theirs
+    to ours.
 
     Autouse, so it happens before any test touches the app: Celery caches its result backend
     on first use."""
     from mailsec.celery import app
 
-    queue = f"test-{uuid.uuid4().hex[:12]}"
-    app.conf.update(broker_url=redis_url, result_backend=redis_url, task_default_queue=queue)
-    return queue
+    prefix = f"test-{uuid.uuid4().hex[:12]}-"
+    app.conf.update(broker_url=redis_url, result_backend=redis_url, **celery_queue_settings(prefix))
+    return prefix
 
 
 @pytest.fixture(scope="session")
-def celery_worker(celery_queue, redis_url, django_db_setup, django_db_blocker, tmp_path_factory):
-    """A real `celery worker` process, consuming this run's queue, on the test database."""
+def knot(tmp_path_factory):
+    """A real authoritative DNS server on loopback serving the test world (dns_world.py)."""
+    server = KnotServer(
+        tmp_path_factory.mktemp("knot"), dns_world.zones(), signed=["test"], broken=["broken.test"]
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    celery_queue, redis_url, knot, django_db_setup, django_db_blocker, tmp_path_factory
+):
+    """A real `celery worker` process, consuming this run's queue, on the test database, asking
+    the tests' knot for DNS."""
     from django.db import connection
 
     with django_db_blocker.unblock():
@@ -45,8 +63,12 @@ def celery_worker(celery_queue, redis_url, django_db_setup, django_db_blocker, t
     worker = CeleryWorker(
         redis_url=redis_url,
         database=database,
-        queues=[celery_queue],
+        queue_prefix=celery_queue,
         log=tmp_path_factory.mktemp("celery") / "worker.log",
+        extra_env={
+            "MAILSEC_DNS_NAMESERVERS": f"{knot.host}:{knot.port}",
+            "MAILSEC_DNSSEC_TRUST_ANCHORS": ",".join(knot.trust_anchors),
+        },
     )
     yield worker
     worker.stop()

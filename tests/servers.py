@@ -98,10 +98,20 @@ def database_url(settings_dict: dict) -> str:
 class CeleryWorker:
     """`celery -A mailsec worker` in its own process, on the tests' broker and database."""
 
-    def __init__(self, *, redis_url: str, database: str, queues: list[str], log: Path):
+    def __init__(
+        self,
+        *,
+        redis_url: str,
+        database: str,
+        queue_prefix: str,
+        log: Path,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.log_path = log
         env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database)
         env["MAILSEC_ALLOW_PRIVATE_TARGETS"] = "on"
+        env["MAILSEC_QUEUE_PREFIX"] = queue_prefix  # it consumes all of mailsec's queues
+        env.update(extra_env or {})
         self.log = open(log, "wb")  # noqa: SIM115  (closed in stop())
         self.process = subprocess.Popen(
             [
@@ -113,8 +123,6 @@ class CeleryWorker:
                 "INFO",
                 "--concurrency",
                 "2",
-                "--queues",
-                ",".join(queues),
                 "--without-gossip",
                 "--without-mingle",
                 "--hostname",

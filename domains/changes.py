@@ -1,0 +1,101 @@
+"""What changed between two runs of a domain: the events of its timeline, and of its alerts.
+
+Pure apart from reading the runs' findings: runs in, unsaved DomainEvents out. A category that
+could not be tested in either run says nothing about findings or records there, so a DNS outage
+never looks like "all findings resolved"."""
+
+from domains.models import CheckRun, DomainEvent, EventKind
+
+GRADE_ORDER = ["F", "D", "C", "B", "A", "A+"]
+# Records whose change is news (MTA-STS: the record's id and the policy).
+WATCHED_RECORDS = ["mx", "spf", "dmarc", "dkim", "mta_sts"]
+
+
+def compare(previous: CheckRun | None, run: CheckRun) -> list[DomainEvent]:
+    if previous is None:
+        return []
+    events = _grade(previous, run) + _failures(previous, run)
+    tested = [c for c in run.categories if _tested(previous, c) and _tested(run, c)]
+    events += _findings(previous, run, tested)
+    events += _records(previous, run, tested)
+    for event in events:
+        event.domain_id, event.run, event.created_at = run.domain_id, run, run.finished_at
+    return events
+
+
+def _tested(run: CheckRun, category: str) -> bool:
+    return run.categories.get(category, {}).get("status") not in (None, "error")
+
+
+def _grade(previous: CheckRun, run: CheckRun) -> list[DomainEvent]:
+    if not previous.grade or not run.grade or previous.grade == run.grade:
+        return []
+    dropped = GRADE_ORDER.index(run.grade) < GRADE_ORDER.index(previous.grade)
+    kind = EventKind.GRADE_DROPPED if dropped else EventKind.GRADE_RAISED
+    summary = f"Grade {previous.grade} → {run.grade} (score {previous.score} → {run.score})"
+    data = {"before": previous.grade, "after": run.grade}
+    data |= {"score_before": previous.score, "score_after": run.score}
+    return [DomainEvent(kind=kind, summary=summary, data=data)]
+
+
+def _failures(previous: CheckRun, run: CheckRun) -> list[DomainEvent]:
+    """Categories that could be tested before and cannot now."""
+    events = []
+    for category, result in run.categories.items():
+        if result.get("status") == "error" and _tested(previous, category):
+            reasons = "; ".join(f["detail"] for f in result.get("findings", []))[:250]
+            events.append(
+                DomainEvent(
+                    kind=EventKind.CHECK_FAILED,
+                    summary=f"Could not test {category}: {reasons}",
+                    data={"category": category},
+                )
+            )
+    return events
+
+
+def _findings(previous: CheckRun, run: CheckRun, tested: list[str]) -> list[DomainEvent]:
+    def keyed(r: CheckRun) -> dict:
+        return {(f.kind, f.detail): f for f in r.findings.all() if f.category in tested}
+
+    before, after = keyed(previous), keyed(run)
+    events = []
+    for key in after.keys() - before.keys():
+        f = after[key]
+        events.append(
+            DomainEvent(
+                kind=EventKind.FINDING_APPEARED,
+                severity=f.severity,
+                summary=f"New {f.severity} finding: {f.title} ({f.kind})",
+                data={"finding": f.kind, "category": f.category, "detail": f.detail},
+            )
+        )
+    for key in before.keys() - after.keys():
+        f = before[key]
+        events.append(
+            DomainEvent(
+                kind=EventKind.FINDING_RESOLVED,
+                severity=f.severity,
+                summary=f"Resolved: {f.title} ({f.kind})",
+                data={"finding": f.kind, "category": f.category, "detail": f.detail},
+            )
+        )
+    return sorted(events, key=lambda e: (e.kind, e.summary))
+
+
+def _records(previous: CheckRun, run: CheckRun, tested: list[str]) -> list[DomainEvent]:
+    events = []
+    for category in WATCHED_RECORDS:
+        if category not in tested:
+            continue
+        before = previous.categories[category].get("records", {})
+        after = run.categories[category].get("records", {})
+        if before != after:
+            events.append(
+                DomainEvent(
+                    kind=EventKind.RECORD_CHANGED,
+                    summary=f"{category.upper().replace('_', '-')} records changed",
+                    data={"category": category, "before": before, "after": after},
+                )
+            )
+    return events

@@ -1,0 +1,63 @@
+"""Celery tasks: thin wrappers that take ids and call plain functions."""
+
+from celery import shared_task
+from django.db import DatabaseError
+
+from domains import retention, scheduling
+from domains.models import ManualCheck
+
+# Failures of our own infrastructure are retried; a misconfigured domain is a verdict, not an
+# error, and never raises.
+INFRASTRUCTURE_ERRORS = (DatabaseError, ConnectionError)
+
+
+@shared_task(time_limit=55, soft_time_limit=50)
+def dispatch_due_checks() -> int:
+    return scheduling.dispatch_due()
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=INFRASTRUCTURE_ERRORS,
+    retry_backoff=15,
+    retry_backoff_max=600,
+    max_retries=5,
+    time_limit=240,
+    soft_time_limit=200,
+)
+def check_domain_task(self, domain_id: int, manual_id: int | None = None) -> int | None:
+    try:
+        run = scheduling.run_check(domain_id, manual_id)
+    except Exception as exc:
+        if manual_id and (
+            self.request.retries >= self.max_retries or not isinstance(exc, INFRASTRUCTURE_ERRORS)
+        ):
+            ManualCheck.objects.filter(pk=manual_id).update(
+                state=ManualCheck.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:500]
+            )
+        raise
+    return run.pk if run else None
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8, time_limit=60, soft_time_limit=45)
+def deliver_alert(self, delivery_id: int) -> None:
+    from domains import alerts
+
+    try:
+        alerts.deliver(delivery_id)
+    except alerts.RetryLater as later:
+        raise self.retry(countdown=later.countdown) from None
+
+
+@shared_task(time_limit=300, soft_time_limit=280)
+def send_digests() -> int:
+    from domains import alerts
+
+    return alerts.send_digests()
+
+
+@shared_task(time_limit=3600, soft_time_limit=3500)
+def prune_run_details() -> int:
+    return retention.prune_run_details()

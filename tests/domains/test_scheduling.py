@@ -1,0 +1,196 @@
+"""Scheduling: the race-free claim, dispatch through a real worker, "check now", history."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from domains import scheduling
+from domains.models import CheckRun, Domain, DomainEvent, EventKind, ManualCheck
+from domains.tasks import dispatch_due_checks
+from tests.domains import dns_world
+from tests.knot import KnotServer
+
+
+def run_in_threads(count, target):
+    """`target(i)` in `count` threads started together; their results."""
+    barrier, results = threading.Barrier(count), [None] * count
+
+    def body(i):
+        try:
+            barrier.wait()
+            results[i] = target(i)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_claims_at_once_give_one(acme):
+    domains = Domain.objects.bulk_create(
+        [Domain(organization=acme, name=f"d{i}.example") for i in range(15)]
+    )
+    now = timezone.now()
+    for domain in domains:
+        assert run_in_threads(2, lambda i, pk=domain.pk: scheduling.claim(pk, now)).count(True) == 1
+        domain.refresh_from_db()
+        assert domain.next_check_at == now + timedelta(hours=6)
+    assert scheduling.claim(domains[0].pk, now) is False  # not due any more
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_dispatchers_at_once_enqueue_each_domain_once(acme):
+    Domain.objects.bulk_create([Domain(organization=acme, name=f"d{i}.example") for i in range(40)])
+    Domain.objects.filter(name="d0.example").update(
+        next_check_at=timezone.now() + timedelta(hours=1)
+    )
+    counts = run_in_threads(2, lambda i: scheduling.dispatch_due())
+    assert sum(counts) == 39
+    assert scheduling.dispatch_due() == 0
+
+
+def test_due_follows_the_interval(acme):
+    domain = Domain.objects.create(
+        organization=acme, name="x.example", check_interval=timedelta(minutes=15)
+    )
+    now = timezone.now()
+    assert scheduling.claim(domain.pk, now)
+    assert not scheduling.claim(domain.pk, now + timedelta(minutes=14))
+    assert scheduling.claim(domain.pk, now + timedelta(minutes=15))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dispatched_check_runs_on_a_real_worker(celery_worker, acme):
+    domain = Domain.objects.create(organization=acme, name="good.test")
+    try:
+        assert dispatch_due_checks.delay().get(timeout=60) == 1
+    except Exception as exc:
+        pytest.fail(f"dispatch failed ({exc!r}); worker log:\n{celery_worker.output()}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        domain.refresh_from_db()
+        if domain.last_run_id:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"no check run stored; worker log:\n{celery_worker.output()}")
+    run = domain.last_run
+    assert (run.trigger, run.status) == ("schedule", "complete"), run.categories
+    assert run.categories["dnssec"]["status"] == "pass"  # signed "test", anchored
+    assert run.categories["spf"]["status"] == "pass"
+    assert domain.grade and domain.score == run.score
+    assert domain.next_check_at > timezone.now() + timedelta(hours=5)
+
+
+def test_check_now_is_rate_limited(alice, bob, acme):
+    first = Domain.objects.create(organization=acme, name="one.example")
+    manual = scheduling.request_check(first, alice)
+    assert manual.state == ManualCheck.State.QUEUED
+    with pytest.raises(scheduling.RateLimited, match="less than a minute ago"):
+        scheduling.request_check(first, bob)
+    ManualCheck.objects.update(requested_at=timezone.now() - timedelta(minutes=2))
+    for i in range(9):
+        other = Domain.objects.create(organization=acme, name=f"n{i}.example")
+        scheduling.request_check(other, alice)
+    last = Domain.objects.create(organization=acme, name="last.example")
+    with pytest.raises(scheduling.RateLimited, match="10 checks"):
+        scheduling.request_check(last, alice)
+    scheduling.request_check(last, bob)  # the limit is per user
+
+
+# --- history: two runs of one domain whose DNS changed in between ------------------------
+
+
+def flip_zone(spf: str) -> dict:
+    zones = dns_world.zones()
+    zones["test"] += dns_world.good("flip.test", spf="flip.test. TXT " + dns_world.txt(spf))
+    return zones
+
+
+@pytest.fixture(scope="module")
+def two_worlds(tmp_path_factory):
+    """The same domain before (good) and after (SPF +all) a change, on two DNS servers."""
+    before = KnotServer(tmp_path_factory.mktemp("before"), flip_zone("v=spf1 mx -all"))
+    after = KnotServer(tmp_path_factory.mktemp("after"), flip_zone("v=spf1 mx +all"))
+    before.start()
+    after.start()
+    yield before, after
+    before.stop()
+    after.stop()
+
+
+def test_a_score_drop_becomes_events(two_worlds, acme, settings):
+    before, after = two_worlds
+    domain = Domain.objects.create(organization=acme, name="flip.test")
+    settings.MAILSEC_DNS_NAMESERVERS = [(before.host, before.port)]
+    first = scheduling.run_check(domain.pk)
+    assert DomainEvent.objects.count() == 0  # nothing to compare with
+    settings.MAILSEC_DNS_NAMESERVERS = [(after.host, after.port)]
+    second = scheduling.run_check(domain.pk)
+    assert second.score < first.score
+    kinds = sorted(DomainEvent.objects.values_list("kind", flat=True))
+    assert kinds == [EventKind.FINDING_APPEARED, EventKind.GRADE_DROPPED, EventKind.RECORD_CHANGED]
+    appeared = DomainEvent.objects.get(kind=EventKind.FINDING_APPEARED)
+    assert (appeared.severity, appeared.data["finding"]) == ("critical", "spf.all_pass")
+    changed = DomainEvent.objects.get(kind=EventKind.RECORD_CHANGED)
+    assert changed.data["after"]["TXT"] == ["v=spf1 mx +all"]
+    # Back to good: resolved, raised, changed again.
+    settings.MAILSEC_DNS_NAMESERVERS = [(before.host, before.port)]
+    scheduling.run_check(domain.pk)
+    newest = set(
+        DomainEvent.objects.filter(run=Domain.objects.get().last_run).values_list("kind", flat=True)
+    )
+    assert newest == {EventKind.FINDING_RESOLVED, EventKind.GRADE_RAISED, EventKind.RECORD_CHANGED}
+
+
+def test_an_outage_is_not_a_resolution(two_worlds, acme, settings, knot):
+    _, after = two_worlds
+    domain = Domain.objects.create(organization=acme, name="flip.test")
+    settings.MAILSEC_DNS_NAMESERVERS = [(after.host, after.port)]
+    scheduling.run_check(domain.pk)
+    # Every lookup now fails with SERVFAIL.
+    Domain.objects.filter(pk=domain.pk).update(name="broken.test")
+    settings.MAILSEC_DNS_NAMESERVERS = [(knot.host, knot.port)]
+    run = scheduling.run_check(domain.pk)
+    assert run.status == "error"
+    kinds = set(DomainEvent.objects.values_list("kind", flat=True))
+    assert kinds == {EventKind.CHECK_FAILED}  # no "resolved", no grade change from nothing
+
+
+def test_manual_check_records_its_run(alice, acme, knot, settings):
+    settings.MAILSEC_DNS_NAMESERVERS = [(knot.host, knot.port)]
+    domain = Domain.objects.create(organization=acme, name="good.test")
+    manual = ManualCheck.objects.create(domain=domain, user=alice, requested_at=timezone.now())
+    run = scheduling.run_check(domain.pk, manual.pk)
+    manual.refresh_from_db()
+    assert (manual.state, manual.run, run.trigger) == ("done", run, "manual")
+
+
+def test_a_deleted_domain_is_skipped(acme):
+    assert scheduling.run_check(987654) is None
+
+
+def test_retention_keeps_summaries(acme, knot, settings):
+    from domains.retention import prune_run_details
+
+    settings.MAILSEC_DNS_NAMESERVERS = [(knot.host, knot.port)]
+    domain = Domain.objects.create(organization=acme, name="nodmarc.test")
+    old = scheduling.run_check(domain.pk)
+    latest = scheduling.run_check(domain.pk)
+    CheckRun.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=100))
+    CheckRun.objects.filter(pk=latest.pk).update(finished_at=timezone.now() - timedelta(days=100))
+    assert prune_run_details(days=90) == 1  # the latest run keeps its details
+    old.refresh_from_db()
+    assert old.details_pruned and old.findings.count() == 0
+    assert old.categories["dmarc"] == {"status": "fail", "score": 50}
+    assert old.score is not None and old.grade
+    assert latest.findings.count() > 0
