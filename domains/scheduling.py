@@ -29,10 +29,13 @@ def claim(domain_id: int, now) -> bool:
     return Domain.objects.filter(due(now), pk=domain_id).update(next_check_at=later) == 1
 
 
-def dispatch_due(now=None) -> int:
-    """Claim the due domains and enqueue one check each; returns how many."""
-    from domains.tasks import check_domain_task
+def dispatch_due(now=None, enqueue=None) -> int:
+    """Claim the due domains and enqueue one check each (`enqueue(domain_id)`, by default the
+    Celery task) once the claim is committed; returns how many."""
+    if enqueue is None:
+        from domains.tasks import check_domain_task
 
+        enqueue = check_domain_task.delay
     now = now or timezone.now()
     candidates = (
         Domain.objects.filter(due(now))
@@ -41,7 +44,7 @@ def dispatch_due(now=None) -> int:
     )
     claimed = [pk for pk in candidates if claim(pk, now)]
     for pk in claimed:
-        transaction.on_commit(lambda pk=pk: check_domain_task.delay(pk))
+        transaction.on_commit(lambda pk=pk: enqueue(pk))
     return len(claimed)
 
 

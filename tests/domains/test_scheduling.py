@@ -53,9 +53,13 @@ def test_two_dispatchers_at_once_enqueue_each_domain_once(acme):
     Domain.objects.filter(name="d0.example").update(
         next_check_at=timezone.now() + timedelta(hours=1)
     )
-    counts = run_in_threads(2, lambda i: scheduling.dispatch_due())
+    queued = []
+    counts = run_in_threads(2, lambda i: scheduling.dispatch_due(enqueue=queued.append))
     assert sum(counts) == 39
-    assert scheduling.dispatch_due() == 0
+    assert sorted(queued) == sorted(
+        Domain.objects.exclude(name="d0.example").values_list("pk", flat=True)
+    )
+    assert scheduling.dispatch_due(enqueue=queued.append) == 0
 
 
 def test_due_follows_the_interval(acme):
