@@ -1,8 +1,15 @@
+import secrets
+from urllib.parse import urlsplit
+
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import UserCreationForm
+from django.core.validators import URLValidator, validate_email
 
-from domains.models import Membership, Organization, Role
+from domains.alerts import parse_addresses
+from domains.models import AlertChannel, ChannelKind, EventKind, Membership, Organization, Role
+from domains.net import refusal_reason
 
 
 class SetupForm(UserCreationForm):
@@ -73,3 +80,94 @@ class MemberAddForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class AlertPreferencesForm(forms.ModelForm):
+    alert_events = forms.MultipleChoiceField(
+        label="Alert on",
+        choices=EventKind.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="New findings alert only when they are of high or critical severity.",
+    )
+
+    class Meta:
+        model = Organization
+        fields = ["alert_events", "alert_digest"]
+        labels = {"alert_digest": "Daily digest"}
+        help_texts = {
+            "alert_digest": "One message a day listing the changes, instead of one per check."
+        }
+
+    def clean_alert_events(self) -> list[str]:
+        chosen = set(self.cleaned_data["alert_events"])
+        return [kind for kind in EventKind.values if kind in chosen]  # in a stable order
+
+
+class AlertChannelForm(forms.ModelForm):
+    class Meta:
+        model = AlertChannel
+        fields = ["kind", "name", "target"]
+        labels = {"kind": "Kind", "target": "Addresses or URL"}
+        help_texts = {
+            "target": "E-mail: addresses separated by commas. Webhook: the http(s) URL that "
+            "receives a signed JSON POST."
+        }
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        self.fields["kind"].choices = ChannelKind.choices  # no empty choice: e-mail first
+        self.fields["kind"].initial = ChannelKind.EMAIL
+
+    def clean(self):
+        data = super().clean()
+        target = data.get("target")
+        if not target:
+            return data
+        if data.get("kind") == ChannelKind.EMAIL:
+            data["target"] = self._clean_addresses(target)
+        elif data.get("kind") == ChannelKind.WEBHOOK:
+            data["target"] = self._clean_url(target.strip())
+        return data
+
+    def _clean_addresses(self, target: str) -> str:
+        addresses = parse_addresses(target)
+        if not addresses:
+            raise forms.ValidationError({"target": "Enter at least one e-mail address."})
+        for address in addresses:
+            try:
+                validate_email(address)
+            except forms.ValidationError:
+                raise forms.ValidationError(
+                    {"target": f"{address} is not a valid e-mail address."}
+                ) from None
+        return ", ".join(addresses)
+
+    def _clean_url(self, url: str) -> str:
+        try:
+            URLValidator(schemes=["http", "https"])(url)
+        except forms.ValidationError:
+            raise forms.ValidationError({"target": "Enter a valid http(s) URL."}) from None
+        parts = urlsplit(url)
+        if parts.username or parts.password:
+            raise forms.ValidationError(
+                {"target": "Leave credentials out of the URL: the signature authenticates."}
+            )
+        # A name is screened when the alert is sent; a literal address can be refused now.
+        try:
+            reason = refusal_reason(parts.hostname or "")
+        except ValueError:
+            reason = None
+        if reason and not settings.MAILSEC_ALLOW_PRIVATE_TARGETS:
+            raise forms.ValidationError({"target": f"mailsec does not send to {reason} addresses."})
+        return url
+
+    def save(self, commit=True) -> AlertChannel:
+        channel = super().save(commit=False)
+        channel.organization = self.organization
+        if channel.kind == ChannelKind.WEBHOOK:
+            channel.secret = secrets.token_urlsafe(32)
+        if commit:
+            channel.save()
+        return channel

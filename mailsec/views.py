@@ -9,9 +9,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_GET, require_POST
 
-from domains import tenancy
-from domains.models import Membership, Organization, Role
-from mailsec.forms import MemberAddForm, RoleForm, SetupForm, TeamForm
+from domains import alerts, tenancy
+from domains.models import AlertChannel, AlertDelivery, ChannelKind, Membership, Organization, Role
+from mailsec.forms import (
+    AlertChannelForm,
+    AlertPreferencesForm,
+    MemberAddForm,
+    RoleForm,
+    SetupForm,
+    TeamForm,
+)
 
 
 def no_user_yet() -> bool:
@@ -88,6 +95,9 @@ def settings_page(request):
             "team_form": TeamForm(instance=organization),
             "member_form": MemberAddForm(organization=organization),
             "new_team_form": TeamForm(prefix="new"),
+            "channels": alerts.channels_for_page(organization, full_targets=membership.can_manage),
+            "alert_form": AlertPreferencesForm(instance=organization),
+            "channel_form": AlertChannelForm(organization=organization),
         },
     )
 
@@ -121,6 +131,12 @@ def team_create(request):
     return redirect("settings")
 
 
+def _flash_errors(request, form) -> None:
+    for errors in form.errors.values():
+        for error in errors:
+            messages.error(request, error)
+
+
 @require_POST
 def member_add(request):
     membership = tenancy.require_membership(request)
@@ -130,9 +146,7 @@ def member_add(request):
         added = form.save()
         messages.success(request, f"Added {added.user} as {added.get_role_display().lower()}.")
     else:
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, error)
+        _flash_errors(request, form)
     return redirect("settings")
 
 
@@ -174,4 +188,81 @@ def member_remove(request, pk: int):
     else:
         target.delete()
         messages.success(request, f"Removed {target.user} from the team.")
+    return redirect("settings")
+
+
+@require_POST
+def alert_preferences(request):
+    membership = tenancy.require_membership(request)
+    tenancy.require_manage(membership)
+    form = AlertPreferencesForm(request.POST, instance=membership.organization)
+    if form.is_valid():
+        form.save()
+        messages.success(request, "Alert preferences saved.")
+    else:
+        _flash_errors(request, form)
+    return redirect("settings")
+
+
+@require_POST
+def channel_add(request):
+    membership = tenancy.require_membership(request)
+    tenancy.require_manage(membership)
+    form = AlertChannelForm(request.POST, organization=membership.organization)
+    if not form.is_valid():
+        _flash_errors(request, form)
+        return redirect("settings")
+    channel = form.save()
+    if channel.kind == ChannelKind.WEBHOOK:
+        # Shown this once only: the page never shows a secret again.
+        messages.success(
+            request,
+            f"Added the webhook {channel.name}. Its signing secret, shown only now: "
+            f"{channel.secret}",
+        )
+    else:
+        messages.success(request, f"Added the e-mail channel {channel.name}.")
+    return redirect("settings")
+
+
+def _team_channel(request, pk: int) -> AlertChannel:
+    """A channel of the current team, which the requesting owner may change."""
+    membership = tenancy.require_membership(request)
+    channel = get_object_or_404(AlertChannel, pk=pk, organization=membership.organization)
+    tenancy.require_manage(membership)
+    return channel
+
+
+@require_POST
+def channel_enable(request, pk: int):
+    channel = _team_channel(request, pk)
+    alerts.enable_channel(channel)
+    messages.success(request, f"{channel.name} is enabled.")
+    return redirect("settings")
+
+
+@require_POST
+def channel_disable(request, pk: int):
+    channel = _team_channel(request, pk)
+    alerts.disable_channel(channel, by=request.user)
+    messages.success(request, f"{channel.name} is disabled.")
+    return redirect("settings")
+
+
+@require_POST
+def channel_delete(request, pk: int):
+    channel = _team_channel(request, pk)
+    channel.delete()
+    messages.success(request, f"Deleted the channel {channel.name}.")
+    return redirect("settings")
+
+
+@require_POST
+def channel_test(request, pk: int):
+    channel = _team_channel(request, pk)
+    delivery = alerts.send_test(channel)
+    if delivery.state == AlertDelivery.State.SENT:
+        messages.success(request, f"Test alert sent to {channel.name}.")
+    else:
+        messages.error(request, f"Test alert to {channel.name} failed: {delivery.last_error}")
     return redirect("settings")
