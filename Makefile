@@ -8,7 +8,7 @@ export PORT
 VAR_DIR := $(or $(MAILSEC_VAR_DIR),var)
 
 # Binaries the test suite starts, and the Debian packages that bring them.
-TEST_BINARIES := redis-server:redis-server knotd:knot keymgr:knot
+TEST_BINARIES := redis-server:redis-server knotd:knot keymgr:knot chromium:chromium
 
 .PHONY: run test lint format system-packages clean
 

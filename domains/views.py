@@ -1,17 +1,25 @@
 from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from domains import tenancy
+from domains import pages, tenancy
 from domains.bulk import add_domains
 from domains.forms import DomainAddForm, DomainEditForm
-from domains.models import Domain, Role
+from domains.models import Domain, ManualCheck, Role
+
+# Sent by static/js/mailsec.js: answer with the partial to swap in, not a redirect.
+FRAGMENT_HEADER = "X-Mailsec-Fragment"
 
 
-def _load_domain(request, pk: int, *, edit: bool = False) -> tuple[Domain, Role]:
-    domain = Domain.objects.visible_to(request.user).select_related("organization").filter(pk=pk)
-    domain = domain.first()
+def _wants_fragment(request) -> bool:
+    return request.headers.get(FRAGMENT_HEADER) == "1"
+
+
+def _load_domain(request, pk: int, *, edit: bool = False, related=()) -> tuple[Domain, Role]:
+    domain = Domain.objects.visible_to(request.user).select_related("organization", *related)
+    domain = domain.filter(pk=pk).first()
     if domain is None:
         raise Http404("No such domain.")
     role = tenancy.role_for(request.user, domain.organization_id)
@@ -22,12 +30,15 @@ def _load_domain(request, pk: int, *, edit: bool = False) -> tuple[Domain, Role]
 
 def domain_list(request):
     membership = tenancy.current_membership(request)
-    domains = membership.organization.domains.all() if membership else Domain.objects.none()
+    listing = None
+    if membership:
+        query = pages.ListQuery.from_params(request.GET)
+        listing = pages.list_page(membership.organization, query, timezone.now())
     can_edit = bool(membership and membership.can_edit)
     return render(
         request,
         "domains/list.html",
-        {"domains": domains, "membership": membership, "can_edit": can_edit},
+        {"listing": listing, "membership": membership, "can_edit": can_edit},
     )
 
 
@@ -50,8 +61,43 @@ def domain_add(request):
 
 
 def domain_detail(request, pk: int):
-    domain, role = _load_domain(request, pk)
-    return render(request, "domains/detail.html", {"domain": domain, "can_edit": role.can_edit})
+    domain, role = _load_domain(request, pk, related=["last_run"])
+    page = pages.domain_page(domain, timezone.now())
+    return render(
+        request,
+        "domains/detail.html",
+        {"domain": domain, "page": page, "can_edit": role.can_edit},
+    )
+
+
+@require_POST
+def domain_check(request, pk: int):
+    """ "Check now": queue a check; the page then polls check_status for its progress."""
+    from domains import scheduling
+
+    domain, _ = _load_domain(request, pk, edit=True)
+    try:
+        manual = scheduling.request_check(domain, request.user)
+    except scheduling.RateLimited as limited:
+        if _wants_fragment(request):
+            context = {"domain": domain, "error": str(limited)}
+            return render(request, "domains/_check_status.html", context, status=429)
+        messages.error(request, str(limited))
+        return redirect("domains:detail", pk=domain.pk)
+    if _wants_fragment(request):
+        context = {"domain": domain, "manual": manual}
+        return render(request, "domains/_check_status.html", context, status=202)
+    messages.info(request, f"A check of {domain.display_name} is queued; reload to see it.")
+    return redirect("domains:detail", pk=domain.pk)
+
+
+@require_GET
+def check_status(request, pk: int, check_pk: int):
+    domain, _ = _load_domain(request, pk)
+    manual = get_object_or_404(
+        ManualCheck.objects.select_related("run"), pk=check_pk, domain=domain
+    )
+    return render(request, "domains/_check_status.html", {"domain": domain, "manual": manual})
 
 
 @require_http_methods(["GET", "POST"])

@@ -1,0 +1,475 @@
+"""What the domain pages show, each loaded in a bounded number of queries, however many domains
+and runs there are: the list with its portfolio summary, and one domain's page."""
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince
+
+from domains import charts
+from domains.checks import ORDER
+from domains.checks.base import Severity
+from domains.findings import CATALOGUE
+from domains.models import CheckRun, Domain, DomainEvent, Finding, ManualCheck, Organization
+from domains.names import display_domain
+
+PER_PAGE = 100
+TREND_DAYS = 7
+HISTORY_DAYS = 90
+TIMELINE_LENGTH = 50
+COMMON_FINDINGS = 8
+PENDING_FOR = timedelta(minutes=30)  # a "check now" older than this is lost, not pending
+GRADES = ["A+", "A", "B", "C", "D", "F"]
+NOT_CHECKED, UNSCORED = "none", "error"  # the grade filter's values beside the grades
+CATEGORY_LABELS = {
+    "mx": "MX",
+    "spf": "SPF",
+    "dmarc": "DMARC",
+    "dkim": "DKIM",
+    "mta_sts": "MTA-STS",
+    "tls_rpt": "TLS-RPT",
+    "dnssec": "DNSSEC",
+    "dane": "DANE",
+    "bimi": "BIMI",
+}
+STATUS_LABELS = {
+    "pass": "Pass",
+    "warn": "Warning",
+    "fail": "Fail",
+    "error": "Could not test",
+    "info": "Info",
+}
+# Info findings say how a domain is set up, not what is wrong with it: they are no "open
+# finding" of the summary or the worst-finding column.
+PROBLEM = ~Q(severity=Severity.INFO)
+
+
+def severity_rank(severity: str) -> int:
+    try:
+        return Severity(severity).rank
+    except ValueError:
+        return len(Severity)
+
+
+def grade_class(grade: str) -> str:
+    """The CSS class of a grade badge: A+ is no valid class name."""
+    return {"A+": "aplus", "": "none"}.get(grade, grade.lower())
+
+
+# --- the list -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sort:
+    key: str
+    label: str
+    ascending: tuple  # order_by() arguments
+    descending: tuple
+    starts_descending: bool = False  # the first click on the column
+
+
+_checked = F("last_checked_at")
+_trend = F("trend")
+SORTS = {
+    s.key: s
+    for s in [
+        Sort("name", "Domain", ("name",), ("-name",)),
+        Sort(
+            "score",
+            "Grade",
+            (F("score").asc(nulls_last=True), "name"),
+            (F("score").desc(nulls_last=True), "name"),
+        ),
+        Sort(
+            "checked",
+            "Last checked",
+            (_checked.asc(nulls_first=True), "name"),
+            (_checked.desc(nulls_last=True), "name"),
+            starts_descending=True,
+        ),
+        Sort(
+            "trend", "Trend", (_trend.asc(nulls_last=True), "name"), (_trend.desc(nulls_last=True),)
+        ),
+    ]
+}
+
+
+@dataclass
+class ListQuery:
+    """The list's parameters, read leniently from the query string: a bad value is ignored."""
+
+    sort: str = "name"
+    descending: bool = False
+    grade: str = ""
+    q: str = ""
+    finding: str = ""
+    page: str = "1"
+
+    @classmethod
+    def from_params(cls, params) -> "ListQuery":
+        sort = params.get("sort", "")
+        key = sort.removeprefix("-")
+        grade = params.get("grade", "")
+        finding = params.get("finding", "")
+        return cls(
+            sort=key if key in SORTS else "name",
+            descending=key in SORTS and sort.startswith("-"),
+            grade=grade if grade in [*GRADES, NOT_CHECKED, UNSCORED] else "",
+            q=params.get("q", "").strip()[:253],
+            finding=finding if finding in CATALOGUE else "",
+            page=params.get("page", "1"),
+        )
+
+    @property
+    def sort_param(self) -> str:
+        return ("-" if self.descending else "") + self.sort
+
+    def url(self, **changes) -> str:
+        """The list's URL with these parameters changed (a new filter or sort: page one)."""
+        values = {
+            "q": self.q,
+            "grade": self.grade,
+            "finding": self.finding,
+            "sort": "" if self.sort_param == "name" else self.sort_param,
+            "page": "",
+        }
+        values.update(changes)
+        if values["sort"] == "name":
+            values["sort"] = ""
+        query = urlencode({k: v for k, v in values.items() if v not in ("", None, 1, "1")})
+        return f"?{query}" if query else "?"
+
+
+@dataclass
+class Row:
+    domain: Domain
+    trend: int | None
+    worst: Finding | None
+    now: datetime
+
+    @property
+    def checked_ago(self) -> str:
+        at = self.domain.last_checked_at
+        if not at:
+            return ""
+        if self.now - at < timedelta(minutes=1):
+            return "just now"
+        return timesince(at, self.now, depth=1) + " ago"
+
+    @property
+    def grade_class(self) -> str:
+        return grade_class(self.domain.grade)
+
+    @property
+    def trend_size(self) -> int:
+        return abs(self.trend or 0)
+
+
+@dataclass
+class Column:
+    key: str
+    label: str
+    url: str
+    aria_sort: str  # "ascending", "descending" or "" when the list is not sorted by it
+
+
+@dataclass
+class GradeOption:
+    value: str  # of ?grade=
+    label: str
+    css: str
+    count: int
+    url: str
+    selected: bool
+
+
+@dataclass
+class ListPage:
+    query: ListQuery
+    page: Page
+    rows: list[Row]
+    columns: dict[str, Column]
+    grades: list[GradeOption]
+    common_findings: list[dict]
+    total: int
+
+    @property
+    def previous_url(self) -> str:
+        return self.query.url(page=self.page.previous_page_number())
+
+    @property
+    def next_url(self) -> str:
+        return self.query.url(page=self.page.next_page_number())
+
+
+def score_then(cutoff: datetime) -> Subquery:
+    """The score of the domain's latest run at or before `cutoff` (index run_domain_recent)."""
+    runs = CheckRun.objects.filter(domain=OuterRef("pk"), finished_at__lte=cutoff)
+    return Subquery(runs.order_by("-finished_at").values("score")[:1])
+
+
+def list_page(organization: Organization, query: ListQuery, now: datetime) -> ListPage:
+    domains = organization.domains.all()
+    total, grades = _grade_counts(domains, query)
+    shown = _filtered(domains, query)
+    sort = SORTS[query.sort]
+    cutoff = now - timedelta(days=TREND_DAYS)
+    if sort.key == "trend":  # only then for every domain; otherwise for the page's only
+        shown = shown.annotate(then=score_then(cutoff), trend=F("score") - F("then"))
+    shown = shown.order_by(*(sort.descending if query.descending else sort.ascending), "pk")
+    page = Paginator(shown, PER_PAGE).get_page(query.page)
+    domains_on_page = list(page.object_list)
+    if sort.key == "trend":
+        then = {d.pk: d.then for d in domains_on_page}
+    else:
+        ids = [d.pk for d in domains_on_page]
+        then = dict(
+            Domain.objects.filter(pk__in=ids)
+            .annotate(then=score_then(cutoff))
+            .values_list("pk", "then")
+        )
+    worst = worst_findings([d.last_run_id for d in domains_on_page if d.last_run_id])
+    rows = [
+        Row(
+            domain=d,
+            trend=None if d.score is None or then.get(d.pk) is None else d.score - then[d.pk],
+            worst=worst.get(d.last_run_id),
+            now=now,
+        )
+        for d in domains_on_page
+    ]
+    return ListPage(
+        query=query,
+        page=page,
+        rows=rows,
+        columns=_columns(query),
+        grades=grades,
+        common_findings=[
+            {**f, "url": query.url(finding=f["kind"])} for f in common_findings(organization)
+        ],
+        total=total,
+    )
+
+
+def _filtered(domains, query: ListQuery):
+    if query.grade == NOT_CHECKED:
+        domains = domains.filter(last_run__isnull=True)
+    elif query.grade == UNSCORED:
+        domains = domains.filter(last_run__isnull=False, grade="")
+    elif query.grade:
+        domains = domains.filter(grade=query.grade)
+    if query.finding:
+        latest = Finding.objects.filter(run=OuterRef("last_run"), kind=query.finding)
+        domains = domains.filter(Exists(latest))
+    if query.q:
+        matches = Q(name__icontains=query.q)
+        if not query.q.isascii():
+            # Stored names are punycode: match the Unicode query against the decoded IDNs.
+            needle = query.q.lower()
+            idns = domains.filter(name__contains="xn--").values_list("pk", "name")
+            matches |= Q(pk__in=[pk for pk, name in idns if needle in display_domain(name)])
+        domains = domains.filter(matches)
+    return domains
+
+
+def _grade_counts(domains, query: ListQuery) -> tuple[int, list[GradeOption]]:
+    rows = domains.values("grade").annotate(
+        n=Count("pk"), unchecked=Count("pk", filter=Q(last_run__isnull=True))
+    )
+    counts = Counter()
+    for row in rows:
+        counts[row["grade"] or UNSCORED] += row["n"] - row["unchecked"]
+        counts[NOT_CHECKED] += row["unchecked"]
+    labels = [(g, g, grade_class(g)) for g in GRADES]
+    labels += [(UNSCORED, "Could not test", "none"), (NOT_CHECKED, "Not checked yet", "none")]
+    shown = [
+        GradeOption(value, label, css, counts[value], query.url(grade=value), value == query.grade)
+        for value, label, css in labels
+        if counts[value] or value in GRADES
+    ]
+    return sum(counts.values()), shown
+
+
+def common_findings(organization: Organization, limit: int = COMMON_FINDINGS) -> list[dict]:
+    """The problems found most often by the latest runs of the team's domains."""
+    latest = organization.domains.filter(last_run__isnull=False).values("last_run_id")
+    rows = (
+        Finding.objects.filter(PROBLEM, run__in=Subquery(latest))
+        .values("kind")
+        .annotate(domains=Count("run", distinct=True), title=Max("title"), worst=Max("severity"))
+        .order_by("-domains", "kind")[:limit]
+    )
+    found = []
+    for row in rows:
+        kind = CATALOGUE.get(row["kind"])
+        severity = str(kind.severity) if kind else row["worst"]
+        found.append({**row, "severity": severity, "title": kind.title if kind else row["title"]})
+    return found
+
+
+def worst_findings(run_ids: list[int]) -> dict[int, Finding]:
+    """Each run's most severe problem, in one query for all the runs."""
+    worst: dict[int, Finding] = {}
+    findings = Finding.objects.filter(PROBLEM, run_id__in=run_ids).only(
+        "run", "kind", "severity", "title", "category"
+    )
+    for f in findings.order_by("pk"):
+        current = worst.get(f.run_id)
+        if current is None or severity_rank(f.severity) < severity_rank(current.severity):
+            worst[f.run_id] = f
+    return worst
+
+
+def _columns(query: ListQuery) -> dict[str, Column]:
+    columns = {}
+    for key, sort in SORTS.items():
+        active = query.sort == key
+        descending = not query.descending if active else sort.starts_descending
+        columns[key] = Column(
+            key=key,
+            label=sort.label,
+            url=query.url(sort=("-" if descending else "") + key),
+            aria_sort=("descending" if query.descending else "ascending") if active else "",
+        )
+    return columns
+
+
+# --- one domain -----------------------------------------------------------------------------
+
+
+@dataclass
+class CategoryRow:
+    name: str
+    label: str
+    status: str  # pass warn fail error info, or "na" (not applicable)
+    status_label: str
+    score: int | None
+
+
+@dataclass
+class FindingView:
+    finding: Finding
+    fix: list[tuple[str, str]]  # ("text" | "code" | "record", text): see split_fix
+
+
+@dataclass
+class RecordRow:
+    category: str
+    name: str
+    values: list[str]
+
+
+@dataclass
+class DomainPage:
+    domain: Domain
+    run: CheckRun | None
+    categories: list[CategoryRow]
+    findings: list[tuple[str, list[FindingView]]]  # by severity, the worst first
+    chart: SafeString
+    events: list[DomainEvent]
+    records: list[RecordRow]
+    pending: ManualCheck | None
+    history_days: int = HISTORY_DAYS
+    grade_class: str = field(init=False)
+
+    def __post_init__(self):
+        self.grade_class = grade_class(self.domain.grade)
+
+
+def domain_page(domain: Domain, now: datetime) -> DomainPage:
+    """Everything the domain's page shows; `domain` comes with its last_run selected."""
+    run = domain.last_run
+    findings = list(run.findings.all()) if run else []
+    start = now - timedelta(days=HISTORY_DAYS)
+    history = domain.runs.filter(finished_at__gte=start).order_by("finished_at")
+    points = [charts.Point(*row) for row in history.values_list("finished_at", "score", "grade")]
+    chart = charts.score_history(
+        points, start, now, title=f"Score of {domain.display_name}, last {HISTORY_DAYS} days"
+    )
+    return DomainPage(
+        domain=domain,
+        run=run,
+        categories=category_rows(run.categories) if run else [],
+        findings=by_severity(findings),
+        chart=mark_safe(chart),  # noqa: S308  (charts.py escapes every text it draws)
+        events=list(domain.events.all()[:TIMELINE_LENGTH]),
+        records=record_rows(run.categories) if run else [],
+        pending=domain.manual_checks.filter(
+            state__in=[ManualCheck.State.QUEUED, ManualCheck.State.RUNNING],
+            requested_at__gte=now - PENDING_FOR,
+        ).first(),
+    )
+
+
+def _in_order(categories: dict) -> list[str]:
+    return [n for n in ORDER if n in categories] + sorted(n for n in categories if n not in ORDER)
+
+
+def category_rows(categories: dict) -> list[CategoryRow]:
+    rows = []
+    for name in _in_order(categories):
+        result = categories[name] or {}
+        status = result.get("status") or "error"
+        if result.get("applicable") is False:
+            status = "na"
+        rows.append(
+            CategoryRow(
+                name=name,
+                label=CATEGORY_LABELS.get(name, name),
+                status=status,
+                status_label=STATUS_LABELS.get(status, "Not applicable"),
+                score=result.get("score"),
+            )
+        )
+    return rows
+
+
+EXAMPLE = re.compile(r"`([^`]+)`")
+
+
+def split_fix(remediation: str) -> list[tuple[str, str]]:
+    """The catalogue writes code between backticks: an example record (it has spaces, as
+    `example.com. MX 0 .`) becomes a block to copy, a token (`-all`) inline code."""
+    parts = []
+    for i, part in enumerate(EXAMPLE.split(remediation)):
+        if part:
+            kind = "text" if i % 2 == 0 else ("record" if " " in part.strip() else "code")
+            parts.append((kind, part))
+    return parts
+
+
+def by_severity(findings: list[Finding]) -> list[tuple[str, list[FindingView]]]:
+    groups: dict[str, list[FindingView]] = {}
+    ordered = sorted(findings, key=lambda f: (severity_rank(f.severity), f.category, f.kind))
+    for f in ordered:
+        groups.setdefault(f.severity, []).append(FindingView(f, split_fix(f.remediation)))
+    return list(groups.items())
+
+
+def record_rows(categories: dict) -> list[RecordRow]:
+    """The raw records each category saw, one row per record set."""
+    rows = []
+    for name in _in_order(categories):
+        records = (categories[name] or {}).get("records") or {}
+        label = CATEGORY_LABELS.get(name, name)
+        for key, value in records.items():
+            if isinstance(value, dict):
+                rows += [RecordRow(label, f"{key} {sub}", _lines(v)) for sub, v in value.items()]
+            else:
+                rows.append(RecordRow(label, key, _lines(value)))
+    return [r for r in rows if r.values]
+
+
+def _lines(value) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list | tuple):
+        return [v if isinstance(v, str) else json.dumps(v, sort_keys=True) for v in value]
+    return [value if isinstance(value, str) else json.dumps(value, sort_keys=True)]

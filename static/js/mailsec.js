@@ -1,0 +1,92 @@
+/* mailsec: small progressive enhancements. Every page works without them: "Check now" then
+   posts the form and redirects back, and example records stay readable, selectable text. */
+(function () {
+  "use strict";
+  var FRAGMENT = { "X-Mailsec-Fragment": "1" };
+  var POLL_MS = 1500;
+  var POLL_LIMIT = 400;  /* 10 minutes: a check is long done or lost by then */
+  var polls = 0;
+
+  /* Replace `target` with the HTML fragment; keep polling if the new element asks for it. */
+  function swap(target, html) {
+    var template = document.createElement("template");
+    template.innerHTML = html.trim();
+    var element = template.content.firstElementChild;
+    if (!element) return;
+    target.replaceWith(element);
+    poll(element);
+  }
+
+  function lost(target) {
+    swap(target, '<div id="' + target.id + '" class="check-status" role="status">' +
+      '<p class="error">Lost track of the check: reload the page.</p></div>');
+  }
+
+  function poll(element) {
+    if (!element.dataset.poll) return;
+    if (++polls > POLL_LIMIT) {
+      element.insertAdjacentHTML("beforeend", "<p>Still waiting: reload the page later.</p>");
+      return;
+    }
+    window.setTimeout(function () {
+      fetch(element.dataset.poll, { headers: FRAGMENT, credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok) throw new Error(response.status);
+          return response.text();
+        })
+        .then(function (html) { swap(element, html); })
+        .catch(function () { lost(element); });
+    }, POLL_MS);
+  }
+
+  function checkNow(form) {
+    form.addEventListener("submit", function (event) {
+      var target = document.getElementById(form.dataset.target);
+      if (!target || !window.fetch) return;  // the plain POST and redirect
+      event.preventDefault();
+      var button = form.querySelector("button");
+      button.disabled = true;
+      fetch(form.action, {
+        method: "POST", body: new FormData(form), headers: FRAGMENT, credentials: "same-origin"
+      })
+        .then(function (response) {
+          if (!response.ok && response.status !== 429) throw new Error(response.status);
+          return response.text();
+        })
+        .then(function (html) { swap(target, html); })
+        .catch(function () { lost(target); })
+        .finally(function () { button.disabled = false; });
+    });
+  }
+
+  function copy(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "absolute";
+    area.style.left = "-9999px";
+    document.body.appendChild(area);
+    area.select();
+    var ok = document.execCommand("copy");
+    area.remove();
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
+  function copyButton(button) {
+    var source = document.getElementById(button.dataset.copy);
+    if (!source) return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      copy(source.textContent).then(
+        function () { button.textContent = "Copied"; },
+        function () { button.textContent = "Select and copy"; }
+      );
+      window.setTimeout(function () { button.textContent = "Copy"; }, 2000);
+    });
+  }
+
+  document.querySelectorAll("[data-poll]").forEach(poll);
+  document.querySelectorAll("form[data-check-now]").forEach(checkNow);
+  document.querySelectorAll("button[data-copy]").forEach(copyButton);
+})();

@@ -1,0 +1,600 @@
+"""The domain pages: the list with its portfolio summary (in a bounded number of queries), one
+domain's page, "check now" and its progress, and the score chart (pure, no database)."""
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from domains import charts, pages
+from domains.models import CheckRun, Domain, DomainEvent, EventKind, Finding, ManualCheck
+from tests.conftest import client_for
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+# --- building history -----------------------------------------------------------------------
+
+
+def add_run(domain, *, days_ago=0.0, score=90, grade="A", findings=(), categories=None, now=None):
+    """A run of `domain` that finished `days_ago` days ago; the newest one becomes its latest.
+    `findings` are (kind, severity, title) or (kind, severity, title, detail, remediation)."""
+    at = (now or timezone.now()) - timedelta(days=days_ago)
+    run = CheckRun.objects.create(
+        domain=domain,
+        name=domain.name,
+        started_at=at - timedelta(seconds=2),
+        finished_at=at,
+        status="complete" if score is not None else "error",
+        score=score,
+        grade=grade,
+        categories=categories or {},
+    )
+    for kind, severity, title, *text in findings:
+        detail, remediation = text or (f"evidence of {kind}", "fix it")
+        Finding.objects.create(
+            run=run,
+            kind=kind,
+            category=kind.split(".")[0],
+            severity=severity,
+            title=title,
+            detail=detail,
+            remediation=remediation,
+        )
+    latest = domain.runs.order_by("-finished_at").first()
+    Domain.objects.filter(pk=domain.pk).update(
+        last_run=latest,
+        last_checked_at=latest.finished_at,
+        score=latest.score,
+        grade=latest.grade,
+    )
+    domain.refresh_from_db()
+    return run
+
+
+NO_SPF = ("spf.missing", "critical", "No SPF record")
+NO_DMARC = ("dmarc.missing", "high", "No DMARC record")
+NO_STS = ("mta_sts.missing", "low", "No MTA-STS policy")
+NULL_MX = ("mx.null", "info", "Null MX: the domain accepts no mail")
+
+
+def rows_of(response) -> list[str]:
+    return [row.domain.name for row in response.context["listing"].rows]
+
+
+# --- the list -------------------------------------------------------------------------------
+
+
+def test_list_shows_grade_score_trend_and_worst_finding(alice, acme):
+    rising = Domain.objects.create(organization=acme, name="rising.example")
+    add_run(rising, days_ago=30, score=10, grade="F")
+    add_run(rising, days_ago=8, score=70, grade="C")  # the latest at or before now - 7 days
+    add_run(rising, days_ago=6, score=20, grade="F")  # after the cutoff: not the reference
+    add_run(rising, days_ago=0.1, score=85, grade="B", findings=[NO_STS, NO_DMARC, NULL_MX])
+    falling = Domain.objects.create(organization=acme, name="falling.example")
+    add_run(falling, days_ago=7.5, score=95, grade="A+")
+    add_run(falling, days_ago=0.2, score=85, grade="B", findings=[NO_STS])
+    steady = Domain.objects.create(organization=acme, name="steady.example")
+    add_run(steady, days_ago=10, score=91, grade="A")
+    add_run(steady, days_ago=1, score=91, grade="A", findings=[NULL_MX])
+    young = Domain.objects.create(organization=acme, name="young.example")
+    add_run(young, days_ago=2, score=60, grade="D", findings=[NO_SPF])
+    Domain.objects.create(organization=acme, name="fresh.example")
+
+    response = client_for(alice).get("/domains/")
+    rows = {row.domain.name: row for row in response.context["listing"].rows}
+    assert {name: row.trend for name, row in rows.items()} == {
+        "rising.example": 15,
+        "falling.example": -10,
+        "steady.example": 0,
+        "young.example": None,
+        "fresh.example": None,
+    }
+    assert rows["rising.example"].worst.kind == "dmarc.missing"  # high beats low and info
+    assert rows["steady.example"].worst is None  # info is no open problem
+    assert rows["young.example"].checked_ago == "2\xa0days ago"
+    page = response.content.decode()
+    assert "▲ +15" in page
+    assert "▼ \u221210" in page  # a minus sign, not a hyphen
+    assert '<span class="same">=</span>' in page
+    assert '<span class="grade grade-b">B</span>' in page
+    assert "No DMARC record" in page
+
+
+def test_portfolio_counts_grades_and_common_findings_of_latest_runs(alice, acme, globex):
+    for i, (score, grade, findings) in enumerate(
+        [
+            (97, "A+", []),
+            (85, "B", [NO_STS]),
+            (86, "B", [NO_STS, NO_DMARC]),
+            (35, "F", [NO_SPF, NO_DMARC, NO_STS]),
+            (None, "", []),
+        ]
+    ):
+        domain = Domain.objects.create(organization=acme, name=f"d{i}.example")
+        add_run(domain, days_ago=3, score=50, grade="D", findings=[NO_SPF])  # old: not counted
+        add_run(domain, days_ago=0.5, score=score, grade=grade, findings=findings)
+    Domain.objects.create(organization=acme, name="unchecked.example")
+    other = Domain.objects.create(organization=globex, name="other.example")
+    add_run(other, score=10, grade="F", findings=[NO_SPF])
+
+    listing = client_for(alice).get("/domains/").context["listing"]
+    counts = {g.label: g.count for g in listing.grades}
+    assert counts == {
+        "A+": 1,
+        "A": 0,
+        "B": 2,
+        "C": 0,
+        "D": 0,
+        "F": 1,
+        "Could not test": 1,
+        "Not checked yet": 1,
+    }
+    assert listing.total == 6
+    common = [(f["kind"], f["domains"], f["severity"]) for f in listing.common_findings]
+    assert common == [
+        ("mta_sts.missing", 3, "low"),
+        ("dmarc.missing", 2, "high"),
+        ("spf.missing", 1, "critical"),
+    ]
+
+
+@pytest.fixture
+def portfolio(acme):
+    """Five domains: grades, scores, checks and trends all in different orders."""
+    specs = [
+        ("alpha.example", 88, "B", 2, 80),
+        ("bravo.example", 97, "A+", 5, 99),
+        ("charlie.example", 40, "F", 1, 70),
+        ("delta.example", 72, "C", 3, None),
+    ]
+    for name, score, grade, hours_ago, before in specs:
+        domain = Domain.objects.create(organization=acme, name=name)
+        if before is not None:
+            add_run(domain, days_ago=8, score=before, grade="B")
+        add_run(domain, days_ago=hours_ago / 24, score=score, grade=grade)
+    Domain.objects.create(organization=acme, name="echo.example", notes="new shop")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", ["alpha", "bravo", "charlie", "delta", "echo"]),
+        ("?sort=-name", ["echo", "delta", "charlie", "bravo", "alpha"]),
+        ("?sort=score", ["charlie", "delta", "alpha", "bravo", "echo"]),
+        ("?sort=-score", ["bravo", "alpha", "delta", "charlie", "echo"]),
+        ("?sort=-checked", ["charlie", "alpha", "delta", "bravo", "echo"]),
+        ("?sort=checked", ["echo", "bravo", "delta", "alpha", "charlie"]),
+        ("?sort=trend", ["charlie", "bravo", "alpha", "delta", "echo"]),
+        ("?sort=-trend", ["alpha", "bravo", "charlie", "delta", "echo"]),
+        ("?grade=A%2B", ["bravo"]),
+        ("?grade=none", ["echo"]),
+        ("?grade=F&sort=-name", ["charlie"]),
+        ("?q=HA", ["alpha", "charlie"]),
+        ("?q=ha&sort=-score", ["alpha", "charlie"]),
+        ("?q=nothing", []),
+        ("?sort=bogus&grade=Z", ["alpha", "bravo", "charlie", "delta", "echo"]),
+    ],
+)
+def test_sort_and_filter(alice, portfolio, query, expected):
+    response = client_for(alice).get(f"/domains/{query}")
+    assert response.status_code == 200
+    assert rows_of(response) == [f"{name}.example" for name in expected]
+
+
+def test_column_links_toggle_the_sort(alice, portfolio):
+    listing = client_for(alice).get("/domains/?sort=score&grade=B").context["listing"]
+    columns = listing.columns
+    assert columns["score"].aria_sort == "ascending"
+    assert columns["score"].url == "?grade=B&sort=-score"
+    assert columns["name"].url == "?grade=B"  # name ascending is the default
+    assert columns["checked"].url == "?grade=B&sort=-checked"  # newest first to begin with
+    assert columns["name"].aria_sort == ""
+
+
+def test_filter_by_finding_from_the_summary(alice, acme):
+    for name, findings in [("one.example", [NO_STS]), ("two.example", [NO_DMARC])]:
+        add_run(Domain.objects.create(organization=acme, name=name), findings=findings)
+    client = client_for(alice)
+    common = client.get("/domains/").context["listing"].common_findings
+    url = next(f["url"] for f in common if f["kind"] == "mta_sts.missing")
+    assert url == "?finding=mta_sts.missing"
+    assert rows_of(client.get(f"/domains/{url}")) == ["one.example"]
+
+
+def test_search_finds_idns_by_their_unicode_name(alice, acme):
+    Domain.objects.create(organization=acme, name="xn--bcher-kva.de")
+    Domain.objects.create(organization=acme, name="buecher.de")
+    client = client_for(alice)
+    assert rows_of(client.get("/domains/?q=Bü")) == ["xn--bcher-kva.de"]
+    assert rows_of(client.get("/domains/?q=xn--b")) == ["xn--bcher-kva.de"]
+
+
+def test_pages_of_the_list(alice, acme, monkeypatch):
+    monkeypatch.setattr(pages, "PER_PAGE", 4)
+    Domain.objects.bulk_create(
+        [Domain(organization=acme, name=f"d{i:02}.example") for i in range(10)]
+    )
+    client = client_for(alice)
+    first = client.get("/domains/?q=d0")
+    assert rows_of(first) == [f"d0{i}.example" for i in range(4)]
+    assert first.context["listing"].next_url == "?q=d0&page=2"
+    last = client.get("/domains/?q=d0&page=3")
+    assert rows_of(last) == ["d08.example", "d09.example"]
+    assert last.context["listing"].previous_url == "?q=d0&page=2"
+    assert "page 3 of 3" in last.content.decode()
+    assert rows_of(client.get("/domains/?q=d0&page=99")) == ["d08.example", "d09.example"]
+
+
+def test_other_teams_domains_stay_out_of_list_and_summary(alice, acme, globex):
+    add_run(Domain.objects.create(organization=globex, name="secret.example"), findings=[NO_SPF])
+    response = client_for(alice).get("/domains/")
+    assert "secret.example" not in response.content.decode()
+    assert "No SPF record" not in response.content.decode()
+
+
+def make_portfolio(organization, count: int, now) -> None:
+    """`count` more domains with a month of daily runs, two findings on each latest run."""
+    first = organization.domains.count()
+    domains = Domain.objects.bulk_create(
+        [Domain(organization=organization, name=f"p{i:03}.example") for i in range(first, count)]
+    )
+    runs = CheckRun.objects.bulk_create(
+        CheckRun(
+            domain=d,
+            name=d.name,
+            started_at=now - timedelta(days=day),
+            finished_at=now - timedelta(days=day),
+            status="complete",
+            score=50 + (i + day) % 50,
+            grade="C",
+        )
+        for i, d in enumerate(domains)
+        for day in range(30, -1, -1)
+    )
+    latest = {run.domain_id: run for run in runs}  # the last one of each domain is the newest
+    Finding.objects.bulk_create(
+        Finding(run=run, kind=kind, category=kind.split(".")[0], severity=sev, title=title)
+        for run in latest.values()
+        for kind, sev, title in [NO_STS, NO_DMARC]
+    )
+    for d in domains:
+        run = latest[d.pk]
+        d.last_run, d.last_checked_at, d.score, d.grade = run, run.finished_at, run.score, "C"
+    Domain.objects.bulk_update(domains, ["last_run", "last_checked_at", "score", "grade"])
+
+
+LIST_QUERIES = 9  # session, user, memberships, grades, findings, count, page, trends, worst
+
+
+@pytest.mark.parametrize("query", ["", "?sort=-trend", "?grade=C&q=p0&sort=-checked"])
+def test_list_queries_do_not_grow_with_the_domains(
+    alice, acme, django_assert_max_num_queries, query
+):
+    now = timezone.now()
+    client = client_for(alice)
+    counts = []
+    for total in (5, 50):
+        make_portfolio(acme, total, now)
+        with (
+            django_assert_max_num_queries(LIST_QUERIES),
+            CaptureQueriesContext(connection) as captured,
+        ):
+            response = client.get(f"/domains/{query}")
+        assert response.status_code == 200
+        assert all(row.worst.kind == "dmarc.missing" for row in response.context["listing"].rows)
+        counts.append(len(captured))
+    assert counts[0] == counts[1]
+
+
+# --- one domain -----------------------------------------------------------------------------
+
+CATEGORIES = {
+    "spf": {"status": "fail", "score": 0, "applicable": True, "records": {"TXT": []}},
+    "mx": {
+        "status": "pass",
+        "score": 100,
+        "applicable": True,
+        "records": {"MX": ["10 mx.acme.example."], "PTR": {"127.0.0.9": ["mx.acme.example."]}},
+    },
+    "bimi": {"status": "info", "score": None, "applicable": False, "records": {}},
+    "dkim": {"status": "error", "score": None, "applicable": True, "records": {}},
+    "dmarc": {
+        "status": "warn",
+        "score": 80,
+        "applicable": True,
+        "records": {"TXT": ["v=DMARC1; p=none"], "location": "_dmarc.acme.example"},
+    },
+}
+SPF_FIX = 'Publish the servers, e.g. `acme.example. TXT "v=spf1 mx -all"`; end with `-all` <now>.'
+
+
+def test_domain_page_shows_categories_findings_records_and_chart(alice, acme_domain):
+    add_run(acme_domain, days_ago=120, score=10, grade="F")  # older than the chart
+    add_run(acme_domain, days_ago=40, score=None, grade="")
+    add_run(
+        acme_domain,
+        days_ago=1,
+        score=38,
+        grade="F",
+        categories=CATEGORIES,
+        findings=[
+            NO_STS,
+            ("spf.missing", "critical", "No SPF record", "acme.example: no TXT", SPF_FIX),
+            NO_DMARC,
+        ],
+    )
+    response = client_for(alice).get(f"/domains/{acme_domain.pk}/")
+    page = response.context["page"]
+    assert [(c.label, c.status_label, c.score) for c in page.categories] == [
+        ("MX", "Pass", 100),
+        ("SPF", "Fail", 0),
+        ("DMARC", "Warning", 80),
+        ("DKIM", "Could not test", None),
+        ("BIMI", "Not applicable", None),
+    ]
+    assert [(s, [v.finding.kind for v in group]) for s, group in page.findings] == [
+        ("critical", ["spf.missing"]),
+        ("high", ["dmarc.missing"]),
+        ("low", ["mta_sts.missing"]),
+    ]
+    assert [(r.category, r.name, r.values) for r in page.records] == [
+        ("MX", "MX", ["10 mx.acme.example."]),
+        ("MX", "PTR 127.0.0.9", ["mx.acme.example."]),
+        ("DMARC", "TXT", ["v=DMARC1; p=none"]),
+        ("DMARC", "location", ["_dmarc.acme.example"]),
+    ]
+    html = response.content.decode()
+    assert '<span class="grade big grade-f" data-grade="F">F</span>' in html
+    assert "acme.example: no TXT" in html
+    # The example record is a block with a copy button (shown by the script); tokens stay inline.
+    assert re.search(
+        r'<code id="(fix-\d+-2)">acme.example. TXT &quot;v=spf1 mx -all&quot;</code>'
+        r'<button type="button" class="small copy" data-copy="\1" hidden>Copy</button>',
+        html,
+    )
+    assert "end with <code>-all</code> &lt;now&gt;." in html
+    assert "static/js/mailsec.js" in html
+    svg = parse(re.search(r"<svg.*?</svg>", html, re.S).group(0))
+    assert len(svg.findall(f".//{SVG}circle")) == 1  # the run of 40 days ago had no score
+    assert len(svg.findall(f".//{SVG}path[@class='chart-gap']")) == 1
+
+
+def test_timeline_newest_first_and_at_most_50(alice, acme_domain):
+    now = timezone.now()
+    DomainEvent.objects.bulk_create(
+        DomainEvent(
+            domain=acme_domain,
+            created_at=now - timedelta(hours=i),
+            kind=EventKind.RECORD_CHANGED,
+            summary=f"event {i}",
+        )
+        for i in range(60)
+    )
+    response = client_for(alice).get(f"/domains/{acme_domain.pk}/")
+    events = response.context["page"].events
+    assert [e.summary for e in events] == [f"event {i}" for i in range(50)]
+    assert "DNS record changed" in response.content.decode()
+
+
+def test_an_unchecked_domain_has_a_page(victor, acme_domain):
+    response = client_for(victor).get(f"/domains/{acme_domain.pk}/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "has not been checked yet" in html
+    assert "No runs in this period" in html
+    assert "Check now" not in html  # a viewer
+
+
+# --- check now ------------------------------------------------------------------------------
+
+
+def test_check_now_without_javascript_redirects_with_a_message(bob, acme_domain):
+    client = client_for(bob)
+    page = client.get(f"/domains/{acme_domain.pk}/").content.decode()
+    assert f'action="/domains/{acme_domain.pk}/check/"' in page
+    response = client.post(f"/domains/{acme_domain.pk}/check/", follow=True)
+    manual = ManualCheck.objects.get()
+    assert (manual.domain, manual.user, manual.state) == (acme_domain, bob, "queued")
+    assert response.redirect_chain == [(f"/domains/{acme_domain.pk}/", 302)]
+    html = response.content.decode()
+    assert "A check of acme.example is queued" in html
+    assert f'data-poll="/domains/{acme_domain.pk}/check/{manual.pk}/"' in html  # the pending one
+
+
+def test_check_now_with_javascript_answers_the_progress_partial(bob, acme_domain):
+    client = client_for(bob)
+    url = f"/domains/{acme_domain.pk}/check/"
+    response = client.post(url, headers={"X-Mailsec-Fragment": "1"})
+    assert response.status_code == 202
+    manual = ManualCheck.objects.get()
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="check-status"')
+    assert f'data-poll="{url}{manual.pk}/"' in html
+    assert "Check queued" in html
+    again = client.post(url, headers={"X-Mailsec-Fragment": "1"})
+    assert again.status_code == 429
+    assert "checked less than a minute ago" in again.content.decode()
+    assert ManualCheck.objects.count() == 1
+
+
+def test_check_now_rate_limited_without_javascript(bob, acme_domain):
+    client = client_for(bob)
+    client.post(f"/domains/{acme_domain.pk}/check/")
+    response = client.post(f"/domains/{acme_domain.pk}/check/", follow=True)
+    assert "checked less than a minute ago" in response.content.decode()
+    assert ManualCheck.objects.count() == 1
+
+
+def test_progress_partial_follows_the_check(alice, acme_domain):
+    manual = ManualCheck.objects.create(domain=acme_domain, user=alice, requested_at=timezone.now())
+    url = f"/domains/{acme_domain.pk}/check/{manual.pk}/"
+    client = client_for(alice)
+    assert "data-poll" in client.get(url).content.decode()
+    ManualCheck.objects.filter(pk=manual.pk).update(state="running")
+    running = client.get(url).content.decode()
+    assert "Checking acme.example" in running
+    assert "data-poll" in running
+    run = add_run(acme_domain, score=97, grade="A+")
+    ManualCheck.objects.filter(pk=manual.pk).update(state="done", run=run)
+    done = client.get(url).content.decode()
+    assert "data-poll" not in done
+    assert '<span class="grade grade-aplus" data-grade="A+">A+</span>, score 97' in done
+    assert f'href="/domains/{acme_domain.pk}/"' in done
+    ManualCheck.objects.filter(pk=manual.pk).update(state="failed", error="TimeoutError: slow")
+    failed = client.get(url).content.decode()
+    assert "The check failed: TimeoutError: slow" in failed
+    assert "data-poll" not in failed
+
+
+def test_viewers_cannot_check_and_other_teams_see_nothing(
+    victor, olga, acme_domain, globex_domain, alice
+):
+    assert client_for(victor).post(f"/domains/{acme_domain.pk}/check/").status_code == 403
+    assert client_for(olga).post(f"/domains/{acme_domain.pk}/check/").status_code == 404
+    assert not ManualCheck.objects.exists()
+    manual = ManualCheck.objects.create(domain=acme_domain, user=alice, requested_at=timezone.now())
+    assert (
+        client_for(victor).get(f"/domains/{acme_domain.pk}/check/{manual.pk}/").status_code == 200
+    )
+    assert client_for(olga).get(f"/domains/{acme_domain.pk}/check/{manual.pk}/").status_code == 404
+    # A check of another domain is not found under this one.
+    assert (
+        client_for(olga).get(f"/domains/{globex_domain.pk}/check/{manual.pk}/").status_code == 404
+    )
+    assert client_for(alice).get(f"/domains/{acme_domain.pk}/check/").status_code == 405
+
+
+# --- the chart (pure) -----------------------------------------------------------------------
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+END = START + timedelta(days=90)
+
+
+def at(days: float) -> datetime:
+    return START + timedelta(days=days)
+
+
+def parse(svg: str) -> ET.Element:
+    return ET.fromstring(svg)  # noqa: S314  (our own markup; a parse error fails the test)
+
+
+def texts(root: ET.Element, group: str) -> list[str]:
+    return [t.text for t in root.find(f"{SVG}g[@class='{group}']").iter(f"{SVG}text")]
+
+
+def test_chart_has_axes_labels_grid_and_a_scaling_viewbox():
+    points = [charts.Point(at(d), 60 + d // 3, "C") for d in range(0, 90, 3)]
+    root = parse(charts.score_history(points, START, END))
+    assert root.get("viewBox") == f"0 0 {charts.WIDTH} {charts.HEIGHT}"
+    assert root.get("width") is None and root.get("height") is None
+    assert texts(root, "chart-y") == ["0", "20", "40", "60", "80", "100"]
+    assert texts(root, "chart-x") == [
+        "Jan 5",
+        "Jan 19",
+        "Feb 2",
+        "Feb 16",
+        "Mar 2",
+        "Mar 16",
+        "Mar 30",
+    ]
+    assert len(root.find(f"{SVG}g[@class='chart-grid']")) == 6
+    assert len(root.findall(f".//{SVG}circle")) == 30
+    path = root.find(f"{SVG}path[@class='chart-line']").get("d")
+    assert path.count("M") == 1
+    assert path.startswith(f"M{charts.MARGIN_LEFT},")  # the first run, at the start
+    assert "30 runs from 2025-01-01 to 2025-04-01; latest score 89 (grade C)" in root.findtext(
+        f"{SVG}desc"
+    )
+
+
+def test_a_run_without_a_score_breaks_the_line():
+    points = [
+        charts.Point(at(1), 90, "A"),
+        charts.Point(at(2), 80, "B"),
+        charts.Point(at(3), None),
+        charts.Point(at(4), 70, "C"),
+        charts.Point(at(5), None),
+        charts.Point(at(6), None),
+    ]
+    root = parse(charts.score_history(points, START, END))
+    path = root.find(f"{SVG}path[@class='chart-line']").get("d")
+    assert [len(seg.split(" L")) for seg in path.split("M")[1:]] == [2, 1]
+    gaps = root.findall(f".//{SVG}path[@class='chart-gap']")
+    assert [g.findtext(f"{SVG}title") for g in gaps] == [
+        "2025-01-04 00:00 UTC: could not be scored",
+        "2025-01-06 00:00 UTC: could not be scored",
+        "2025-01-07 00:00 UTC: could not be scored",
+    ]
+    assert len(root.findall(f".//{SVG}circle")) == 3
+    assert "6 runs" in root.findtext(f"{SVG}desc")
+    assert "3 could not be scored" in root.findtext(f"{SVG}desc")
+
+
+def test_a_dense_chart_keeps_dots_for_the_latest_and_lonely_runs_only():
+    points = [charts.Point(at(d / 4), 80, "B") for d in range(360)]
+    points[100] = charts.Point(points[100].at, None)
+    points[102] = charts.Point(points[102].at, None)  # run 101 is alone between two gaps
+    root = parse(charts.score_history(points, START, END))
+    dots = [c.findtext(f"{SVG}title") for c in root.iter(f"{SVG}circle")]
+    assert dots == [
+        "2025-01-26 06:00 UTC: score 80 (B)",  # run 101
+        "2025-03-31 18:00 UTC: score 80 (B)",  # the latest
+    ]
+    assert len(root.findall(f".//{SVG}path[@class='chart-gap']")) == 2
+
+
+def test_points_land_where_their_time_and_score_say():
+    root = parse(charts.score_history([charts.Point(at(45), 50, "D")], START, END))
+    dot = root.find(f".//{SVG}circle")
+    middle_x = (charts.MARGIN_LEFT + charts.WIDTH - charts.MARGIN_RIGHT) / 2
+    middle_y = (charts.MARGIN_TOP + charts.HEIGHT - charts.MARGIN_BOTTOM) / 2
+    assert (float(dot.get("cx")), float(dot.get("cy"))) == (middle_x, middle_y)
+    assert dot.findtext(f"{SVG}title") == "2025-02-15 00:00 UTC: score 50 (D)"
+
+
+def test_runs_outside_the_period_are_left_out_and_an_empty_chart_says_so():
+    outside = [charts.Point(at(-1), 90, "A"), charts.Point(at(91), 90, "A")]
+    root = parse(charts.score_history(outside, START, END))
+    assert root.find(f".//{SVG}circle") is None
+    assert root.find(f"{SVG}path[@class='chart-line']") is None
+    assert root.findtext(f"{SVG}text[@class='chart-empty']") == "No runs in this period"
+    assert root.findtext(f"{SVG}desc") == "No runs from 2025-01-01 to 2025-04-01."
+
+
+def test_chart_text_is_escaped():
+    svg = charts.score_history(
+        [charts.Point(at(1), 90, '<b>"A"</b>')],
+        START,
+        END,
+        title="x</title><script>&",
+        chart_id='a"b',
+    )
+    root = parse(svg)  # would not parse if anything leaked
+    assert root.findtext(f"{SVG}title") == "x</title><script>&"
+    assert "<script>" not in svg
+    assert root.find(f".//{SVG}circle").findtext(f"{SVG}title").endswith('(<b>"A"</b>)')
+
+
+@pytest.mark.parametrize(
+    ("span", "labels"),
+    [
+        (timedelta(hours=6), ["01:00", "02:00", "03:00", "04:00", "05:00", "06:00"]),
+        (timedelta(days=7), ["Jan 2", "Jan 3", "Jan 4", "Jan 5", "Jan 6", "Jan 7", "Jan 8"]),
+        (timedelta(days=200), ["Feb", "Mar", "Apr", "May", "Jun", "Jul"]),
+        (timedelta(days=365), ["Mar", "May", "Jul", "Sep", "Nov", "Jan 2026"]),
+    ],
+)
+def test_time_axis_labels_fit_the_period(span, labels):
+    start = START + timedelta(minutes=30)
+    ticks = charts.x_ticks(start, start + span)
+    assert [label for _, label in ticks] == labels
+    assert all(start <= t <= start + span for t, _ in ticks)
+
+
+def test_chart_needs_a_period():
+    with pytest.raises(ValueError, match="end must come after"):
+        charts.score_history([], END, START)

@@ -1,0 +1,104 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright against the live server.
+
+Log in, add a domain, press "Check now", and see its grade arrive without a reload: the check
+runs on a real Celery worker (through the tests' Redis) that asks the tests' knot for DNS.
+"""
+
+from contextlib import contextmanager
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from domains.models import Domain
+from tests.servers import need_binary
+
+# No browser download (it cannot work here): Debian's chromium. The resolver rule keeps it from
+# looking up anything but loopback (it would ask for Google's hosts).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-pings",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+]
+CHECK_TIMEOUT_MS = 90_000
+
+
+@contextmanager
+def chromium_page():
+    """A page in a fresh headless Chromium; fails the test on any JavaScript error.
+
+    Playwright's sync API runs an event loop in this thread while it is open, where Django
+    refuses database calls: tests read the database before or after, not inside."""
+    chromium = need_binary("chromium", "chromium")
+    errors = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(15_000)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        try:
+            yield page
+        finally:
+            browser.close()
+    assert errors == [], f"JavaScript errors on the pages: {errors}"
+
+
+def log_in_add_and_check(page, base_url: str, worker) -> dict:
+    """What the pages showed: the grade and score that arrived, and the reloaded verdict."""
+    page.goto(f"{base_url}/login/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "correct horse 42")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base_url}/domains/")
+
+    page.click("text=Add domains")
+    page.fill("textarea[name=names]", "good.test")
+    page.click("main button[type=submit]")
+    expect(page.locator(".messages")).to_contain_text("Added 1 domain")
+    page.click("table.domains a:text-is('good.test')")
+    expect(page.locator("h1")).to_contain_text("good.test")
+    expect(page.locator(".verdict")).to_contain_text("has not been checked yet")
+
+    page.evaluate("window.sameDocument = true")  # a full page load would wipe it out
+    page.click("button:text-is('Check now')")
+    status = page.locator("#check-status")
+    expect(status).to_contain_text("Check", timeout=5_000)  # queued, running or done
+    arrived = status.locator("[data-grade]")
+    try:
+        expect(arrived).to_be_visible(timeout=CHECK_TIMEOUT_MS)
+    except AssertionError:
+        pytest.fail(
+            f"no grade shown; the progress says {status.inner_text()!r}; "
+            f"worker log:\n{worker.output()}"
+        )
+    shown = {
+        "same_document": page.evaluate("window.sameDocument"),
+        "grade": arrived.get_attribute("data-grade"),
+        "progress": status.inner_text(),
+    }
+    status.locator("a:text-is('Reload the page')").click()
+    expect(page.locator("table.categories")).to_contain_text("SPF")
+    shown["reloaded_grade"] = page.locator(".verdict [data-grade]").inner_text()
+    shown["records"] = page.locator("table.records").inner_text()
+    shown["chart_points"] = page.locator("svg.chart circle").count()
+    return shown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_check_now_shows_the_grade_from_a_real_worker(live_server, celery_worker, alice):
+    with chromium_page() as page:
+        shown = log_in_add_and_check(page, live_server.url, celery_worker)
+
+    domain = Domain.objects.get(name="good.test")
+    assert domain.grade, "the worker stored no grade"
+    assert shown["same_document"] is True  # the progress came without a reload
+    assert shown["grade"] == shown["reloaded_grade"] == domain.grade
+    assert f"score {domain.score}" in shown["progress"]
+    assert "v=spf1 mx -all" in shown["records"]  # what knot serves for good.test
+    assert shown["chart_points"] == 1
