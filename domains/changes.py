@@ -59,27 +59,19 @@ def _findings(previous: CheckRun, run: CheckRun, tested: list[str]) -> list[Doma
         return {(f.kind, f.detail): f for f in r.findings.all() if f.category in tested}
 
     before, after = keyed(previous), keyed(run)
-    events = []
-    for key in after.keys() - before.keys():
-        f = after[key]
-        events.append(
-            DomainEvent(
-                kind=EventKind.FINDING_APPEARED,
-                severity=f.severity,
-                summary=f"New {f.severity} finding: {f.title} ({f.kind})",
-                data={"finding": f.kind, "category": f.category, "detail": f.detail},
-            )
+    changed = [(EventKind.FINDING_APPEARED, "New {severity} finding", after, before)]
+    changed += [(EventKind.FINDING_RESOLVED, "Resolved", before, after)]
+    events = [
+        DomainEvent(
+            kind=kind,
+            severity=f.severity,
+            summary=f"{label.format(severity=f.severity)}: {f.title} ({f.kind})",
+            data={"finding": f.kind, "category": f.category, "detail": f.detail},
         )
-    for key in before.keys() - after.keys():
-        f = before[key]
-        events.append(
-            DomainEvent(
-                kind=EventKind.FINDING_RESOLVED,
-                severity=f.severity,
-                summary=f"Resolved: {f.title} ({f.kind})",
-                data={"finding": f.kind, "category": f.category, "detail": f.detail},
-            )
-        )
+        for kind, label, present, absent in changed
+        for key, f in present.items()
+        if key not in absent
+    ]
     return sorted(events, key=lambda e: (e.kind, e.summary))
 
 
