@@ -19,7 +19,6 @@ Broken zones are configured but their file gets a line that does not parse, so k
 zone for them and answers SERVFAIL for every name in them.
 """
 
-import ipaddress
 import shutil
 import socket
 import subprocess
@@ -35,6 +34,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
+from bench.dns_forwarder import _loopback
 from tests.servers import need_binary
 
 DS_TTL = 3600
@@ -42,16 +42,6 @@ DS_TTL = 3600
 # once when it cannot bind its control socket.
 MAX_SOCKET_PATH = 100
 BROKEN_LINE = "broken-on-purpose IN A not-an-address  ; makes knot refuse to load this zone\n"
-
-
-def _loopback(address: str, what: str) -> str:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        raise ValueError(f"{what} must be a loopback IP address, not {address!r}") from None
-    if not ip.is_loopback:
-        raise ValueError(f"{what} must be on loopback (127.0.0.0/8 or ::1), not {address}")
-    return str(ip)
 
 
 def _free_port(address: str) -> int:
