@@ -200,6 +200,11 @@ def _describe(events: list[DomainEvent]) -> str:
     return f"{domains[0]} {', '.join(parts)}"
 
 
+def site_url(path: str) -> str:
+    """The path as a full link when MAILSEC_SITE_URL is set (alerts are read outside the app)."""
+    return settings.MAILSEC_SITE_URL + path
+
+
 def _event_dict(event: DomainEvent) -> dict:
     return {
         "domain": event.domain.name,
@@ -208,7 +213,7 @@ def _event_dict(event: DomainEvent) -> dict:
         "summary": event.summary,
         "data": event.data,
         "created_at": event.created_at.isoformat(),
-        "url": reverse("domains:detail", args=[event.domain_id]),
+        "url": site_url(reverse("domains:detail", args=[event.domain_id])),
     }
 
 
@@ -512,7 +517,7 @@ def send_test(channel: AlertChannel) -> AlertDelivery:
         "summary": "Grade dropped from B to D (a sample event: this is a test alert)",
         "data": {"before": "B", "after": "D"},
         "created_at": timezone.now().isoformat(),
-        "url": reverse("domains:list"),
+        "url": site_url(reverse("domains:list")),
     }
     subject = f"mailsec: test alert to {channel.name}"
     delivery = AlertDelivery.objects.create(

@@ -129,6 +129,17 @@ class Env:
             )
         return value
 
+    def site_url(self, name: str) -> str:
+        """The public base URL of the app ("https://mailsec.example.org"), or "" when unset."""
+        value = (self.raw(name) or "").strip().rstrip("/")
+        if value and (
+            not value.startswith(("http://", "https://")) or "/" in value.split("://", 1)[1]
+        ):
+            raise ImproperlyConfigured(
+                f"{name} must be a base URL like https://mailsec.example.org (no path)."
+            )
+        return value
+
     def nameservers(self, name: str) -> list[tuple[str, int]]:
         """A comma-separated list of IP[:PORT] ("127.0.0.1:5353", "[::1]:53", "::1")."""
         value = self.raw(name)

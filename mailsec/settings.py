@@ -18,6 +18,8 @@ SECRET_KEY = env.secret_key("MAILSEC_SECRET_KEY", fallback_file=VAR_DIR / "secre
 DEBUG = env.bool("MAILSEC_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("MAILSEC_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("MAILSEC_CSRF_TRUSTED_ORIGINS", [])
+# Where people reach the app: makes the links in alert e-mails and webhooks absolute.
+MAILSEC_SITE_URL = env.site_url("MAILSEC_SITE_URL")
 PORT = env.int("PORT", 8000, minimum=1, maximum=65535)
 
 # Behind a TLS-terminating proxy: secure cookies, HSTS and the proxy's scheme header.
@@ -188,6 +190,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Old runs keep their summary; their raw records and findings go after this many days.
 MAILSEC_RUN_DETAIL_DAYS = env.int("MAILSEC_RUN_DETAIL_DAYS", 90, minimum=1, maximum=36500)
+
+# Reports: the most bytes one input may decompress to (a zip or gzip bomb is
+# refused as soon as it passes this), and the most bytes of one upload or file.
+MAILSEC_REPORT_MAX_MB = env.int("MAILSEC_REPORT_MAX_MB", 100, minimum=1, maximum=100_000)
+MAILSEC_REPORT_MAX_BYTES = MAILSEC_REPORT_MAX_MB * 1024 * 1024
 
 LOGGING = {
     "version": 1,

@@ -203,7 +203,8 @@ def pending_delivery(channel, subject="mailsec: acme.example grade B → D") -> 
 # --- e-mail ------------------------------------------------------------------------------------
 
 
-def test_alert_email_reaches_the_smtp_server(smtp, acme, run):
+def test_alert_email_reaches_the_smtp_server(smtp, acme, run, settings):
+    settings.MAILSEC_SITE_URL = "https://mailsec.acme.test"
     channel = email_channel(acme)
     events = [
         grade_drop(run),
@@ -232,7 +233,7 @@ def test_alert_email_reaches_the_smtp_server(smtp, acme, run):
     body = message.get_content().replace("\r\n", "\n")
     for text in ("Grade dropped from B to D", "SPF ends in +all", "No DMARC record"):
         assert text in body
-    assert f"/domains/{run.domain_id}/" in body
+    assert f"see https://mailsec.acme.test/domains/{run.domain_id}/\n" in body
     assert "acme.example: Finding appeared (critical)" in body
     assert "was: 10 mx1.acme.example\n  now: 10 mx2.acme.example; 20 b.\n" in body
     channel.refresh_from_db()

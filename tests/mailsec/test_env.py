@@ -221,3 +221,22 @@ def test_settings_module_refuses_bad_values(name, value):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert name in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ""),
+        ("https://mailsec.example.org", "https://mailsec.example.org"),
+        ("http://10.0.0.5:8000/", "http://10.0.0.5:8000"),
+    ],
+)
+def test_site_url(value, expected):
+    environ = {} if value is None else {"MAILSEC_SITE_URL": value}
+    assert Env(environ).site_url("MAILSEC_SITE_URL") == expected
+
+
+@pytest.mark.parametrize("value", ["mailsec.example.org", "ftp://x.org", "https://x.org/mailsec"])
+def test_site_url_refuses_what_is_not_a_base_url(value):
+    with pytest.raises(ImproperlyConfigured, match="MAILSEC_SITE_URL must be a base URL"):
+        Env({"MAILSEC_SITE_URL": value}).site_url("MAILSEC_SITE_URL")
