@@ -8,7 +8,7 @@ export PORT
 VAR_DIR := $(or $(MAILSEC_VAR_DIR),var)
 
 # Binaries the test suite starts, and the Debian packages that bring them.
-TEST_BINARIES := redis-server:redis-server knotd:knot keymgr:knot chromium:chromium
+TEST_BINARIES := redis-server:redis-server knotd:knot keymgr:knot chromium:chromium dovecot:dovecot-imapd doveadm:dovecot-core
 
 .PHONY: run test lint format system-packages clean
 
@@ -33,7 +33,12 @@ $(VAR_DIR)/secret_key: | $(BIN)/python
 	@umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(48))' > $@
 	@echo "Generated a secret key in $@"
 
-run: $(VENV)/.installed $(VAR_DIR)/secret_key
+$(VAR_DIR)/encryption_key: | $(BIN)/python
+	@mkdir -p $(VAR_DIR)
+	@umask 077 && $(BIN)/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' > $@
+	@echo "Generated an encryption key for stored passwords in $@ (back it up with the database)"
+
+run: $(VENV)/.installed $(VAR_DIR)/secret_key $(VAR_DIR)/encryption_key
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo "mailsec: http://$${MAILSEC_BIND:-127.0.0.1}:$(PORT)/  (Ctrl-C stops the web app, the worker and the scheduler)"
@@ -58,7 +63,7 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(VENV)/.installed-test $(VAR_DIR)/secret_key system-packages lint
+test: $(VENV)/.installed-test $(VAR_DIR)/secret_key $(VAR_DIR)/encryption_key system-packages lint
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)
 

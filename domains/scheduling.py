@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from domains import changes, engine
 from domains.models import CheckRun, Domain, DomainEvent, ManualCheck
+from reports.models import ReportedSelector
 
 CLAIM_BATCH = 500  # domains one dispatcher pass enqueues at most
 DOMAIN_COOLDOWN = timedelta(seconds=60)  # "check now" on one domain at most this often
@@ -73,7 +74,10 @@ def run_check(domain_id: int, manual_id: int | None = None) -> CheckRun | None:
     if manual:
         ManualCheck.objects.filter(pk=manual.pk).update(state=ManualCheck.State.RUNNING)
     previous = domain.last_run
-    result = engine.check_domain(domain.name, dkim_selectors=domain.dkim_selectors)
+    selectors = domain.dkim_selectors + [
+        s for s in ReportedSelector.for_domain(domain.name) if s not in domain.dkim_selectors
+    ]
+    result = engine.check_domain(domain.name, dkim_selectors=selectors)
     with transaction.atomic():
         run = CheckRun.objects.record(
             result, domain=domain, trigger="manual" if manual else "schedule"

@@ -108,6 +108,27 @@ class Env:
             )
         return key
 
+    def fernet_keys(self, name: str, fallback_file: Path) -> list[str]:
+        """Keys that encrypt stored secrets: a comma-separated list of Fernet keys, the first
+        encrypting, all decrypting (so an old key can be retired). From the environment, else
+        the file `make run` generated; [] when neither exists (secrets then cannot be stored)."""
+        from cryptography.fernet import Fernet
+
+        value = self.secret(name)
+        if value is None and fallback_file.exists():
+            value = read_secret_file(str(fallback_file), fallback_file)
+        keys = [key.strip() for key in (value or "").split(",") if key.strip()]
+        for number, key in enumerate(keys, 1):
+            try:
+                Fernet(key)
+            except ValueError:
+                raise ImproperlyConfigured(
+                    f"{name}: key {number} is not a Fernet key (32 url-safe base64-encoded "
+                    "bytes); make one with `python -c 'from cryptography.fernet import "
+                    "Fernet; print(Fernet.generate_key().decode())'`."
+                ) from None
+        return keys
+
     def database(self, name: str, default: str) -> dict:
         value = self.raw(name) or default
         try:

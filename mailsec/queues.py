@@ -12,6 +12,8 @@ ROUTES = {
     "domains.tasks.check_domain_task": "checks",
     "domains.tasks.deliver_alert": "alerts",
     "domains.tasks.send_digests": "alerts",
+    "reports.tasks.poll_mailboxes": "dispatch",
+    "reports.tasks.fetch_mailbox": "ingest",
 }
 
 

@@ -15,6 +15,11 @@ env = Env()
 VAR_DIR = Path(env.str("MAILSEC_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 
 SECRET_KEY = env.secret_key("MAILSEC_SECRET_KEY", fallback_file=VAR_DIR / "secret_key")
+# Encrypts stored secrets (mailbox passwords); separate from SECRET_KEY so that rotating one
+# never loses the other.
+MAILSEC_ENCRYPTION_KEYS = env.fernet_keys(
+    "MAILSEC_ENCRYPTION_KEY", fallback_file=VAR_DIR / "encryption_key"
+)
 DEBUG = env.bool("MAILSEC_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("MAILSEC_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("MAILSEC_CSRF_TRUSTED_ORIGINS", [])
@@ -187,6 +192,7 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-due-checks": {"task": "domains.tasks.dispatch_due_checks", "schedule": 60.0},
     "send-alert-digests": {"task": "domains.tasks.send_digests", "schedule": 3600.0},
     "prune-run-details": {"task": "domains.tasks.prune_run_details", "schedule": 86400.0},
+    "poll-mailboxes": {"task": "reports.tasks.poll_mailboxes", "schedule": 60.0},
 }
 # Old runs keep their summary; their raw records and findings go after this many days.
 MAILSEC_RUN_DETAIL_DAYS = env.int("MAILSEC_RUN_DETAIL_DAYS", 90, minimum=1, maximum=36500)

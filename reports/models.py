@@ -1,0 +1,235 @@
+"""Stored reports.
+
+Reports are keyed by their policy domain's name, not by a team: a team sees
+the reports of the domains it monitors (several teams may monitor one domain),
+and a report for a domain nobody monitors is "unclaimed" until someone adds
+the domain, with nothing to move when that happens.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+from django.db import models
+
+
+class InputStatus(models.TextChoices):
+    IMPORTED = "imported", "Imported"
+    DUPLICATE = "duplicate", "Duplicate"
+    PARTIAL = "partial", "Partly refused"
+    REFUSED = "refused", "Refused"
+
+
+class InputSource(models.TextChoices):
+    UPLOAD = "upload", "Upload"
+    COMMAND = "command", "Command line"
+    MAILBOX = "mailbox", "Mailbox"
+
+
+class RawInput(models.Model):
+    """An input exactly as received (a file, an upload, one mail message), kept compressed.
+
+    `content` holds the original bytes, gzip-compressed unless they already were
+    a gzip or zip container (`encoding` says which), so refused inputs can be
+    inspected and every report re-parsed later.
+    """
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=500)
+    size = models.BigIntegerField()
+    encoding = models.CharField(max_length=10, default="gzip")  # "gzip" or "identity"
+    content = models.BinaryField()
+    source = models.CharField(max_length=10, choices=InputSource.choices)
+    status = models.CharField(max_length=10, choices=InputStatus.choices)
+    reason = models.TextField(blank=True)
+    uploaded_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["status", "-received_at"])]
+
+    def __str__(self):
+        return f"{self.name} ({self.status})"
+
+    def original(self) -> bytes:
+        data = bytes(self.content)
+        return gzip.decompress(data) if self.encoding == "gzip" else data
+
+
+class AggregateReport(models.Model):
+    raw = models.ForeignKey(RawInput, on_delete=models.PROTECT, related_name="aggregate_reports")
+    org_name = models.CharField(max_length=255)
+    email = models.CharField(max_length=255, blank=True)
+    extra_contact_info = models.TextField(blank=True)
+    report_id = models.CharField(max_length=255)
+    domain = models.CharField(max_length=253, db_index=True)  # policy domain, A-label
+    begin = models.DateTimeField()
+    end = models.DateTimeField()
+    version = models.CharField(max_length=20, blank=True)
+    generator = models.CharField(max_length=255, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    adkim = models.CharField(max_length=10, blank=True)
+    aspf = models.CharField(max_length=10, blank=True)
+    p = models.CharField(max_length=20, blank=True)
+    sp = models.CharField(max_length=20, blank=True)
+    np = models.CharField(max_length=20, blank=True)
+    pct = models.PositiveSmallIntegerField(null=True, blank=True)
+    fo = models.CharField(max_length=20, blank=True)
+    testing = models.CharField(max_length=10, blank=True)
+    discovery_method = models.CharField(max_length=20, blank=True)
+    record_count = models.PositiveIntegerField(default=0)
+    message_count = models.BigIntegerField(default=0)
+    dmarc_pass = models.BigIntegerField(default=0)  # messages with DKIM or SPF aligned pass
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-begin", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org_name", "report_id", "domain", "begin", "end"],
+                name="aggregate_report_identity",
+            )
+        ]
+        indexes = [models.Index(fields=["domain", "-begin"])]
+
+    def __str__(self):
+        return f"{self.org_name} {self.report_id} ({self.domain})"
+
+
+class AggregateRecord(models.Model):
+    report = models.ForeignKey(AggregateReport, on_delete=models.CASCADE, related_name="records")
+    source_ip = models.GenericIPAddressField()
+    count = models.BigIntegerField()
+    disposition = models.CharField(max_length=32, blank=True)
+    dkim = models.CharField(max_length=32, blank=True)  # policy_evaluated: aligned DKIM
+    spf = models.CharField(max_length=32, blank=True)  # policy_evaluated: aligned SPF
+    header_from = models.CharField(max_length=253, blank=True)
+    envelope_from = models.CharField(max_length=253, blank=True)
+    envelope_to = models.CharField(max_length=253, blank=True)
+    reasons = models.JSONField(default=list, blank=True)
+    dkim_results = models.JSONField(default=list, blank=True)
+    spf_results = models.JSONField(default=list, blank=True)
+
+    def __str__(self):
+        return f"{self.source_ip} x{self.count}"
+
+
+class DailyRollup(models.Model):
+    """Messages per policy domain, UTC day (of the report's begin) and source IP."""
+
+    domain = models.CharField(max_length=253)
+    day = models.DateField()
+    source_ip = models.GenericIPAddressField()
+    messages = models.BigIntegerField(default=0)
+    disposition_none = models.BigIntegerField(default=0)
+    disposition_quarantine = models.BigIntegerField(default=0)
+    disposition_reject = models.BigIntegerField(default=0)
+    dmarc_pass = models.BigIntegerField(default=0)
+    dkim_pass = models.BigIntegerField(default=0)  # aligned DKIM pass (policy_evaluated)
+    spf_pass = models.BigIntegerField(default=0)  # aligned SPF pass (policy_evaluated)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain", "day", "source_ip"], name="daily_rollup_identity"
+            )
+        ]
+        indexes = [models.Index(fields=["domain", "day"])]
+
+    def __str__(self):
+        return f"{self.domain} {self.day} {self.source_ip}: {self.messages}"
+
+
+class ReportedSelector(models.Model):
+    """A DKIM selector seen signing for a domain in aggregate reports."""
+
+    domain = models.CharField(max_length=253)
+    selector = models.CharField(max_length=63)
+    last_seen = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "selector"], name="reported_selector")
+        ]
+
+    def __str__(self):
+        return f"{self.selector}._domainkey.{self.domain}"
+
+    @classmethod
+    def for_domain(cls, domain: str, *, limit: int = 50) -> list[str]:
+        """The selectors seen for `domain`, most recently seen first."""
+        rows = cls.objects.filter(domain=domain).order_by("-last_seen", "selector")
+        return list(rows.values_list("selector", flat=True)[:limit])
+
+
+class TlsReport(models.Model):
+    raw = models.ForeignKey(RawInput, on_delete=models.PROTECT, related_name="tls_reports")
+    org_name = models.CharField(max_length=255)
+    contact_info = models.CharField(max_length=255, blank=True)
+    report_id = models.CharField(max_length=255)
+    domain = models.CharField(max_length=253, db_index=True)  # first policy's domain
+    begin = models.DateTimeField()
+    end = models.DateTimeField()
+    successful = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-begin", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["org_name", "report_id"], name="tls_report_identity")
+        ]
+
+    def __str__(self):
+        return f"{self.org_name} {self.report_id} ({self.domain})"
+
+
+class TlsPolicy(models.Model):
+    report = models.ForeignKey(TlsReport, on_delete=models.CASCADE, related_name="policies")
+    policy_type = models.CharField(max_length=40)
+    policy_domain = models.CharField(max_length=253, db_index=True)
+    policy_strings = models.JSONField(default=list, blank=True)
+    mx_hosts = models.JSONField(default=list, blank=True)
+    successful = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+    failure_details = models.JSONField(default=list, blank=True)
+
+    def __str__(self):
+        return f"{self.policy_type} {self.policy_domain}"
+
+
+class FailureReport(models.Model):
+    raw = models.ForeignKey(RawInput, on_delete=models.PROTECT, related_name="failure_reports")
+    domain = models.CharField(max_length=253, db_index=True)  # Reported-Domain
+    org_name = models.CharField(max_length=255, blank=True)
+    report_id = models.CharField(max_length=255, blank=True)
+    feedback_type = models.CharField(max_length=40)
+    user_agent = models.CharField(max_length=255, blank=True)
+    version = models.CharField(max_length=20, blank=True)
+    arrival_date = models.DateTimeField(null=True, blank=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    original_mail_from = models.CharField(max_length=320, blank=True)
+    original_rcpt_to = models.TextField(blank=True)
+    original_envelope_id = models.CharField(max_length=255, blank=True)
+    auth_failure = models.CharField(max_length=100, blank=True)
+    authentication_results = models.TextField(blank=True)
+    delivery_result = models.CharField(max_length=40, blank=True)
+    dkim_domain = models.CharField(max_length=253, blank=True)
+    dkim_selector = models.CharField(max_length=63, blank=True)
+    dkim_identity = models.CharField(max_length=320, blank=True)
+    spf_dns = models.TextField(blank=True)
+    identity_alignment = models.CharField(max_length=100, blank=True)
+    reporting_mta = models.CharField(max_length=255, blank=True)
+    sample_headers = models.JSONField(default=list, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-arrival_date", "-id"]
+
+    def __str__(self):
+        return f"{self.feedback_type} {self.domain} {self.source_ip}"
+

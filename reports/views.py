@@ -1,8 +1,141 @@
-from django.shortcuts import render
+"""The report pages: a team's reports, one aggregate report, a domain's reports, uploading, and
+the staff pages (refused inputs, unclaimed reports). Reading is in queries.py; storing in ingest."""
+
+import logging
+import re
+
+from django.conf import settings
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods
 
 from domains import tenancy
+from domains.models import Domain
+from reports import queries
+from reports.forms import CappedUploadHandler, UploadForm
+from reports.ingest import Outcome, ingest_input
+from reports.models import InputSource, RawInput
+
+logger = logging.getLogger(__name__)
+
+UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._+!@=-]+")
+OUTCOMES = ("imported", "duplicate", "invalid")
 
 
+def _require_staff(request) -> None:
+    # 404, not 403: like another team's objects, the staff pages do not admit they exist.
+    if not request.user.is_staff:
+        raise Http404("Not found.")
+
+
+@require_GET
 def report_index(request):
     membership = tenancy.current_membership(request)
-    return render(request, "reports/index.html", {"membership": membership})
+    listing = queries.index_page(membership.organization, request.GET) if membership else None
+    context = {
+        "membership": membership,
+        "listing": listing,
+        "can_edit": bool(membership and membership.can_edit),
+    }
+    return render(request, "reports/index.html", context)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def report_upload(request):
+    """The upload handler must be in place before anything reads the body, the CSRF check
+    included: so the check runs inside, once the handler is set (Django's documented way)."""
+    membership = tenancy.require_membership(request)
+    tenancy.require_edit(membership)
+    handler = CappedUploadHandler(request, limit=settings.MAILSEC_REPORT_MAX_BYTES)
+    request.upload_handlers.insert(0, handler)
+    return _upload(request, membership, handler)
+
+
+@csrf_protect
+def _upload(request, membership, handler: CappedUploadHandler):
+    if request.method != "POST":
+        return render(request, "reports/upload.html", _upload_context(UploadForm(), []))
+    form = UploadForm(request.POST, request.FILES, oversized=handler.oversized)
+    if not form.is_valid():
+        return render(request, "reports/upload.html", _upload_context(form, []))
+    outcomes = _store(form.cleaned_data["files"], handler.oversized, request.user)
+    rows = queries.upload_rows(outcomes, membership.organization)
+    return render(request, "reports/upload.html", _upload_context(UploadForm(), rows))
+
+
+def _upload_context(form, rows) -> dict:
+    counts = {status: sum(r.outcome.status == status for r in rows) for status in OUTCOMES}
+    return {"form": form, "rows": rows, "counts": counts, "limit": _limit()}
+
+
+def _limit() -> str:
+    return filesizeformat(settings.MAILSEC_REPORT_MAX_BYTES)
+
+
+def _store(uploads, oversized: list[str], user) -> list[Outcome]:
+    """One Outcome per report found in the uploads, and one per file too large to read."""
+    outcomes = []
+    for upload in uploads:
+        # A large upload already sits in a temporary file: let storage read it from there.
+        path = getattr(upload, "temporary_file_path", None)
+        source = path() if path else upload.read()
+        try:
+            outcomes += ingest_input(source, upload.name, via=InputSource.UPLOAD, user=user)
+        except Exception:
+            # One file that breaks storage must not lose the results of the others.
+            logger.exception("Storing the upload %r failed", upload.name)
+            outcomes.append(Outcome(upload.name, "invalid", error="Internal error: not stored."))
+    error = f"Larger than {_limit()}: not read."
+    return outcomes + [Outcome(name, "invalid", error=error) for name in oversized]
+
+
+@require_GET
+def aggregate_detail(request, pk: int):
+    report = get_object_or_404(queries.visible_aggregates(request.user), pk=pk)
+    page = queries.aggregate_page(report, request.user, request.GET)
+    return render(request, "reports/aggregate.html", {"page": page})
+
+
+@require_GET
+def domain_reports(request, domain_pk: int):
+    domain = Domain.objects.visible_to(request.user).filter(pk=domain_pk).first()
+    if domain is None:
+        raise Http404("No such domain.")
+    page = queries.domain_reports_page(domain, timezone.now(), request.GET)
+    return render(request, "reports/domain.html", {"page": page, "domain": domain})
+
+
+@require_GET
+def refused_inputs(request):
+    _require_staff(request)
+    pager = queries.refused_inputs(request.GET)
+    return render(request, "reports/refused.html", {"pager": pager})
+
+
+@require_GET
+def raw_download(request, pk: int):
+    _require_staff(request)
+    raw = get_object_or_404(RawInput, pk=pk)
+    response = HttpResponse(raw.original(), content_type="application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(True, safe_filename(raw))
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def safe_filename(raw: RawInput) -> str:
+    """The input's own base name, reduced to harmless characters (it came from a stranger)."""
+    base = re.split(r"[\\/]", raw.name)[-1]
+    name = UNSAFE_FILENAME.sub("_", base).strip("._")[:120]
+    return name or f"input-{raw.pk}"
+
+
+@require_GET
+def unclaimed_reports(request):
+    _require_staff(request)
+    pager = queries.unclaimed(request.GET)
+    return render(request, "reports/unclaimed.html", {"pager": pager})

@@ -2,7 +2,7 @@
 
 import threading
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.db import connection
@@ -198,3 +198,18 @@ def test_retention_keeps_summaries(acme, knot, settings):
     assert old.categories["dmarc"] == {"status": "fail", "score": 50}
     assert old.score is not None and old.grade
     assert latest.findings.count() > 0
+
+
+def test_selectors_seen_in_reports_are_probed(acme, knot, settings):
+    from reports.models import ReportedSelector
+
+    settings.MAILSEC_DNS_NAMESERVERS = [(knot.host, knot.port)]
+    domain = Domain.objects.create(organization=acme, name="customsel.test")
+    unseen = scheduling.run_check(domain.pk)
+    assert unseen.categories["dkim"]["status"] != "pass"
+    ReportedSelector.objects.create(
+        domain="customsel.test", selector="myselector", last_seen=date(2026, 1, 1)
+    )
+    seen = scheduling.run_check(domain.pk)
+    assert seen.categories["dkim"]["status"] == "pass"
+    assert not seen.findings.filter(category="dkim").exists()

@@ -9,6 +9,7 @@ from domains.engine import check_domains
 from domains.models import CheckRun, Domain
 from domains.names import DomainNameError, normalize_domain
 from mailsec.env import parse_nameserver
+from reports.models import ReportedSelector
 
 MANY = 50  # domains; fewer are checked faster than worker processes start
 
@@ -101,13 +102,17 @@ class Command(BaseCommand):
 
     @staticmethod
     def _selectors(names: list[str]) -> dict[str, list[str]]:
-        """The extra DKIM selectors configured for these names, by any team."""
+        """The extra DKIM selectors for these names: configured by any team, or seen in
+        DMARC reports."""
         selectors: dict[str, list[str]] = {}
         for name, configured in Domain.objects.filter(name__in=names).values_list(
             "name", "dkim_selectors"
         ):
             selectors.setdefault(name, [])
             selectors[name] += [s for s in configured if s not in selectors[name]]
+        for name in names:
+            found = selectors.setdefault(name, [])
+            found += [s for s in ReportedSelector.for_domain(name) if s not in found]
         return selectors
 
     @staticmethod

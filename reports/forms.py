@@ -1,0 +1,74 @@
+"""Uploading report files: several at once, each dropped as soon as it passes the size cap."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """A file field whose cleaned value is the list of every file chosen."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(**kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, list | tuple) else [data]
+        single = super().clean
+        return [single(upload, initial) for upload in files if upload]
+
+
+class UploadForm(forms.Form):
+    files = MultipleFileField(
+        label="Report files",
+        required=False,
+        # An empty file is a refused input like any other, listed with its reason.
+        allow_empty_file=True,
+        help_text="DMARC aggregate reports (XML, gzip or zip), SMTP TLS reports (JSON), "
+        "failure reports, or whole report e-mails (.eml, mbox). Choose several at once.",
+    )
+
+    def __init__(self, *args, oversized=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.oversized = list(oversized)
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("files") and not self.oversized and not self.errors:
+            raise ValidationError("Choose at least one report file.")
+        return data
+
+
+class CappedUploadHandler(FileUploadHandler):
+    """Stops receiving a file as soon as it passes `limit` bytes, so an oversized upload never
+    fills the memory or the disk; remembers the names of the files it dropped.
+
+    It runs before Django's own handlers and only counts. It raises at a data chunk, never in
+    new_file(): by then every handler holds the current file, which Django then discards, and
+    not a finished earlier one.
+    """
+
+    def __init__(self, request=None, *, limit: int):
+        super().__init__(request)
+        self.limit = limit
+        self.oversized: list[str] = []
+        self._received = 0
+
+    def new_file(self, *args, **kwargs):
+        super().new_file(*args, **kwargs)
+        self._received = 0
+
+    def receive_data_chunk(self, raw_data, start):
+        self._received += len(raw_data)
+        declared = self.content_length or 0
+        if self._received > self.limit or declared > self.limit:
+            self.oversized.append(self.file_name)
+            raise SkipFile
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None

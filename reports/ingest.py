@@ -1,0 +1,487 @@
+"""Store what the parsers produce: one input in, one outcome per report found.
+
+The input itself is kept first (RawInput: original bytes, compressed), so nothing
+is lost whatever happens next; then each report is stored in its own transaction,
+all of it or nothing, and a report seen before is counted as a duplicate.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from itertools import islice
+from json.encoder import encode_basestring as _escape
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+
+from reports import models
+from reports.parsing import parse, types, unpack
+
+# Records are inserted this many at a time: big enough to amortise the round trip,
+# small enough that a million-record report never sits in memory.
+BATCH_SIZE = 5000
+# A report names at most this many (domain, selector) pairs for the DKIM check.
+MAX_SELECTORS_PER_REPORT = 200
+KIND_OF_PAYLOAD = {"xml": "aggregate", "json": "tls", "arf": "failure"}
+
+
+@dataclass
+class Outcome:
+    """The result for one report (or one refused payload) of an input.
+
+    Field names and values are those of `import_reports --json`.
+    """
+
+    file: str
+    status: str  # "imported" | "duplicate" | "invalid"
+    kind: str | None = None  # "aggregate" | "tls" | "failure"
+    org_name: str | None = None
+    report_id: str | None = None
+    domain: str | None = None
+    records: int | None = None  # aggregate: records; tls: policies
+    messages: int | None = None  # aggregate: sum of counts; tls: total sessions
+    error: str | None = None
+    part: str = ""  # which payload of the input (not in the JSON line)
+    report_pk: int | None = None  # the stored report, when there is one
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        del data["part"], data["report_pk"]
+        return data
+
+
+def ingest_input(source, name: str, *, via: str, user=None, limit: int | None = None):
+    """Keep the input, store every report in it; return one Outcome per report found."""
+    limit = limit or settings.MAILSEC_REPORT_MAX_BYTES
+    raw = keep_raw(source, name, via=via, user=user)
+    outcomes = []
+    for item in unpack.payloads(source, name, limit=limit):
+        if isinstance(item, types.Refused):
+            outcomes.append(Outcome(name, "invalid", error=item.reason, part=item.name))
+            continue
+        outcomes.append(store_payload(item, raw, name))
+    if not outcomes:
+        outcomes.append(Outcome(name, "invalid", error="no report found in this input"))
+    _settle_raw(raw, outcomes)
+    return outcomes
+
+
+def store_payload(payload: types.Payload, raw: models.RawInput, name: str) -> Outcome:
+    kind = KIND_OF_PAYLOAD.get(payload.kind)
+    try:
+        report = parse(payload)
+        store = {"aggregate": store_aggregate, "tls": store_tls, "failure": store_failure}
+        outcome = store[report.kind](report, raw)
+    except types.Refused as refused:
+        return Outcome(name, "invalid", kind=kind, error=refused.reason, part=payload.name)
+    outcome.file, outcome.part = name, payload.name
+    return outcome
+
+
+def keep_raw(source, name: str, *, via: str, user=None) -> models.RawInput:
+    sha, size, encoding, content = _compressed_copy(source)
+    raw, _ = models.RawInput.objects.get_or_create(
+        sha256=sha,
+        defaults={
+            "name": name[:500],
+            "size": size,
+            "encoding": encoding,
+            "content": content,
+            "source": via,
+            "status": models.InputStatus.REFUSED,
+            "reason": "not parsed yet",
+            "uploaded_by": user,
+        },
+    )
+    return raw
+
+
+def _compressed_copy(source) -> tuple[str, int, str, bytes]:
+    """sha256, size, encoding and stored bytes of an input, read in chunks from a path."""
+    stream = io.BytesIO(source) if isinstance(source, bytes | bytearray) else open(source, "rb")  # noqa: SIM115
+    with stream:
+        head = stream.read(4)
+        stream.seek(0)
+        keep_as_is = unpack.is_compressed(head)
+        sha, size, out = hashlib.sha256(), 0, io.BytesIO()
+        gz = None if keep_as_is else gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0)
+        while chunk := stream.read(1 << 20):
+            sha.update(chunk)
+            size += len(chunk)
+            (out if gz is None else gz).write(chunk)
+        if gz is not None:
+            gz.close()
+    return sha.hexdigest(), size, "identity" if keep_as_is else "gzip", out.getvalue()
+
+
+def _settle_raw(raw: models.RawInput, outcomes: list[Outcome]) -> None:
+    statuses = {o.status for o in outcomes}
+    if statuses == {"invalid"}:
+        status = models.InputStatus.REFUSED
+    elif "invalid" in statuses:
+        status = models.InputStatus.PARTIAL
+    elif statuses == {"duplicate"}:
+        status = models.InputStatus.DUPLICATE
+    else:
+        status = models.InputStatus.IMPORTED
+    errors = [f"{o.part or o.file}: {o.error}" for o in outcomes if o.error]
+    raw.status, raw.reason = status, "\n".join(errors)[:10000]
+    raw.save(update_fields=["status", "reason"])
+
+
+# --- aggregate -------------------------------------------------------------------------
+
+
+def store_aggregate(report: types.AggregateReport, raw: models.RawInput) -> Outcome:
+    meta = report.meta
+    identity = {
+        "org_name": meta.org_name[:255],
+        "report_id": meta.report_id[:255],
+        "domain": meta.domain,
+        "begin": meta.begin,
+        "end": meta.end,
+    }
+    existing = models.AggregateReport.objects.filter(**identity).first()
+    if existing is not None:
+        return _aggregate_outcome(existing, "duplicate")
+    try:
+        with transaction.atomic():
+            row = models.AggregateReport.objects.create(raw=raw, **identity, **_policy(meta))
+            _store_records(row, report)
+    except IntegrityError:
+        # Another process stored the same report between our check and our insert.
+        existing = models.AggregateReport.objects.filter(**identity).first()
+        if existing is None:
+            raise
+        return _aggregate_outcome(existing, "duplicate")
+    return _aggregate_outcome(row, "imported")
+
+
+def _policy(meta: types.AggregateMeta) -> dict:
+    return {
+        "email": meta.email[:255],
+        "extra_contact_info": meta.extra_contact_info,
+        "version": meta.version[:20],
+        "generator": meta.generator[:255],
+        "errors": meta.errors,
+        "warnings": meta.warnings,
+        "adkim": meta.adkim[:10],
+        "aspf": meta.aspf[:10],
+        "p": meta.p[:20],
+        "sp": meta.sp[:20],
+        "np": meta.np[:20],
+        "pct": meta.pct,
+        "fo": meta.fo[:20],
+        "testing": meta.testing[:10],
+        "discovery_method": meta.discovery_method[:20],
+    }
+
+
+def _store_records(row: models.AggregateReport, report: types.AggregateReport) -> None:
+    records = messages = passed = 0
+    selectors: dict[tuple[str, str], None] = {}
+    with RecordWriter(row.pk) as writer:
+        for batch in batches(report.records(), BATCH_SIZE):
+            for rec in batch:
+                records += 1
+                messages += rec.count
+                if rec.dkim == "pass" or rec.spf == "pass":
+                    passed += rec.count
+                if len(selectors) < MAX_SELECTORS_PER_REPORT:
+                    for result in rec.dkim_results:
+                        if result.get("selector") and result.get("domain"):
+                            selectors[(result["domain"][:253], result["selector"][:63])] = None
+            writer.add(batch)
+    row.record_count, row.message_count, row.dmarc_pass = records, messages, passed
+    row.save(update_fields=["record_count", "message_count", "dmarc_pass"])
+    _add_to_rollups(row)
+    _remember_selectors(selectors, row.end.date())
+
+
+def batches(items: Iterator, size: int) -> Iterator[list]:
+    items = iter(items)
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+# The auth results and reasons of a record as JSON text, written by hand: json.dumps costs
+# four times as much for these small arrays, and a million-record report has two or three
+# per record. json's own escaping keeps the output exact (a test reads it back with
+# json.loads).
+
+
+def dkim_json(results: list[dict]) -> str:
+    if not results:
+        return "[]"
+    item = '{"domain":%s,"selector":%s,"result":%s,"human_result":%s}'
+    return "[" + ",".join([
+        item % (_escape(r["domain"]), _escape(r["selector"]), _escape(r["result"]),
+                _escape(r["human_result"]))
+        for r in results
+    ]) + "]"  # fmt: skip
+
+
+def spf_json(results: list[dict]) -> str:
+    if not results:
+        return "[]"
+    item = '{"domain":%s,"scope":%s,"result":%s,"human_result":%s}'
+    return "[" + ",".join([
+        item % (_escape(r["domain"]), _escape(r["scope"]), _escape(r["result"]),
+                _escape(r["human_result"]))
+        for r in results
+    ]) + "]"  # fmt: skip
+
+
+def reasons_json(reasons: list[dict]) -> str:
+    if not reasons:
+        return "[]"
+    item = '{"type":%s,"comment":%s}'
+    return "[" + ",".join([
+        item % (_escape(r["type"]), _escape(r["comment"])) for r in reasons
+    ]) + "]"  # fmt: skip
+
+
+class RecordWriter:
+    """Inserts records in batches, below the ORM: a million model instances would cost more
+    than parsing them. PostgreSQL gets COPY, other databases executemany. Runs inside the
+    caller's transaction."""
+
+    COLUMNS = (
+        "report_id", "source_ip", "count", "disposition", "dkim", "spf", "header_from",
+        "envelope_from", "envelope_to", "reasons", "dkim_results", "spf_results",
+    )  # fmt: skip
+
+    def __init__(self, report_pk: int):
+        self.report_pk = report_pk
+        self.table = models.AggregateRecord._meta.db_table
+        self.batch: list[tuple] = []
+        self.cursor = None
+        self.copy_context = self.copy = None
+
+    def __enter__(self):
+        self.cursor = connection.cursor()
+        if connection.vendor == "postgresql":
+            columns = ", ".join(self.COLUMNS)
+            raw = self.cursor.cursor  # psycopg's own cursor, under Django's wrapper
+            self.copy_context = raw.copy(f"COPY {self.table} ({columns}) FROM STDIN")
+            self.copy = self.copy_context.__enter__()
+        return self
+
+    def add(self, batch: list[types.AggregateRecord]) -> None:
+        # The parser has already cut every text to its column's length.
+        report = self.report_pk
+        rows = [
+            (
+                report,
+                rec.source_ip,
+                rec.count,
+                rec.disposition,
+                rec.dkim,
+                rec.spf,
+                rec.header_from,
+                rec.envelope_from,
+                rec.envelope_to,
+                reasons_json(rec.reasons),
+                dkim_json(rec.dkim_results),
+                spf_json(rec.spf_results),
+            )
+            for rec in batch
+        ]
+        if self.copy is not None:
+            write = self.copy.write_row
+            for row in rows:
+                write(row)
+            return
+        self.batch += rows
+        if len(self.batch) >= BATCH_SIZE:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.batch:
+            marks = ", ".join(["%s"] * len(self.COLUMNS))
+            columns = ", ".join(self.COLUMNS)
+            sql = f"INSERT INTO {self.table} ({columns}) VALUES ({marks})"  # noqa: S608
+            self.cursor.executemany(sql, self.batch)
+            self.batch.clear()
+
+    def __exit__(self, kind, error, traceback):
+        try:
+            if self.copy_context is not None:
+                self.copy_context.__exit__(kind, error, traceback)
+            elif kind is None:
+                self._flush()
+        finally:
+            self.cursor.close()
+        return False
+
+
+def _add_to_rollups(row: models.AggregateReport) -> None:
+    """Add the report's records to the daily rollups in one statement, in the database.
+
+    The day is the UTC day the report's period begins. INSERT ... SELECT ... ON CONFLICT
+    reads the same on SQLite and PostgreSQL, and keeps a million distinct sources out of
+    Python's memory.
+    """
+    rollup = models.DailyRollup._meta.db_table
+    record = models.AggregateRecord._meta.db_table
+    counted = "SUM(CASE WHEN {} THEN count ELSE 0 END)"
+    columns = {
+        "messages": "SUM(count)",
+        "disposition_none": counted.format("disposition = 'none'"),
+        "disposition_quarantine": counted.format("disposition = 'quarantine'"),
+        "disposition_reject": counted.format("disposition = 'reject'"),
+        "dmarc_pass": counted.format("dkim = 'pass' OR spf = 'pass'"),
+        "dkim_pass": counted.format("dkim = 'pass'"),
+        "spf_pass": counted.format("spf = 'pass'"),
+    }
+    names = ", ".join(columns)
+    sums = ", ".join(columns.values())
+    updates = ", ".join(f"{c} = {rollup}.{c} + excluded.{c}" for c in columns)
+    sql = (
+        f"INSERT INTO {rollup} (domain, day, source_ip, {names}) "  # noqa: S608
+        f"SELECT %s, %s, source_ip, {sums} FROM {record} WHERE report_id = %s "
+        f"GROUP BY source_ip "
+        f"ON CONFLICT (domain, day, source_ip) DO UPDATE SET {updates}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [row.domain, row.begin.date(), row.pk])
+
+
+def _remember_selectors(selectors: dict, seen: object) -> None:
+    if not selectors:
+        return
+    models.ReportedSelector.objects.bulk_create(
+        [models.ReportedSelector(domain=d, selector=s, last_seen=seen) for d, s in selectors],
+        update_conflicts=True,
+        unique_fields=["domain", "selector"],
+        update_fields=["last_seen"],
+    )
+
+
+def _aggregate_outcome(row: models.AggregateReport, status: str) -> Outcome:
+    return Outcome(
+        file="",
+        status=status,
+        kind="aggregate",
+        org_name=row.org_name,
+        report_id=row.report_id,
+        domain=row.domain,
+        records=row.record_count,
+        messages=row.message_count,
+        report_pk=row.pk,
+    )
+
+
+# --- SMTP TLS --------------------------------------------------------------------------
+
+
+def store_tls(report: types.TlsReport, raw: models.RawInput) -> Outcome:
+    identity = {"org_name": report.org_name[:255], "report_id": report.report_id[:255]}
+    existing = models.TlsReport.objects.filter(**identity).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                return _tls_outcome(_create_tls(report, raw, identity), "imported")
+        except IntegrityError:
+            existing = models.TlsReport.objects.filter(**identity).first()
+            if existing is None:
+                raise
+    return _tls_outcome(existing, "duplicate")
+
+
+def _create_tls(report: types.TlsReport, raw: models.RawInput, identity: dict):
+    row = models.TlsReport.objects.create(
+        raw=raw,
+        **identity,
+        contact_info=(report.contact_info or "")[:255],
+        domain=report.domain,
+        begin=report.begin,
+        end=report.end,
+        successful=sum(p.successful for p in report.policies),
+        failed=sum(p.failed for p in report.policies),
+    )
+    models.TlsPolicy.objects.bulk_create(
+        models.TlsPolicy(
+            report=row,
+            policy_type=policy.policy_type[:40],
+            policy_domain=policy.policy_domain,
+            policy_strings=policy.policy_strings,
+            mx_hosts=policy.mx_hosts,
+            successful=policy.successful,
+            failed=policy.failed,
+            failure_details=policy.failure_details,
+        )
+        for policy in report.policies
+    )
+    return row
+
+
+def _tls_outcome(row: models.TlsReport, status: str) -> Outcome:
+    return Outcome(
+        file="",
+        status=status,
+        kind="tls",
+        org_name=row.org_name,
+        report_id=row.report_id,
+        domain=row.domain,
+        records=row.policies.count(),
+        messages=row.successful + row.failed,
+        report_pk=row.pk,
+    )
+
+
+# --- failure ---------------------------------------------------------------------------
+
+
+def store_failure(report: types.FailureReport, raw: models.RawInput) -> Outcome:
+    """Store a failure report; the same message (reporter and Message-ID, or the same bytes
+    when it has no Message-ID) twice is one."""
+    if report.report_id:
+        same = {"org_name": report.org_name[:255], "report_id": report.report_id[:255]}
+    else:
+        same = {"raw": raw, "report_id": ""}
+    existing = models.FailureReport.objects.filter(**same).first()
+    status = "duplicate"
+    if existing is None:
+        existing, status = _create_failure(report, raw), "imported"
+    return Outcome(
+        file="",
+        status=status,
+        kind="failure",
+        org_name=existing.org_name,
+        report_id=existing.report_id,
+        domain=existing.domain,
+        records=1,
+        messages=1,
+        report_pk=existing.pk,
+    )
+
+
+FAILURE_TEXT_FIELDS = [
+    "org_name", "report_id", "feedback_type", "user_agent", "version", "original_mail_from",
+    "original_envelope_id", "auth_failure", "delivery_result", "dkim_domain", "dkim_selector",
+    "dkim_identity", "identity_alignment", "reporting_mta",
+]  # fmt: skip
+
+
+def _create_failure(report: types.FailureReport, raw: models.RawInput):
+    field = models.FailureReport._meta.get_field
+    text = {f: (getattr(report, f) or "")[: field(f).max_length] for f in FAILURE_TEXT_FIELDS}
+    return models.FailureReport.objects.create(
+        raw=raw,
+        domain=report.domain[:253],
+        arrival_date=report.arrival_date,
+        source_ip=report.source_ip or None,
+        original_rcpt_to=report.original_rcpt_to,
+        authentication_results=report.authentication_results,
+        spf_dns=report.spf_dns,
+        sample_headers=[list(pair) for pair in report.sample_headers],
+        **text,
+    )
+
+
+__all__ = ["Outcome", "ingest_input"]

@@ -1,0 +1,458 @@
+"""What the report pages show, each loaded in a bounded number of queries however many reports,
+records and rollup rows there are.
+
+A team sees the reports whose policy domain one of its Domain rows names; a staff user also
+sees the reports nobody monitors ("unclaimed"). Totals come from DailyRollup only, never from
+the records, so a domain's page stays fast with millions of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from urllib.parse import urlencode
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Exists, Max, OuterRef, QuerySet, Sum
+from django.db.models.functions import Coalesce
+
+from domains.models import Domain, Organization
+from domains.names import display_domain
+from reports.ingest import Outcome
+from reports.models import (
+    AggregateReport,
+    DailyRollup,
+    FailureReport,
+    InputStatus,
+    RawInput,
+    TlsReport,
+)
+
+PER_PAGE = 50
+RECORDS_PER_PAGE = 200
+UNCLAIMED_PER_PAGE = 100
+SUMMARY_DAYS = 30
+TOP_SOURCES = 10
+RECENT = 20  # TLS and failure reports shown on a domain's page (the index lists them all)
+
+
+def percent(part: int | None, whole: int | None) -> float | None:
+    return 100.0 * (part or 0) / whole if whole else None
+
+
+def page_url(params, number: int) -> str:
+    """The current query string with another page number."""
+    query = params.copy()
+    query["page"] = str(number)
+    return "?" + query.urlencode()
+
+
+@dataclass
+class Pager:
+    page: Page
+    params: object  # the request's QueryDict
+
+    @property
+    def previous_url(self) -> str:
+        return page_url(self.params, self.page.previous_page_number())
+
+    @property
+    def next_url(self) -> str:
+        return page_url(self.params, self.page.next_page_number())
+
+
+def paginate(queryset, params, per_page: int) -> Pager:
+    return Pager(Paginator(queryset, per_page).get_page(params.get("page")), params)
+
+
+# --- who sees what --------------------------------------------------------------------------
+
+
+def team_names(organization: Organization) -> QuerySet:
+    """The names the team monitors, as a subquery (a team may have thousands)."""
+    return Domain.objects.filter(organization=organization).values("name")
+
+
+def visible_aggregates(user) -> QuerySet:
+    """The aggregate reports `user` may open: those of any of their teams' domains; staff all."""
+    reports = AggregateReport.objects.all()
+    if user.is_staff:
+        return reports
+    return reports.filter(domain__in=Domain.objects.visible_to(user).values("name"))
+
+
+# --- the index ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One kind of report in the index: its model and the columns its table shows."""
+
+    key: str
+    label: str
+    model: type
+    columns: tuple[str, ...]
+
+
+LISTINGS = {
+    listing.key: listing
+    for listing in [
+        Listing(
+            "aggregate",
+            "DMARC aggregate",
+            AggregateReport,
+            (
+                "org_name",
+                "report_id",
+                "domain",
+                "begin",
+                "end",
+                "record_count",
+                "message_count",
+                "dmarc_pass",
+            ),
+        ),
+        Listing(
+            "tls",
+            "SMTP TLS",
+            TlsReport,
+            ("org_name", "report_id", "domain", "begin", "end", "successful", "failed"),
+        ),
+        Listing(
+            "failure",
+            "Failure",
+            FailureReport,
+            (
+                "org_name",
+                "domain",
+                "arrival_date",
+                "source_ip",
+                "auth_failure",
+                "feedback_type",
+                "original_mail_from",
+            ),
+        ),
+    ]
+}
+
+
+@dataclass
+class IndexQuery:
+    """The index's parameters, read leniently: an unknown kind or domain is ignored."""
+
+    kind: str = "aggregate"
+    domain: str = ""
+    page: str = "1"
+
+    @classmethod
+    def from_params(cls, params, names: set[str]) -> IndexQuery:
+        kind = params.get("kind", "")
+        domain = params.get("domain", "").strip().lower()
+        return cls(
+            kind=kind if kind in LISTINGS else "aggregate",
+            domain=domain if domain in names else "",
+            page=params.get("page", "1"),
+        )
+
+    def url(self, **changes) -> str:
+        values = {"kind": self.kind, "domain": self.domain, "page": ""}
+        values.update(changes)
+        if values["kind"] == "aggregate":
+            values["kind"] = ""
+        query = urlencode({k: v for k, v in values.items() if v not in ("", None, 1, "1")})
+        return f"?{query}" if query else "?"
+
+    @property
+    def all_domains_url(self) -> str:
+        return self.url(domain="")
+
+
+@dataclass
+class ReportRow:
+    report: AggregateReport | TlsReport | FailureReport
+    domain_pk: int | None  # the team's Domain of that name, for a link to its reports page
+
+    @property
+    def domain_label(self) -> str:
+        return display_domain(self.report.domain)
+
+    @property
+    def pass_rate(self) -> float | None:
+        return percent(self.report.dmarc_pass, self.report.message_count)
+
+
+@dataclass
+class DomainOption:
+    name: str
+    label: str
+    selected: bool
+
+
+@dataclass
+class Tab:
+    key: str
+    label: str
+    url: str
+    current: bool
+
+
+@dataclass
+class IndexPage:
+    query: IndexQuery
+    tabs: list[Tab]
+    domains: list[DomainOption]
+    page: Page
+    rows: list[ReportRow]
+
+    @property
+    def previous_url(self) -> str:
+        return self.query.url(page=self.page.previous_page_number())
+
+    @property
+    def next_url(self) -> str:
+        return self.query.url(page=self.page.next_page_number())
+
+
+def index_page(organization: Organization, params) -> IndexPage:
+    """The team's reports of one kind, newest first, optionally of one of its domains."""
+    pks = dict(Domain.objects.filter(organization=organization).values_list("name", "pk"))
+    query = IndexQuery.from_params(params, set(pks))
+    listing = LISTINGS[query.kind]
+    reports = listing.model.objects.only(*listing.columns)
+    if query.domain:
+        reports = reports.filter(domain=query.domain)
+    else:
+        reports = reports.filter(domain__in=team_names(organization))
+    page = Paginator(reports, PER_PAGE).get_page(query.page)
+    return IndexPage(
+        query=query,
+        tabs=[
+            Tab(key, item.label, query.url(kind=key), key == query.kind)
+            for key, item in LISTINGS.items()
+        ],
+        domains=[
+            DomainOption(name, display_domain(name), name == query.domain) for name in sorted(pks)
+        ],
+        page=page,
+        rows=[ReportRow(report, pks.get(report.domain)) for report in page.object_list],
+    )
+
+
+# --- one aggregate report -------------------------------------------------------------------
+
+
+@dataclass
+class AggregatePage:
+    report: AggregateReport
+    records: Pager
+    domain_pk: int | None
+    pass_rate: float | None = field(init=False)
+
+    def __post_init__(self):
+        self.pass_rate = percent(self.report.dmarc_pass, self.report.message_count)
+
+    @property
+    def domain_label(self) -> str:
+        return display_domain(self.report.domain)
+
+
+def aggregate_page(report: AggregateReport, user, params) -> AggregatePage:
+    records = report.records.order_by("-count", "pk")
+    own = Domain.objects.visible_to(user).filter(name=report.domain)
+    return AggregatePage(
+        report=report,
+        records=paginate(records, params, RECORDS_PER_PAGE),
+        domain_pk=own.values_list("pk", flat=True).first(),
+    )
+
+
+# --- one domain's reports -------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    """Totals of the domain's rollups over the last SUMMARY_DAYS days."""
+
+    messages: int = 0
+    dmarc_pass: int = 0
+    dkim_pass: int = 0
+    spf_pass: int = 0
+    quarantined: int = 0
+    rejected: int = 0
+    sources: int = 0
+
+    @property
+    def dmarc_rate(self) -> float | None:
+        return percent(self.dmarc_pass, self.messages)
+
+    @property
+    def dkim_rate(self) -> float | None:
+        return percent(self.dkim_pass, self.messages)
+
+    @property
+    def spf_rate(self) -> float | None:
+        return percent(self.spf_pass, self.messages)
+
+
+@dataclass
+class SourceRow:
+    source_ip: str
+    messages: int
+    passed: int
+
+    @property
+    def pass_rate(self) -> float | None:
+        return percent(self.passed, self.messages)
+
+
+@dataclass
+class DomainReportsPage:
+    domain: Domain
+    since: date
+    summary: Summary
+    top_sources: list[SourceRow]
+    reports: Pager
+    report_rows: list[ReportRow]
+    tls: list[ReportRow]
+    tls_more: bool
+    failures: list[ReportRow]
+    failures_more: bool
+
+
+def _zero(expression):
+    return Coalesce(expression, 0)
+
+
+def summary_of(name: str, since: date) -> tuple[Summary, list[SourceRow]]:
+    """The rollup totals and the busiest sources (index daily_rollup domain, day)."""
+    rollups = DailyRollup.objects.filter(domain=name, day__gte=since)
+    totals = rollups.aggregate(
+        messages=_zero(Sum("messages")),
+        dmarc_pass=_zero(Sum("dmarc_pass")),
+        dkim_pass=_zero(Sum("dkim_pass")),
+        spf_pass=_zero(Sum("spf_pass")),
+        quarantined=_zero(Sum("disposition_quarantine")),
+        rejected=_zero(Sum("disposition_reject")),
+        sources=Count("source_ip", distinct=True),
+    )
+    busiest = (
+        rollups.values("source_ip")
+        .annotate(total=Sum("messages"), passed=Sum("dmarc_pass"))
+        .order_by("-total", "source_ip")[:TOP_SOURCES]
+    )
+    sources = [SourceRow(row["source_ip"], row["total"], row["passed"]) for row in busiest]
+    return Summary(**totals), sources
+
+
+def _latest(queryset, limit: int = RECENT) -> tuple[list, bool]:
+    rows = list(queryset[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def domain_reports_page(domain: Domain, now: datetime, params) -> DomainReportsPage:
+    since = now.date() - timedelta(days=SUMMARY_DAYS - 1)
+    summary, sources = summary_of(domain.name, since)
+    # Ordered as index (domain, -begin) is, so a page is an index range scan.
+    reports = (
+        AggregateReport.objects.filter(domain=domain.name)
+        .only(*LISTINGS["aggregate"].columns)
+        .order_by("-begin", "-id")
+    )
+    pager = paginate(reports, params, PER_PAGE)
+    tls, tls_more = _latest(
+        TlsReport.objects.filter(domain=domain.name).only(*LISTINGS["tls"].columns)
+    )
+    failures, failures_more = _latest(
+        FailureReport.objects.filter(domain=domain.name).only(*LISTINGS["failure"].columns)
+    )
+    return DomainReportsPage(
+        domain=domain,
+        since=since,
+        summary=summary,
+        top_sources=sources,
+        reports=pager,
+        report_rows=[ReportRow(report, domain.pk) for report in pager.page.object_list],
+        tls=[ReportRow(report, domain.pk) for report in tls],
+        tls_more=tls_more,
+        failures=[ReportRow(report, domain.pk) for report in failures],
+        failures_more=failures_more,
+    )
+
+
+# --- staff: refused inputs and unclaimed reports --------------------------------------------
+
+
+def refused_inputs(params) -> Pager:
+    inputs = (
+        RawInput.objects.filter(status__in=[InputStatus.REFUSED, InputStatus.PARTIAL])
+        .defer("content")
+        .select_related("uploaded_by")
+    )
+    return paginate(inputs, params, PER_PAGE)
+
+
+@dataclass
+class UnclaimedRow:
+    domain: str
+    aggregate_reports: int = 0
+    messages: int = 0
+    latest_aggregate: int | None = None  # pk of the newest stored aggregate report
+    tls_reports: int = 0
+    latest_end: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return display_domain(self.domain)
+
+
+def _unmonitored(model) -> QuerySet:
+    monitored = Domain.objects.filter(name=OuterRef("domain"))
+    return model.objects.filter(~Exists(monitored)).values("domain").order_by("domain")
+
+
+def unclaimed(params) -> Pager:
+    """Aggregate and TLS reports of names no team monitors, one row per name, most reports
+    first (one grouped query per kind)."""
+    rows: dict[str, UnclaimedRow] = {}
+    aggregates = _unmonitored(AggregateReport).annotate(
+        n=Count("pk"), messages=Sum("message_count"), latest=Max("pk"), end=Max("end")
+    )
+    for item in aggregates:
+        row = rows.setdefault(item["domain"], UnclaimedRow(item["domain"]))
+        row.aggregate_reports, row.messages = item["n"], item["messages"] or 0
+        row.latest_aggregate, row.latest_end = item["latest"], item["end"]
+    for item in _unmonitored(TlsReport).annotate(n=Count("pk"), end=Max("end")):
+        row = rows.setdefault(item["domain"], UnclaimedRow(item["domain"]))
+        row.tls_reports = item["n"]
+        if row.latest_end is None or item["end"] > row.latest_end:
+            row.latest_end = item["end"]
+    ordered = sorted(
+        rows.values(), key=lambda r: (-(r.aggregate_reports + r.tls_reports), r.domain)
+    )
+    return paginate(ordered, params, UNCLAIMED_PER_PAGE)
+
+
+# --- an upload's results --------------------------------------------------------------------
+
+
+@dataclass
+class UploadRow:
+    outcome: Outcome
+    domain_pk: int | None  # the team's Domain of the report's name, if it monitors it
+
+    @property
+    def unmonitored(self) -> bool:
+        stored = self.outcome.status in ("imported", "duplicate")
+        return stored and bool(self.outcome.domain) and self.domain_pk is None
+
+    @property
+    def domain_label(self) -> str:
+        return display_domain(self.outcome.domain or "")
+
+
+def upload_rows(outcomes: list[Outcome], organization: Organization) -> list[UploadRow]:
+    names = {o.domain for o in outcomes if o.domain}
+    pks = dict(
+        Domain.objects.filter(organization=organization, name__in=names).values_list("name", "pk")
+    )
+    return [UploadRow(o, pks.get(o.domain or "")) for o in outcomes]
