@@ -233,3 +233,105 @@ class FailureReport(models.Model):
     def __str__(self):
         return f"{self.feedback_type} {self.domain} {self.source_ip}"
 
+
+# --- the report mailbox (IMAP) ---------------------------------------------------------
+
+
+class TlsMode(models.TextChoices):
+    IMPLICIT = "implicit", "TLS (IMAPS, usually port 993)"
+    STARTTLS = "starttls", "STARTTLS (usually port 143)"
+    PLAIN = "plain", "No encryption (only where explicitly allowed)"
+
+
+class Mailbox(models.Model):
+    """A team's DMARC report mailbox: where its rua= (and TLS-RPT rua=) mail arrives."""
+
+    organization = models.ForeignKey(
+        "domains.Organization", on_delete=models.CASCADE, related_name="mailboxes"
+    )
+    name = models.CharField(max_length=100)
+    host = models.CharField(max_length=253)
+    port = models.PositiveIntegerField(default=993)
+    tls_mode = models.CharField(max_length=10, choices=TlsMode.choices, default=TlsMode.IMPLICIT)
+    allow_plaintext = models.BooleanField(default=False)
+    username = models.CharField(max_length=255)
+    password_encrypted = models.TextField(blank=True)  # Fernet token; see reports/secrets.py
+    folder = models.CharField(max_length=255, default="INBOX")
+    processed_folder = models.CharField(max_length=255, blank=True, default="dmarc/processed")
+    invalid_folder = models.CharField(max_length=255, blank=True, default="dmarc/invalid")
+    read_only = models.BooleanField(default=False)
+    interval_minutes = models.PositiveIntegerField(default=5)
+    enabled = models.BooleanField(default=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # A pass holds the mailbox until this time (a lease, renewed while it runs), so two
+    # passes never work on one mailbox at once and a killed worker's lease runs out.
+    locked_until = models.DateTimeField(null=True, blank=True)
+    last_pass = models.ForeignKey(
+        "MailboxPass", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self):
+        return f"{self.name} ({self.username}@{self.host})"
+
+
+class MailboxPass(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped (another pass was running)"
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="passes")
+    trigger = models.CharField(max_length=10, default="schedule")  # schedule | manual | command
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    requested_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0)  # new messages found
+    fetched = models.PositiveIntegerField(default=0)
+    imported = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return f"{self.mailbox} {self.state} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ProcessedMessage(models.Model):
+    """A message a pass has handled: by (folder, UIDVALIDITY, UID), never handled twice.
+
+    `moved` is False until the message has left the source folder (or forever, in read-only
+    mode): a pass that died between storing and moving only moves it next time."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="processed")
+    folder = models.CharField(max_length=255)
+    uidvalidity = models.BigIntegerField()
+    uid = models.BigIntegerField()
+    raw = models.ForeignKey(RawInput, null=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=10, choices=InputStatus.choices)
+    moved = models.BooleanField(default=False)
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailbox", "folder", "uidvalidity", "uid"], name="processed_message"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.folder} {self.uidvalidity}/{self.uid} {self.status}"

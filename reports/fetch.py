@@ -1,0 +1,215 @@
+"""One pass over a report mailbox: fetch what is new, store it, then file it away.
+
+The order is what makes a pass safe to interrupt anywhere: a message is stored (its reports,
+or its refusal, kept) together with its ProcessedMessage row in one transaction, and only
+after that commit is it moved out of the source folder. A pass that dies in between leaves
+a stored, unmoved message: the next pass moves it without storing it again. UIDs already
+processed (by folder, UIDVALIDITY and UID) are never fetched again.
+
+Two passes never work on one mailbox at once: a pass holds a lease on the mailbox (a
+conditional UPDATE of `locked_until`, renewed after every batch); a second pass finds it held
+and skips. A worker killed mid-pass leaves a lease that runs out, and the next pass resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from reports import secrets
+from reports.ingest import ingest_input
+from reports.mailbox import ImapSession, MailboxError, ServerSettings
+from reports.models import InputSource, InputStatus, Mailbox, MailboxPass, ProcessedMessage
+
+log = logging.getLogger(__name__)
+
+BATCH = 50  # messages fetched per round trip
+LEASE = timedelta(minutes=5)  # renewed after every batch
+
+Progress = Callable[[MailboxPass], None]
+
+
+class PassSkipped(Exception):
+    """Another pass holds the mailbox."""
+
+
+def claim(mailbox_id: int) -> bool:
+    now = timezone.now()
+    free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    return bool(Mailbox.objects.filter(free, pk=mailbox_id).update(locked_until=now + LEASE))
+
+
+def renew(mailbox_id: int) -> None:
+    Mailbox.objects.filter(pk=mailbox_id).update(locked_until=timezone.now() + LEASE)
+
+
+def release(mailbox_id: int) -> None:
+    Mailbox.objects.filter(pk=mailbox_id).update(locked_until=None)
+
+
+def run_pass(
+    mailbox_id: int,
+    pass_id: int | None = None,
+    *,
+    trigger: str = "schedule",
+    progress: Progress | None = None,
+    force_copy: bool = False,
+) -> MailboxPass:
+    """One pass over the mailbox; returns its MailboxPass (state done, failed or skipped)."""
+    mailbox = Mailbox.objects.get(pk=mailbox_id)
+    run = (
+        MailboxPass.objects.get(pk=pass_id)
+        if pass_id
+        else MailboxPass.objects.create(mailbox=mailbox, trigger=trigger)
+    )
+    if not claim(mailbox.pk):
+        return _finish(run, MailboxPass.State.SKIPPED)
+    run.state, run.started_at = MailboxPass.State.RUNNING, timezone.now()
+    run.save(update_fields=["state", "started_at"])
+    try:
+        password = secrets.decrypt(mailbox.password_encrypted)
+        server = ServerSettings.of(mailbox, password)
+        with ImapSession.open(server, force_copy=force_copy) as imap:
+            Pass(mailbox, run, imap, progress).run()
+    except (MailboxError, secrets.SecretUnreadable) as exc:
+        run.error = str(exc)
+        return _finish(run, MailboxPass.State.FAILED)
+    finally:
+        release(mailbox.pk)
+    return _finish(run, MailboxPass.State.DONE)
+
+
+def _finish(run: MailboxPass, state: str) -> MailboxPass:
+    run.state, run.finished_at = state, timezone.now()
+    run.save()
+    mailbox = run.mailbox
+    if state == MailboxPass.State.SKIPPED:
+        return run
+    changes = {"last_pass": run}
+    if run.error:
+        changes.update(last_error=run.error, last_error_at=run.finished_at)
+    Mailbox.objects.filter(pk=mailbox.pk).update(**changes)
+    return run
+
+
+class Pass:
+    def __init__(self, mailbox: Mailbox, run: MailboxPass, imap: ImapSession, progress):
+        self.mailbox, self.run, self.imap = mailbox, run, imap
+        self.progress = progress or (lambda run: None)
+        self.folder = mailbox.folder
+
+    def run(self) -> None:
+        mailbox = self.mailbox
+        if not mailbox.read_only:
+            for folder in {mailbox.processed_folder, mailbox.invalid_folder} - {""}:
+                self.imap.ensure_folder(folder)
+        uidvalidity = self.imap.select(self.folder, readonly=mailbox.read_only)
+        uids = self.imap.uids()
+        known = dict(
+            ProcessedMessage.objects.filter(
+                mailbox=mailbox, folder=self.folder, uidvalidity=uidvalidity, uid__in=uids
+            ).values_list("uid", "moved")
+        )
+        new = [uid for uid in uids if uid not in known]
+        self.run.total = len(new)
+        self._save_progress()
+        if not mailbox.read_only:
+            # Stored by an earlier pass that stopped before it could move them.
+            leftovers = [uid for uid, moved in known.items() if not moved]
+            self._file_away(uidvalidity, leftovers)
+        for start in range(0, len(new), BATCH):
+            batch = new[start : start + BATCH]
+            messages = self.imap.fetch(batch)
+            for uid in batch:
+                if uid in messages:  # gone meanwhile (another client expunged it): skip
+                    self._store(uidvalidity, uid, messages[uid])
+            if not mailbox.read_only:
+                self._file_away(uidvalidity, batch)
+            renew(mailbox.pk)
+            self._save_progress()
+
+    def _store(self, uidvalidity: int, uid: int, message: bytes) -> None:
+        name = f"{self.mailbox.name}: {self.folder} UID {uid}"
+        try:
+            with transaction.atomic():
+                outcomes = ingest_input(message, name, via=InputSource.MAILBOX)
+                statuses = [o.status for o in outcomes]
+                status = _status(statuses)
+                ProcessedMessage.objects.create(
+                    mailbox=self.mailbox,
+                    folder=self.folder,
+                    uidvalidity=uidvalidity,
+                    uid=uid,
+                    status=status,
+                    moved=False,
+                )
+        except Exception:
+            # Left in the folder, unrecorded: the next pass tries it again.
+            log.exception("mailbox %s: message UID %s could not be stored", self.mailbox.pk, uid)
+            self.run.error = f"message UID {uid} could not be stored (see the worker's log)"
+            return
+        self.run.fetched += 1
+        self.run.imported += statuses.count("imported")
+        self.run.duplicates += statuses.count("duplicate")
+        self.run.invalid += statuses.count("invalid")
+
+    def _file_away(self, uidvalidity: int, uids: list[int]) -> None:
+        rows = ProcessedMessage.objects.filter(
+            mailbox=self.mailbox,
+            folder=self.folder,
+            uidvalidity=uidvalidity,
+            uid__in=uids,
+            moved=False,
+        )
+        for row in rows:
+            refused = row.status in (InputStatus.REFUSED, InputStatus.PARTIAL)
+            target = self.mailbox.invalid_folder if refused else self.mailbox.processed_folder
+            if target:
+                self.imap.move(row.uid, target)
+            ProcessedMessage.objects.filter(pk=row.pk).update(moved=True)
+
+    def _save_progress(self) -> None:
+        self.run.save(
+            update_fields=["total", "fetched", "imported", "duplicates", "invalid", "error"]
+        )
+        self.progress(self.run)
+
+
+def _status(statuses: list[str]) -> str:
+    if set(statuses) == {"invalid"}:
+        return InputStatus.REFUSED
+    if "invalid" in statuses:
+        return InputStatus.PARTIAL
+    if set(statuses) == {"duplicate"}:
+        return InputStatus.DUPLICATE
+    return InputStatus.IMPORTED
+
+
+def due_mailboxes(now=None) -> list[int]:
+    """Claim the mailboxes whose poll is due (conditional UPDATE), return their ids."""
+    now = now or timezone.now()
+    due = []
+    candidates = Mailbox.objects.filter(
+        Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now), enabled=True
+    ).values_list("pk", "interval_minutes", "next_poll_at")
+    for pk, minutes, previous in candidates:
+        claimed = Mailbox.objects.filter(pk=pk, next_poll_at=previous).update(
+            next_poll_at=now + timedelta(minutes=minutes)
+        )
+        if claimed:
+            due.append(pk)
+    return due
+
+
+def request_pass(mailbox: Mailbox, user=None, *, trigger: str = "manual") -> MailboxPass:
+    """Queue a pass now ("fetch now"); its MailboxPass shows the progress."""
+    from reports.tasks import fetch_mailbox
+
+    run = MailboxPass.objects.create(mailbox=mailbox, trigger=trigger, requested_by=user)
+    transaction.on_commit(lambda: fetch_mailbox.delay(mailbox.pk, run.pk))
+    return run

@@ -1,0 +1,29 @@
+"""Celery tasks: thin wrappers that take ids and call plain functions."""
+
+from celery import shared_task
+from django.db import DatabaseError
+
+from reports import fetch
+
+
+@shared_task(time_limit=55, soft_time_limit=50)
+def poll_mailboxes() -> int:
+    """Every minute (beat): queue a pass for each mailbox whose interval has run out."""
+    due = fetch.due_mailboxes()
+    for mailbox_id in due:
+        fetch_mailbox.delay(mailbox_id)
+    return len(due)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(DatabaseError, ConnectionError),
+    retry_backoff=30,
+    max_retries=3,
+    # A pass renews its lease after every batch; a pass this long is stuck.
+    time_limit=3600,
+    soft_time_limit=3500,
+)
+def fetch_mailbox(mailbox_id: int, pass_id: int | None = None) -> int:
+    return fetch.run_pass(mailbox_id, pass_id).pk
