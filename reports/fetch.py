@@ -99,7 +99,7 @@ def _finish(run: MailboxPass, state: str) -> MailboxPass:
 
 class Pass:
     def __init__(self, mailbox: Mailbox, run: MailboxPass, imap: ImapSession, progress):
-        self.mailbox, self.run, self.imap = mailbox, run, imap
+        self.mailbox, self.stats, self.imap = mailbox, run, imap
         self.progress = progress or (lambda run: None)
         self.folder = mailbox.folder
 
@@ -116,7 +116,7 @@ class Pass:
             ).values_list("uid", "moved")
         )
         new = [uid for uid in uids if uid not in known]
-        self.run.total = len(new)
+        self.stats.total = len(new)
         self._save_progress()
         if not mailbox.read_only:
             # Stored by an earlier pass that stopped before it could move them.
@@ -151,12 +151,12 @@ class Pass:
         except Exception:
             # Left in the folder, unrecorded: the next pass tries it again.
             log.exception("mailbox %s: message UID %s could not be stored", self.mailbox.pk, uid)
-            self.run.error = f"message UID {uid} could not be stored (see the worker's log)"
+            self.stats.error = f"message UID {uid} could not be stored (see the worker's log)"
             return
-        self.run.fetched += 1
-        self.run.imported += statuses.count("imported")
-        self.run.duplicates += statuses.count("duplicate")
-        self.run.invalid += statuses.count("invalid")
+        self.stats.fetched += 1
+        self.stats.imported += statuses.count("imported")
+        self.stats.duplicates += statuses.count("duplicate")
+        self.stats.invalid += statuses.count("invalid")
 
     def _file_away(self, uidvalidity: int, uids: list[int]) -> None:
         rows = ProcessedMessage.objects.filter(
@@ -174,10 +174,10 @@ class Pass:
             ProcessedMessage.objects.filter(pk=row.pk).update(moved=True)
 
     def _save_progress(self) -> None:
-        self.run.save(
+        self.stats.save(
             update_fields=["total", "fetched", "imported", "duplicates", "invalid", "error"]
         )
-        self.progress(self.run)
+        self.progress(self.stats)
 
 
 def _status(statuses: list[str]) -> str:

@@ -133,12 +133,12 @@ class DailyRollup(models.Model):
     spf_pass = models.BigIntegerField(default=0)  # aligned SPF pass (policy_evaluated)
 
     class Meta:
+        # The unique index also serves the pages' (domain, day) range scans.
         constraints = [
             models.UniqueConstraint(
                 fields=["domain", "day", "source_ip"], name="daily_rollup_identity"
             )
         ]
-        indexes = [models.Index(fields=["domain", "day"])]
 
     def __str__(self):
         return f"{self.domain} {self.day} {self.source_ip}: {self.messages}"

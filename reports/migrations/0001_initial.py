@@ -81,7 +81,6 @@ class Migration(migrations.Migration):
                 ('spf_pass', models.BigIntegerField(default=0)),
             ],
             options={
-                'indexes': [models.Index(fields=['domain', 'day'], name='reports_dai_domain_aa9726_idx')],
                 'constraints': [models.UniqueConstraint(fields=('domain', 'day', 'source_ip'), name='daily_rollup_identity')],
             },
         ),
