@@ -34,8 +34,8 @@ LEASE = timedelta(minutes=5)  # renewed after every batch
 Progress = Callable[[MailboxPass], None]
 
 
-class PassSkipped(Exception):
-    """Another pass holds the mailbox."""
+class MailboxGone(Exception):
+    """The mailbox was deleted during its pass."""
 
 
 def claim(mailbox_id: int) -> bool:
@@ -59,14 +59,15 @@ def run_pass(
     trigger: str = "schedule",
     progress: Progress | None = None,
     force_copy: bool = False,
-) -> MailboxPass:
-    """One pass over the mailbox; returns its MailboxPass (state done, failed or skipped)."""
-    mailbox = Mailbox.objects.get(pk=mailbox_id)
-    run = (
-        MailboxPass.objects.get(pk=pass_id)
-        if pass_id
-        else MailboxPass.objects.create(mailbox=mailbox, trigger=trigger)
-    )
+) -> MailboxPass | None:
+    """One pass over the mailbox; returns its MailboxPass (state done, failed or skipped), or
+    None when the mailbox was deleted meanwhile."""
+    mailbox = Mailbox.objects.filter(pk=mailbox_id).first()
+    if mailbox is None:
+        return None
+    run = MailboxPass.objects.filter(pk=pass_id, mailbox=mailbox).first() if pass_id else None
+    if run is None:
+        run = MailboxPass.objects.create(mailbox=mailbox, trigger=trigger)
     if not claim(mailbox.pk):
         return _finish(run, MailboxPass.State.SKIPPED)
     run.state, run.started_at = MailboxPass.State.RUNNING, timezone.now()
@@ -79,6 +80,8 @@ def run_pass(
     except (MailboxError, secrets.SecretUnreadable) as exc:
         run.error = str(exc)
         return _finish(run, MailboxPass.State.FAILED)
+    except MailboxGone:
+        return run
     finally:
         release(mailbox.pk)
     return _finish(run, MailboxPass.State.DONE)
@@ -86,7 +89,11 @@ def run_pass(
 
 def _finish(run: MailboxPass, state: str) -> MailboxPass:
     run.state, run.finished_at = state, timezone.now()
-    run.save()
+    # update(), not save(): if the mailbox (and with it this row) was deleted during the pass,
+    # there is nothing left to record, rather than a row to insert for a missing mailbox.
+    MailboxPass.objects.filter(pk=run.pk).update(
+        state=run.state, finished_at=run.finished_at, started_at=run.started_at, error=run.error
+    )
     mailbox = run.mailbox
     if state == MailboxPass.State.SKIPPED:
         return run
@@ -123,6 +130,8 @@ class Pass:
             leftovers = [uid for uid, moved in known.items() if not moved]
             self._file_away(uidvalidity, leftovers)
         for start in range(0, len(new), BATCH):
+            if not MailboxPass.objects.filter(pk=self.stats.pk).exists():
+                raise MailboxGone  # deleted (with its passes) while we worked
             batch = new[start : start + BATCH]
             messages = self.imap.fetch(batch)
             for uid in batch:
@@ -159,25 +168,35 @@ class Pass:
         self.stats.invalid += statuses.count("invalid")
 
     def _file_away(self, uidvalidity: int, uids: list[int]) -> None:
+        """Move stored messages to their folders, one command per folder, then mark them."""
         rows = ProcessedMessage.objects.filter(
             mailbox=self.mailbox,
             folder=self.folder,
             uidvalidity=uidvalidity,
             uid__in=uids,
             moved=False,
-        )
-        for row in rows:
-            refused = row.status in (InputStatus.REFUSED, InputStatus.PARTIAL)
+        ).values_list("pk", "uid", "status")
+        targets: dict[str, list[tuple[int, int]]] = {}
+        for pk, uid, status in rows:
+            refused = status in (InputStatus.REFUSED, InputStatus.PARTIAL)
             target = self.mailbox.invalid_folder if refused else self.mailbox.processed_folder
+            targets.setdefault(target, []).append((pk, uid))
+        for target, messages in targets.items():
             if target:
-                self.imap.move(row.uid, target)
-            ProcessedMessage.objects.filter(pk=row.pk).update(moved=True)
+                self.imap.move([uid for _, uid in messages], target)
+            ProcessedMessage.objects.filter(pk__in=[pk for pk, _ in messages]).update(moved=True)
 
     def _save_progress(self) -> None:
-        self.stats.save(
-            update_fields=["total", "fetched", "imported", "duplicates", "invalid", "error"]
+        stats = self.stats
+        MailboxPass.objects.filter(pk=stats.pk).update(
+            total=stats.total,
+            fetched=stats.fetched,
+            imported=stats.imported,
+            duplicates=stats.duplicates,
+            invalid=stats.invalid,
+            error=stats.error,
         )
-        self.progress(self.stats)
+        self.progress(stats)
 
 
 def _status(statuses: list[str]) -> str:

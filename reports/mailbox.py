@@ -493,23 +493,27 @@ class ImapSession:
             if uid in wanted and isinstance(data.get(b"BODY[]"), bytes)
         }
 
-    def move(self, uid: int, folder: str) -> None:
-        """Move one message of the selected folder: MOVE where offered (and not force_copy);
-        else COPY, \\Deleted and UID EXPUNGE of that message alone.
+    def move(self, uids: int | list[int], folder: str) -> None:
+        """Move messages of the selected folder, in one command: MOVE where offered (and not
+        force_copy); else COPY, \\Deleted and UID EXPUNGE of those messages alone.
 
         Limitation: a server with neither MOVE nor UIDPLUS only has plain EXPUNGE, which also
         removes every other message of the folder some client flagged \\Deleted."""
-        target = self.server_name(folder)
-        refused = f"message UID {uid} cannot be moved to {folder}"
-        if "MOVE" in self._capabilities and not self.force_copy:
-            self._call(lambda: self._client.move([uid], target), "UID MOVE", refused)
+        uids = [uids] if isinstance(uids, int) else list(uids)
+        if not uids:
             return
-        self._call(lambda: self._client.copy([uid], target), "UID COPY", refused)
+        target = self.server_name(folder)
+        which = f"message UID {uids[0]}" if len(uids) == 1 else f"{len(uids)} messages"
+        refused = f"{which} cannot be moved to {folder}"
+        if "MOVE" in self._capabilities and not self.force_copy:
+            self._call(lambda: self._client.move(uids, target), "UID MOVE", refused)
+            return
+        self._call(lambda: self._client.copy(uids, target), "UID COPY", refused)
         self._call(
-            lambda: self._client.add_flags([uid], [DELETED], silent=True), "UID STORE", refused
+            lambda: self._client.add_flags(uids, [DELETED], silent=True), "UID STORE", refused
         )
         if "UIDPLUS" in self._capabilities:
-            self._call(lambda: self._client.uid_expunge([uid]), "UID EXPUNGE", refused)
+            self._call(lambda: self._client.uid_expunge(uids), "UID EXPUNGE", refused)
         else:
             self._call(self._client.expunge, "EXPUNGE", refused)
 

@@ -25,5 +25,6 @@ def poll_mailboxes() -> int:
     time_limit=3600,
     soft_time_limit=3500,
 )
-def fetch_mailbox(mailbox_id: int, pass_id: int | None = None) -> int:
-    return fetch.run_pass(mailbox_id, pass_id).pk
+def fetch_mailbox(mailbox_id: int, pass_id: int | None = None) -> int | None:
+    run = fetch.run_pass(mailbox_id, pass_id)
+    return run.pk if run else None

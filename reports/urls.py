@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports import views
+from reports import mailbox_views, views
 
 app_name = "reports"
 urlpatterns = [
@@ -11,4 +11,19 @@ urlpatterns = [
     path("refused/", views.refused_inputs, name="refused"),
     path("raw/<int:pk>/", views.raw_download, name="raw"),
     path("unclaimed/", views.unclaimed_reports, name="unclaimed"),
+]
+
+# The report mailboxes (reports/mailbox_views.py).
+urlpatterns += [
+    path("mailboxes/", mailbox_views.mailbox_list, name="mailboxes"),
+    path("mailboxes/add/", mailbox_views.mailbox_add, name="mailbox_add"),
+    path("mailboxes/<int:pk>/edit/", mailbox_views.mailbox_edit, name="mailbox_edit"),
+    path("mailboxes/<int:pk>/delete/", mailbox_views.mailbox_delete, name="mailbox_delete"),
+    path("mailboxes/<int:pk>/test/", mailbox_views.mailbox_test, name="mailbox_test"),
+    path("mailboxes/<int:pk>/fetch/", mailbox_views.mailbox_fetch, name="mailbox_fetch"),
+    path(
+        "mailboxes/<int:pk>/passes/<int:pass_pk>/",
+        mailbox_views.mailbox_pass,
+        name="mailbox_pass",
+    ),
 ]

@@ -520,7 +520,7 @@ def _open_member(blob: _Blob, info: zipfile.ZipInfo) -> BinaryIO:
 def _email(blob: _Blob) -> _Items:
     raw = blob.read_all()
     try:
-        message = email.message_from_bytes(raw, policy=email.policy.default)
+        message = email.message_from_bytes(raw, policy=email.policy.compat32)
         failure = _is_failure_report(message)
         top = message.get_content_type()
     except _EMAIL_ERRORS as exc:

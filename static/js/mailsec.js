@@ -19,7 +19,7 @@
 
   function lost(target) {
     swap(target, '<div id="' + target.id + '" class="check-status" role="status">' +
-      '<p class="error">Lost track of the check: reload the page.</p></div>');
+      '<p class="error">Lost track of its progress: reload the page.</p></div>');
   }
 
   function poll(element) {

@@ -329,3 +329,21 @@ def test_fetch_now_runs_on_a_real_worker(celery_worker, acme, imap_account):
     assert queued.state == "done", f"{queued.error}\nworker log:\n{celery_worker.output()}"
     assert queued.trigger == "manual"
     assert_final_state(imap_account, mailbox)
+
+
+def test_a_mailbox_deleted_during_its_pass(acme, imap_account, monkeypatch):
+    fill(imap_account)
+    mailbox = make_mailbox(acme, imap_account)
+    monkeypatch.setattr(fetch, "BATCH", 4)
+    calls = []
+
+    def delete_after_the_first_batch(run):
+        calls.append(run.fetched)
+        if len(calls) == 2:
+            Mailbox.objects.filter(pk=mailbox.pk).delete()
+
+    run = fetch.run_pass(mailbox.pk, progress=delete_after_the_first_batch)
+    assert not MailboxPass.objects.filter(pk=run.pk).exists()
+    assert fetch.run_pass(mailbox.pk) is None
+    # What was stored before the deletion stays: reports belong to domains, not mailboxes.
+    assert sum(stored()) >= 1

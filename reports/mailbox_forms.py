@@ -1,0 +1,249 @@
+"""The report mailbox form: where the IMAP server is, how to log in, which folders to use.
+
+The password is write-only: the field never renders a value (not even when the form comes back
+with errors), a blank one on edit keeps the stored password, and what is stored is the
+encrypted token (reports/secrets.py), never the password itself.
+"""
+
+import contextlib
+import ipaddress
+
+import idna
+from django import forms
+from django.conf import settings
+
+from domains.names import LDH_LABEL, MAX_LABEL_LENGTH, MAX_NAME_LENGTH
+from domains.net import refusal_reason
+from reports import secrets
+from reports.models import Mailbox, TlsMode
+
+PLAINTEXT_WARNING = (
+    "Without encryption the password and every report cross the network in the clear: anyone "
+    "on the way can read them. Only for a server on this machine or a network you trust."
+)
+# LIST wildcards and the characters no server accepts in a folder name.
+FOLDER_FORBIDDEN = set("*%\r\n\t\x00")
+
+
+class MailboxForm(forms.ModelForm):
+    # The page shows the fields in these groups, in this order.
+    GROUPS = (
+        ("Mailbox", ("name", "enabled")),
+        ("Server", ("host", "port", "tls_mode", "allow_plaintext")),
+        ("Login", ("username", "password")),
+        ("Folders", ("folder", "processed_folder", "invalid_folder", "read_only")),
+        ("Schedule", ("interval_minutes",)),
+    )
+
+    password = forms.CharField(
+        required=False,
+        strip=False,  # a password may begin or end with a space
+        max_length=1000,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
+    )
+    # Text inputs with a numeric keyboard: the house style sizes text inputs, not number ones.
+    port = forms.IntegerField(
+        min_value=1,
+        max_value=65535,
+        initial=993,
+        help_text="Usually 993 for TLS, 143 for STARTTLS.",
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 6}),
+    )
+    interval_minutes = forms.IntegerField(
+        label="Poll every (minutes)",
+        min_value=1,
+        max_value=1440,
+        initial=5,
+        help_text="From 1 to 1440 (a day).",
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 6}),
+    )
+
+    class Meta:
+        model = Mailbox
+        fields = [
+            "name",
+            "host",
+            "port",
+            "tls_mode",
+            "allow_plaintext",
+            "username",
+            "folder",
+            "processed_folder",
+            "invalid_folder",
+            "read_only",
+            "interval_minutes",
+            "enabled",
+        ]
+        labels = {
+            "host": "IMAP server",
+            "tls_mode": "Encryption",
+            "allow_plaintext": "Allow a connection without encryption",
+            "username": "User name",
+            "folder": "Source folder",
+            "processed_folder": "Folder for processed messages",
+            "invalid_folder": "Folder for unreadable messages",
+            "read_only": "Read-only mode",
+        }
+        help_texts = {
+            "name": "For you: shown on the mailbox list.",
+            "host": "A host name such as imap.example.com, or an IP address; no https://, "
+            "no path, no port.",
+            "allow_plaintext": PLAINTEXT_WARNING,
+            "folder": "Where the reports arrive, usually INBOX. Use / between folder levels.",
+            "processed_folder": "Messages are moved here once stored (created if missing). "
+            "Blank: they stay in the source folder.",
+            "invalid_folder": "Messages that are not (wholly) readable reports are moved "
+            "here. Blank: they stay in the source folder.",
+            "read_only": "Never change the mailbox: messages stay where they are and the two "
+            "folders above are not used; mailsec remembers what it has fetched.",
+        }
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        self.adding = self.instance.pk is None
+        password = self.fields["password"]
+        password.required = self.adding
+        password.help_text = (
+            "Stored encrypted, and never shown again."
+            if self.adding
+            else "Leave blank to keep the stored password. It is stored encrypted and never shown."
+        )
+        self.fields["tls_mode"].choices = TlsMode.choices  # no empty choice
+
+    def groups(self) -> list[tuple[str, list[forms.BoundField]]]:
+        return [(legend, [self[name] for name in names]) for legend, names in self.GROUPS]
+
+    # --- cleaning --------------------------------------------------------------------------
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        others = Mailbox.objects.filter(organization=self.organization, name__iexact=name)
+        if others.exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(f"The team already has a mailbox called {name}.")
+        return name
+
+    def clean_host(self) -> str:
+        return clean_host(self.cleaned_data["host"])
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"].strip()
+        if not username:
+            raise forms.ValidationError("Enter the user name of the mailbox.")
+        return username
+
+    def clean_folder(self) -> str:
+        return clean_folder(self.cleaned_data["folder"], required=True)
+
+    def clean_processed_folder(self) -> str:
+        return clean_folder(self.cleaned_data["processed_folder"])
+
+    def clean_invalid_folder(self) -> str:
+        return clean_folder(self.cleaned_data["invalid_folder"])
+
+    def clean(self):
+        data = super().clean()
+        if data.get("tls_mode") == TlsMode.PLAIN:
+            if not data.get("allow_plaintext"):
+                self.add_error(
+                    "allow_plaintext",
+                    "Without encryption the password would be sent in the clear: tick this box "
+                    "to allow it, or choose TLS or STARTTLS.",
+                )
+        else:
+            # The consent belongs to the choice of no encryption; a later switch asks again.
+            data["allow_plaintext"] = False
+        if not data.get("read_only"):
+            self._check_distinct_folders(data)
+        return data
+
+    def _check_distinct_folders(self, data) -> None:
+        source = data.get("folder")
+        if not source:
+            return
+        for name in ("processed_folder", "invalid_folder"):
+            target = data.get(name)
+            if target and _same_folder(target, source):
+                self.add_error(
+                    name,
+                    "This is the source folder: choose another folder, leave it blank, or use "
+                    "read-only mode.",
+                )
+
+    def save(self, commit=True) -> Mailbox:
+        mailbox = super().save(commit=False)
+        mailbox.organization = self.organization
+        password = self.cleaned_data.get("password")
+        if password:
+            mailbox.password_encrypted = secrets.encrypt(password)
+        if commit:
+            mailbox.save()
+        return mailbox
+
+
+def clean_host(raw: str) -> str:
+    """A host name (stored as its A-label form) or an IP address, or ValidationError."""
+    text = raw.strip()
+    if "://" in text or "/" in text:
+        raise forms.ValidationError("Enter the server's name only, not a URL or a path.")
+    if "@" in text:
+        raise forms.ValidationError("Enter the server's name, not an e-mail address.")
+    if any(ch.isspace() for ch in text):
+        raise forms.ValidationError("A host name cannot contain spaces.")
+    address = _ip_address(text)
+    if address:
+        _refuse_private(address)
+        return address
+    if ":" in text:
+        raise forms.ValidationError("Enter the port in the port field, not after the host name.")
+    name = text.lower().removesuffix(".")
+    if not name.isascii():
+        try:
+            name = idna.encode(name, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise forms.ValidationError(f"{text} is not a valid host name: {exc}") from None
+    labels = name.split(".")
+    bad = [label for label in labels if len(label) > MAX_LABEL_LENGTH or not LDH_LABEL.match(label)]
+    if bad or len(name) > MAX_NAME_LENGTH:
+        raise forms.ValidationError(
+            f"{text} is not a valid host name: use letters, digits, hyphens and dots."
+        )
+    return name
+
+
+def _ip_address(text: str) -> str:
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(text.removeprefix("[").removesuffix("]")))
+    return ""
+
+
+def _refuse_private(address: str) -> None:
+    # A name is screened when mailsec connects; a literal address can be refused now.
+    reason = refusal_reason(address)
+    if reason and not settings.MAILSEC_ALLOW_PRIVATE_TARGETS:
+        raise forms.ValidationError(f"mailsec does not connect to {reason} addresses.")
+
+
+def clean_folder(raw: str, *, required: bool = False) -> str:
+    name = raw.strip()
+    if not name:
+        if required:
+            raise forms.ValidationError("Enter a folder name, such as INBOX.")
+        return ""
+    if FOLDER_FORBIDDEN & set(name):
+        raise forms.ValidationError("A folder name cannot contain *, % or control characters.")
+    if name.startswith("/") or name.endswith("/") or "//" in name:
+        raise forms.ValidationError(
+            "Use / only between folder levels, as in dmarc/processed (no leading, trailing or "
+            "double /)."
+        )
+    return name
+
+
+def _same_folder(a: str, b: str) -> bool:
+    # INBOX is case-insensitive in IMAP (RFC 3501 5.1), every other name is not.
+    def key(name: str) -> str:
+        head, sep, rest = name.partition("/")
+        return (head.upper() if head.upper() == "INBOX" else head) + sep + rest
+
+    return key(a) == key(b)

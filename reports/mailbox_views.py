@@ -1,0 +1,207 @@
+"""The report mailbox pages: the team's mailboxes and how their passes went, adding, editing and
+deleting one (owners), testing its connection (owners), and "fetch now" with live progress
+(owners and members; the progress partial is polled by static/js/mailsec.js like "check now").
+
+Another team's mailbox answers 404; a viewer trying to change something gets 403.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib import messages
+from django.db.models import Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from domains import tenancy
+from domains.models import Role
+from reports import fetch, secrets
+from reports.mailbox import ServerSettings, test_connection
+from reports.mailbox_forms import MailboxForm
+from reports.models import Mailbox, MailboxPass
+
+# Sent by static/js/mailsec.js: answer with the partial to swap in, not a redirect.
+FRAGMENT_HEADER = "X-Mailsec-Fragment"
+TEST_TIMEOUT = 10.0  # seconds per socket operation: the test runs while the browser waits
+# A pass queued longer ago was lost (no worker took it): it no longer blocks "fetch now".
+QUEUED_WINDOW = timedelta(minutes=10)
+
+
+def _wants_fragment(request) -> bool:
+    return request.headers.get(FRAGMENT_HEADER) == "1"
+
+
+def in_progress(now) -> Q:
+    """Passes still going: queued recently, or running while the mailbox's lease is held (a
+    killed worker's pass stays "running", but its lease runs out)."""
+    queued = Q(state=MailboxPass.State.QUEUED, created_at__gte=now - QUEUED_WINDOW)
+    running = Q(state=MailboxPass.State.RUNNING, mailbox__locked_until__gt=now)
+    return queued | running
+
+
+def _load_mailbox(request, pk: int) -> tuple[Mailbox, Role]:
+    mailbox = (
+        Mailbox.objects.filter(pk=pk, organization__memberships__user=request.user)
+        .select_related("organization")
+        .first()
+    )
+    if mailbox is None:
+        raise Http404("No such mailbox.")
+    return mailbox, tenancy.role_for(request.user, mailbox.organization_id)
+
+
+def _managed_mailbox(request, pk: int) -> Mailbox:
+    mailbox, role = _load_mailbox(request, pk)
+    tenancy.require_manage(role)
+    return mailbox
+
+
+# --- the list ---------------------------------------------------------------------------------
+
+
+@dataclass
+class MailboxRow:
+    mailbox: Mailbox
+    pending: MailboxPass | None  # a pass queued or running now
+    due: bool  # enabled, and its next poll time has come
+
+
+def mailbox_rows(organization, now) -> list[MailboxRow]:
+    """The team's mailboxes with their last and pending passes, in two queries."""
+    mailboxes = list(organization.mailboxes.select_related("last_pass"))
+    pending: dict[int, MailboxPass] = {}
+    passes = MailboxPass.objects.filter(in_progress(now), mailbox__in=mailboxes)
+    for run in passes.order_by("created_at", "pk"):
+        pending[run.mailbox_id] = run  # the latest one wins
+    rows = []
+    for mailbox in mailboxes:
+        due = mailbox.enabled and (mailbox.next_poll_at is None or mailbox.next_poll_at <= now)
+        rows.append(MailboxRow(mailbox, pending.get(mailbox.pk), due))
+    return rows
+
+
+@require_GET
+def mailbox_list(request):
+    membership = tenancy.current_membership(request)
+    rows = mailbox_rows(membership.organization, timezone.now()) if membership else []
+    context = {
+        "membership": membership,
+        "rows": rows,
+        "can_manage": bool(membership and membership.can_manage),
+        "can_fetch": bool(membership and membership.can_edit),
+    }
+    return render(request, "reports/mailboxes.html", context)
+
+
+# --- add, edit, delete (owners) ---------------------------------------------------------------
+
+
+@sensitive_post_parameters("password")
+@require_http_methods(["GET", "POST"])
+def mailbox_add(request):
+    membership = tenancy.require_membership(request)
+    tenancy.require_manage(membership)
+    form = MailboxForm(request.POST or None, organization=membership.organization)
+    if request.method == "POST" and form.is_valid():
+        mailbox = form.save()
+        messages.success(
+            request, f"Added the mailbox {mailbox.name}. Test its connection to be sure."
+        )
+        return redirect("reports:mailboxes")
+    return render(request, "reports/mailboxes_form.html", {"form": form, "mailbox": None})
+
+
+@sensitive_post_parameters("password")
+@require_http_methods(["GET", "POST"])
+def mailbox_edit(request, pk: int):
+    mailbox = _managed_mailbox(request, pk)
+    form = MailboxForm(request.POST or None, instance=mailbox, organization=mailbox.organization)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Saved the mailbox {mailbox.name}.")
+        return redirect("reports:mailboxes")
+    return render(request, "reports/mailboxes_form.html", {"form": form, "mailbox": mailbox})
+
+
+@require_http_methods(["GET", "POST"])
+def mailbox_delete(request, pk: int):
+    mailbox = _managed_mailbox(request, pk)
+    if request.method == "POST":
+        mailbox.delete()
+        messages.success(request, f"Deleted the mailbox {mailbox.name}.")
+        return redirect("reports:mailboxes")
+    return render(request, "reports/mailboxes_delete.html", {"mailbox": mailbox})
+
+
+# --- test connection (owners) -----------------------------------------------------------------
+
+
+@sensitive_variables("password", "server")
+@require_POST
+def mailbox_test(request, pk: int):
+    """Runs while the browser waits (each network step at most TEST_TIMEOUT seconds), so the
+    owner sees at once which step failed and what the server said."""
+    mailbox = _managed_mailbox(request, pk)
+    context = {"mailbox": mailbox, "steps": [], "failed": None, "error": ""}
+    try:
+        password = secrets.decrypt(mailbox.password_encrypted)
+    except secrets.SecretUnreadable as exc:
+        context["error"] = str(exc)
+        return render(request, "reports/mailboxes_test.html", context)
+    server = ServerSettings.of(mailbox, password)
+    server.timeout = TEST_TIMEOUT
+    folders = [mailbox.folder]
+    if not mailbox.read_only:
+        folders += [mailbox.processed_folder, mailbox.invalid_folder]
+    context["steps"] = test_connection(server, folders, read_only=mailbox.read_only)
+    context["failed"] = next((step for step in context["steps"] if not step.ok), None)
+    return render(request, "reports/mailboxes_test.html", context)
+
+
+# --- fetch now (owners and members) -----------------------------------------------------------
+
+
+@require_POST
+def mailbox_fetch(request, pk: int):
+    """Queue a pass; the page then polls mailbox_pass for its progress. Refused while a pass
+    of this mailbox is queued or running (the page then follows that one)."""
+    mailbox, role = _load_mailbox(request, pk)
+    tenancy.require_edit(role)
+    now = timezone.now()
+    busy = MailboxPass.objects.filter(in_progress(now), mailbox=mailbox).first()
+    if busy is not None:
+        error = _busy_message(busy)
+        if _wants_fragment(request):
+            context = _pass_context(mailbox, busy, now, error=error)
+            return render(request, "reports/_mailbox_pass.html", context, status=429)
+        messages.error(request, error)
+        return redirect("reports:mailboxes")
+    run = fetch.request_pass(mailbox, request.user)
+    if _wants_fragment(request):
+        context = _pass_context(mailbox, run, now)
+        return render(request, "reports/_mailbox_pass.html", context, status=202)
+    messages.info(request, f"Fetching {mailbox.name} is queued; reload to see how it went.")
+    return redirect("reports:mailboxes")
+
+
+def _busy_message(run: MailboxPass) -> str:
+    if run.state == MailboxPass.State.RUNNING:
+        return "A pass over this mailbox is running now: wait for it to finish."
+    return "A pass over this mailbox is already queued: wait for it to run."
+
+
+@require_GET
+def mailbox_pass(request, pk: int, pass_pk: int):
+    mailbox, _ = _load_mailbox(request, pk)
+    run = get_object_or_404(MailboxPass, pk=pass_pk, mailbox=mailbox)
+    return render(
+        request, "reports/_mailbox_pass.html", _pass_context(mailbox, run, timezone.now())
+    )
+
+
+def _pass_context(mailbox: Mailbox, run: MailboxPass, now, *, error: str = "") -> dict:
+    going = MailboxPass.objects.filter(in_progress(now), pk=run.pk).exists()
+    return {"mailbox": mailbox, "run": run, "polling": going, "error": error}
