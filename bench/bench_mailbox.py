@@ -60,7 +60,7 @@ netguard.install()
 
 
 def report(n: int, records: int, run: str) -> bytes:
-    begin = 1_700_000_000 + n * 86400
+    begin = 1_700_000_000 + n * 3600
     rows = "".join(
         f"<record><row><source_ip>198.51.100.{(n + i) % 250 + 1}</source_ip><count>{i + 1}"
         "</count><policy_evaluated><disposition>none</disposition><dkim>pass</dkim>"

@@ -134,9 +134,12 @@ class Pass:
                 raise MailboxGone  # deleted (with its passes) while we worked
             batch = new[start : start + BATCH]
             messages = self.imap.fetch(batch)
-            for uid in batch:
-                if uid in messages:  # gone meanwhile (another client expunged it): skip
-                    self._store(uidvalidity, uid, messages[uid])
+            # One commit for the batch (each message in a savepoint of its own): a commit
+            # waits for the disk, and the messages move only after it anyway.
+            with transaction.atomic():
+                for uid in batch:
+                    if uid in messages:  # gone meanwhile (another client expunged it): skip
+                        self._store(uidvalidity, uid, messages[uid])
             if not mailbox.read_only:
                 self._file_away(uidvalidity, batch)
             renew(mailbox.pk)

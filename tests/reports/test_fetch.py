@@ -5,6 +5,7 @@ and duplicating nothing."""
 import gzip
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -347,3 +348,57 @@ def test_a_mailbox_deleted_during_its_pass(acme, imap_account, monkeypatch):
     assert fetch.run_pass(mailbox.pk) is None
     # What was stored before the deletion stays: reports belong to domains, not mailboxes.
     assert sum(stored()) >= 1
+
+
+def test_a_message_that_fails_is_left_for_the_next_pass(acme, imap_account, monkeypatch):
+    fill(imap_account)
+    mailbox = make_mailbox(acme, imap_account)
+    real_ingest = fetch.ingest_input
+    broken = {"on": True}
+
+    def flaky(message, name, **kwargs):
+        if broken["on"] and name.endswith("UID 2"):
+            raise RuntimeError("the database went away")
+        return real_ingest(message, name, **kwargs)
+
+    monkeypatch.setattr(fetch, "ingest_input", flaky)
+    first = fetch.run_pass(mailbox.pk)
+    assert first.state == "done" and "UID 2 could not be stored" in first.error
+    assert first.fetched == GOOD + BAD - 1
+    assert [m.uid for m in imap_account.messages("INBOX")] == [2]
+    broken["on"] = False
+    second = fetch.run_pass(mailbox.pk)
+    assert (second.total, second.fetched, second.error) == (1, 1, "")
+    assert_final_state(imap_account, mailbox)
+
+
+def test_a_server_that_stops_answering_times_out_then_the_next_pass_resumes(
+    acme, imap_account, monkeypatch
+):
+    fill(imap_account)
+    mailbox = make_mailbox(acme, imap_account)
+    monkeypatch.setattr(fetch, "BATCH", 3)
+    real_of = fetch.ServerSettings.of
+    monkeypatch.setattr(
+        fetch.ServerSettings,
+        "of",
+        classmethod(lambda cls, mailbox, password: replace(real_of(mailbox, password), timeout=1)),
+    )
+    frozen = []
+
+    def hang_after_the_first_batch(run):
+        if run.fetched and not frozen:
+            frozen.append(imap_account.server.paused(imap_account.user))
+            frozen[0].__enter__()
+
+    started = time.monotonic()
+    try:
+        hung = fetch.run_pass(mailbox.pk, progress=hang_after_the_first_batch)
+    finally:
+        frozen[0].__exit__(None, None, None)
+    assert time.monotonic() - started < 10
+    assert hung.state == "failed"
+    assert hung.error.startswith("127.0.0.1 did not answer") and "within 1 s" in hung.error
+    resumed = fetch.run_pass(mailbox.pk)
+    assert resumed.state == "done"
+    assert_final_state(imap_account, mailbox)

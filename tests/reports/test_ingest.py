@@ -6,7 +6,9 @@ xml.etree, independently of this project); the files we refuse, and why, are lis
 
 import gzip
 import json
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from reports import models
-from reports.ingest import dkim_json, ingest_input, reasons_json, spf_json
+from reports.ingest import INLINE_CONTENT, dkim_json, ingest_input, reasons_json, spf_json
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "reports"
 
@@ -284,3 +286,91 @@ def test_hand_written_json_reads_back_exactly(text):
     assert json.loads(spf_json(spf)) == spf
     assert json.loads(reasons_json(reasons)) == reasons
     assert [json.loads(f([])) for f in (dkim_json, spf_json, reasons_json)] == [[], [], []]
+
+
+# --- hostile inputs in one batch ---------------------------------------------------------
+
+GOOD_REPORT = FIXTURES / "aggregate/parsedmarc__usssa.com!example.com!1538784000!1538870399.xml"
+
+
+def hostile_inputs() -> dict[str, tuple[bytes, str]]:
+    """name -> (bytes, a piece of the reason it must be refused with)."""
+    from tests.reports import test_unpack as bombs
+
+    good = GOOD_REPORT.read_bytes()
+    deflated, crc = bombs.deflated_zeros(bombs.BOMB_PREFIX, bombs.GB)
+    size = len(bombs.BOMB_PREFIX) + bombs.GB
+    laughs = "".join(f'<!ENTITY l{n} "{f"&l{n - 1};" * 10 if n else "lol"}">' for n in range(10))
+    return {
+        "xxe.xml": (
+            b'<?xml version="1.0"?><!DOCTYPE feedback [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            + good[good.index(b"<feedback") :].replace(b"<org_name>", b"<org_name>&x;", 1),
+            "DOCTYPE",
+        ),
+        "laughs.xml": (
+            f"<!DOCTYPE feedback [{laughs}]><feedback>&l9;</feedback>".encode(),
+            "DOCTYPE",
+        ),
+        "bomb.xml.gz": (bombs.gzip_member(deflated, crc, size), "XML"),
+        "bomb.zip": (
+            bombs.zip_archive([bombs.Member("r.xml", deflated, crc, size)]),
+            "exceeds the 100 MB limit",
+        ),
+        "truncated.xml.gz": (gzip.compress(good)[:-200], "truncated"),
+        "picture.xml.gz": (gzip.compress(b"\x89PNG\r\n\x1a\n" + bytes(100)), "PNG"),
+        "page.html": (b"<!DOCTYPE html><html><body>Hello</body></html>", "HTML"),
+        "negative.xml": (good.replace(b"<count>1</count>", b"<count>-3</count>", 1), "count"),
+        "bad-ip.xml": (
+            re.sub(rb"<source_ip>[^<]*<", b"<source_ip>300.1.2.3<", good, count=1),
+            "source_ip",
+        ),
+        "no-domain.xml": (
+            re.sub(rb"<domain>[^<]*</domain>", b"<domain></domain>", good, count=1),
+            "domain",
+        ),
+    }
+
+
+@pytest.mark.django_db
+def test_hostile_inputs_are_refused_fast_and_the_batch_goes_on(tmp_path, capsys, settings):
+    settings.MAILSEC_REPORT_MAX_BYTES = 100 * 2**20
+    hostile = hostile_inputs()
+    for name, (data, _) in hostile.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "zz-good.xml").write_bytes(GOOD_REPORT.read_bytes())
+    for name in hostile:
+        started = time.perf_counter()
+        ingest_input(str(tmp_path / name), name, via="upload")
+        assert time.perf_counter() - started < 1.0, name
+    models.RawInput.objects.all().delete()
+    with pytest.raises(SystemExit):
+        call_command("import_reports", "--json", str(tmp_path))
+    *lines, summary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    by_name = {Path(line["file"]).name: line for line in lines}
+    for name, (_, reason) in hostile.items():
+        assert by_name[name]["status"] == "invalid", name
+        assert reason.lower() in by_name[name]["error"].lower(), (name, by_name[name]["error"])
+    assert by_name["zz-good.xml"]["status"] == "imported"
+    assert summary["summary"]["imported"] == 1
+    assert models.AggregateReport.objects.count() == 1
+    assert models.AggregateRecord.objects.count() == 2
+    refused = models.RawInput.objects.filter(status="refused")
+    assert refused.count() == len(hostile)
+    assert {r.name for r in refused} == {str(tmp_path / name) for name in hostile}
+
+
+@pytest.mark.django_db
+def test_a_big_input_is_kept_whole(tmp_path):
+    """Over INLINE_CONTENT, the stored bytes take their own statement (binary on PostgreSQL)."""
+    import zipfile
+
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("report.xml", GOOD_REPORT.read_bytes())
+        zf.writestr("noise.bin", os.urandom(INLINE_CONTENT + 1000), zipfile.ZIP_STORED)
+    outcomes = ingest_input(str(archive), "big.zip", via="upload")
+    assert [o.status for o in outcomes] == ["imported", "invalid"]
+    raw = models.RawInput.objects.get()
+    assert raw.status == models.InputStatus.PARTIAL
+    assert raw.encoding == "identity" and raw.size > INLINE_CONTENT
+    assert raw.original() == archive.read_bytes()
