@@ -102,3 +102,32 @@ def test_check_now_shows_the_grade_from_a_real_worker(live_server, celery_worker
     assert f"score {domain.score}" in shown["progress"]
     assert "v=spf1 mx -all" in shown["records"]  # what knot serves for good.test
     assert shown["chart_points"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upload_reports_and_see_them_on_the_domain_page(live_server, alice, acme, tmp_path):
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures" / "reports" / "aggregate"
+    good = fixtures / "parsedmarc__usssa.com!example.com!1538784000!1538870399.xml"
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a report at all")
+    domain = Domain.objects.create(organization=acme, name="example.com")
+    base = live_server.url
+    with chromium_page() as page:
+        page.goto(f"{base}/login/")
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", "correct horse 42")
+        page.click("main button[type=submit]")
+        page.wait_for_url(f"{base}/domains/")
+        page.goto(f"{base}/reports/")
+        page.click("a:text-is('Upload reports')")
+        page.set_input_files("input[type=file]", [str(good), str(junk)])
+        page.click("main button:text-is('Upload')")
+        results = page.locator("table.upload-results")
+        expect(results.locator("tr.outcome-imported")).to_contain_text("usssa.com")
+        expect(results.locator("tr.outcome-invalid")).to_contain_text("notes.txt")
+        results.locator("tr.outcome-imported a:text-is('example.com')").click()
+        page.wait_for_url(f"{base}/reports/domain/{domain.pk}/")
+        reports_shown = page.locator("main").inner_text()
+    assert "usssa.com" in reports_shown
