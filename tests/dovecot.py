@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.servers import free_port, need_binary, wait_for_port
+from tests.servers import ServerProcess, free_port, need_binary, wait_for_port
 
 HOST = "127.0.0.1"
 PROBE_USER = "probe@harness.test"
@@ -152,7 +152,7 @@ def make_certificates(directory: Path, hostnames, *, wrong_cert: bool) -> tuple[
 # --- the server -------------------------------------------------------------------------------
 
 
-class DovecotServer:
+class DovecotServer(ServerProcess):
     def __init__(
         self,
         workdir: Path,
@@ -241,34 +241,10 @@ class DovecotServer:
         self.config_path.write_text(self._config(cert, key))
 
     def stop(self) -> None:
-        if self.process is not None:
-            # SIGTERM makes the master stop its children and remove its sockets.
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        super().stop()
         if self.runtime is not None:
             shutil.rmtree(self.runtime, ignore_errors=True)
             self.runtime = None
-
-    def __enter__(self) -> "DovecotServer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-5000:]
-        except FileNotFoundError:
-            return ""
 
     # --- users and mail ------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ import dns.rcode
 import dns.rdatatype
 
 from bench.dns_forwarder import _loopback
-from tests.servers import need_binary
+from tests.servers import ServerProcess, need_binary
 
 DS_TTL = 3600
 # Unix socket paths are capped at 108 bytes; pytest's tmp_path can be longer, and knotd exits at
@@ -68,7 +68,7 @@ def _origin(zone: str) -> str:
     return name
 
 
-class KnotServer:
+class KnotServer(ServerProcess):
     def __init__(
         self,
         workdir: Path,
@@ -162,34 +162,10 @@ class KnotServer:
             raise
 
     def stop(self) -> None:
-        if self.process is not None:
-            # SIGTERM shuts knotd down as cleanly as `knotc stop`, without needing the socket.
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        super().stop()
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
-
-    def __enter__(self) -> "KnotServer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-5000:]
-        except FileNotFoundError:
-            return ""
 
     # --- internals -----------------------------------------------------------------------
 

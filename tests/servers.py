@@ -44,6 +44,49 @@ def need_binary(name: str, package: str) -> str:
     return path
 
 
+class ServerProcess:
+    """A server the tests run as a child process, logging to `log_path`: stopping it, its
+    log, and `with` (subclasses set `process` and `_log` in start(), and add their clean-up
+    to stop())."""
+
+    process: subprocess.Popen | None = None
+    _log = None
+
+    @property
+    def log_path(self) -> Path:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.process is not None:
+            # SIGTERM: the server stops its children and removes its sockets itself.
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except FileNotFoundError:
+            return ""
+
+
 class RedisServer:
     """A throwaway redis-server, or the one REDIS_URL names (as in CI)."""
 
