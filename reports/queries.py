@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, Max, OuterRef, QuerySet, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from domains.models import Domain, Organization
@@ -25,6 +25,7 @@ from reports.models import (
     FailureReport,
     InputStatus,
     RawInput,
+    TlsPolicy,
     TlsReport,
 )
 
@@ -71,6 +72,16 @@ def paginate(queryset, params, per_page: int) -> Pager:
 def team_names(organization: Organization) -> QuerySet:
     """The names the team monitors, as a subquery (a team may have thousands)."""
     return Domain.objects.filter(organization=organization).values("name")
+
+
+def _about(model, names) -> Q:
+    """Reports about these domain names. A TLS report names a domain per policy: it is about
+    each of them, not only the first (kept in TlsReport.domain)."""
+    about = Q(domain__in=names)
+    if model is TlsReport:
+        policies = TlsPolicy.objects.filter(report=OuterRef("pk"), policy_domain__in=names)
+        about |= Exists(policies)
+    return about
 
 
 def visible_aggregates(user) -> QuerySet:
@@ -219,10 +230,8 @@ def index_page(organization: Organization, params) -> IndexPage:
     query = IndexQuery.from_params(params, set(pks))
     listing = LISTINGS[query.kind]
     reports = listing.model.objects.only(*listing.columns)
-    if query.domain:
-        reports = reports.filter(domain=query.domain)
-    else:
-        reports = reports.filter(domain__in=team_names(organization))
+    names = [query.domain] if query.domain else team_names(organization)
+    reports = reports.filter(_about(listing.model, names))
     page = Paginator(reports, PER_PAGE).get_page(query.page)
     return IndexPage(
         query=query,
@@ -360,7 +369,7 @@ def domain_reports_page(domain: Domain, now: datetime, params) -> DomainReportsP
     )
     pager = paginate(reports, params, PER_PAGE)
     tls, tls_more = _latest(
-        TlsReport.objects.filter(domain=domain.name).only(*LISTINGS["tls"].columns)
+        TlsReport.objects.filter(_about(TlsReport, [domain.name])).only(*LISTINGS["tls"].columns)
     )
     failures, failures_more = _latest(
         FailureReport.objects.filter(domain=domain.name).only(*LISTINGS["failure"].columns)

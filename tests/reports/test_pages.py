@@ -21,6 +21,7 @@ from reports.models import (
     DailyRollup,
     FailureReport,
     RawInput,
+    TlsPolicy,
     TlsReport,
 )
 from tests.conftest import client_for, make_user
@@ -189,6 +190,20 @@ def test_index_tabs_list_tls_and_failure_reports(alice, acme_domain, globex_doma
     page = page_of(client.get("/reports/?kind=failure"))
     assert "198.51.100.77" in page and "203.0.113.200" not in page
     assert "news@acme.example" in page
+
+
+def test_a_tls_report_is_seen_by_the_team_of_any_of_its_policy_domains(
+    alice, olga, acme_domain, globex_domain
+):
+    report = make_tls("globex.example", org="Two-policy reporter")
+    for name in ("globex.example", "acme.example"):
+        TlsPolicy.objects.create(report=report, policy_type="sts", policy_domain=name)
+    make_tls("other.example", org="Unrelated reporter")
+    for user in (alice, olga):
+        page = page_of(client_for(user).get("/reports/?kind=tls"))
+        assert "Two-policy reporter" in page and "Unrelated reporter" not in page
+    page = page_of(client_for(alice).get(f"/reports/domain/{acme_domain.pk}/"))
+    assert "Two-policy reporter" in page
 
 
 def test_index_explains_how_reports_arrive_when_there_are_none(alice, victor, acme_domain):
