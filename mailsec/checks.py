@@ -36,4 +36,14 @@ def deployment_settings(app_configs, **kwargs):
                 id="mailsec.W003",
             )
         )
+    if not settings.MAILSEC_ENCRYPTION_KEYS:
+        problems.append(
+            Warning(
+                "No MAILSEC_ENCRYPTION_KEY: report mailboxes cannot be added, since their "
+                "passwords are stored encrypted with it.",
+                hint="Set MAILSEC_ENCRYPTION_KEY (or _FILE), or run `make run` once to generate "
+                "var/encryption_key; use the same key on every machine.",
+                id="mailsec.W004",
+            )
+        )
     return problems
