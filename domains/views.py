@@ -13,7 +13,7 @@ from domains.models import Domain, ManualCheck, Role
 FRAGMENT_HEADER = "X-Mailsec-Fragment"
 
 
-def _wants_fragment(request) -> bool:
+def wants_fragment(request) -> bool:
     return request.headers.get(FRAGMENT_HEADER) == "1"
 
 
@@ -79,12 +79,12 @@ def domain_check(request, pk: int):
     try:
         manual = scheduling.request_check(domain, request.user)
     except scheduling.RateLimited as limited:
-        if _wants_fragment(request):
+        if wants_fragment(request):
             context = {"domain": domain, "error": str(limited)}
             return render(request, "domains/_check_status.html", context, status=429)
         messages.error(request, str(limited))
         return redirect("domains:detail", pk=domain.pk)
-    if _wants_fragment(request):
+    if wants_fragment(request):
         context = {"domain": domain, "manual": manual}
         return render(request, "domains/_check_status.html", context, status=202)
     messages.info(request, f"A check of {domain.display_name} is queued; reload to see it.")

@@ -228,10 +228,39 @@ def due_mailboxes(now=None) -> list[int]:
     return due
 
 
+# A pass queued longer ago was lost (no worker took it): it no longer counts as going.
+QUEUED_WINDOW = timedelta(minutes=10)
+
+
+class Busy(Exception):
+    """A pass of this mailbox is queued or running already."""
+
+    def __init__(self, run: MailboxPass):
+        state = (
+            "running now: wait for it to finish"
+            if run.state == "running"
+            else ("already queued: wait for it to run")
+        )
+        super().__init__(f"A pass over this mailbox is {state}.")
+        self.run = run
+
+
+def in_progress(now) -> Q:
+    """Passes still going: queued recently, or running while the mailbox's lease is held (a
+    killed worker's pass stays "running", but its lease runs out)."""
+    queued = Q(state=MailboxPass.State.QUEUED, created_at__gte=now - QUEUED_WINDOW)
+    running = Q(state=MailboxPass.State.RUNNING, mailbox__locked_until__gt=now)
+    return queued | running
+
+
 def request_pass(mailbox: Mailbox, user=None, *, trigger: str = "manual") -> MailboxPass:
-    """Queue a pass now ("fetch now"); its MailboxPass shows the progress."""
+    """Queue a pass now ("fetch now"); its MailboxPass shows the progress. Busy while another
+    pass of the mailbox is going."""
     from reports.tasks import fetch_mailbox
 
+    going = MailboxPass.objects.filter(in_progress(timezone.now()), mailbox=mailbox).first()
+    if going is not None:
+        raise Busy(going)
     run = MailboxPass.objects.create(mailbox=mailbox, trigger=trigger, requested_by=user)
     transaction.on_commit(lambda: fetch_mailbox.delay(mailbox.pk, run.pk))
     return run

@@ -6,10 +6,8 @@ Another team's mailbox answers 404; a viewer trying to change something gets 403
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.contrib import messages
-from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -18,28 +16,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from domains import tenancy
 from domains.models import Role
+from domains.views import wants_fragment
 from reports import fetch, secrets
 from reports.mailbox import ServerSettings, test_connection
 from reports.mailbox_forms import MailboxForm
 from reports.models import Mailbox, MailboxPass
 
-# Sent by static/js/mailsec.js: answer with the partial to swap in, not a redirect.
-FRAGMENT_HEADER = "X-Mailsec-Fragment"
 TEST_TIMEOUT = 10.0  # seconds per socket operation: the test runs while the browser waits
-# A pass queued longer ago was lost (no worker took it): it no longer blocks "fetch now".
-QUEUED_WINDOW = timedelta(minutes=10)
-
-
-def _wants_fragment(request) -> bool:
-    return request.headers.get(FRAGMENT_HEADER) == "1"
-
-
-def in_progress(now) -> Q:
-    """Passes still going: queued recently, or running while the mailbox's lease is held (a
-    killed worker's pass stays "running", but its lease runs out)."""
-    queued = Q(state=MailboxPass.State.QUEUED, created_at__gte=now - QUEUED_WINDOW)
-    running = Q(state=MailboxPass.State.RUNNING, mailbox__locked_until__gt=now)
-    return queued | running
 
 
 def _load_mailbox(request, pk: int) -> tuple[Mailbox, Role]:
@@ -73,7 +56,7 @@ def mailbox_rows(organization, now) -> list[MailboxRow]:
     """The team's mailboxes with their last and pending passes, in two queries."""
     mailboxes = list(organization.mailboxes.select_related("last_pass"))
     pending: dict[int, MailboxPass] = {}
-    passes = MailboxPass.objects.filter(in_progress(now), mailbox__in=mailboxes)
+    passes = MailboxPass.objects.filter(fetch.in_progress(now), mailbox__in=mailboxes)
     for run in passes.order_by("created_at", "pk"):
         pending[run.mailbox_id] = run  # the latest one wins
     rows = []
@@ -171,26 +154,19 @@ def mailbox_fetch(request, pk: int):
     mailbox, role = _load_mailbox(request, pk)
     tenancy.require_edit(role)
     now = timezone.now()
-    busy = MailboxPass.objects.filter(in_progress(now), mailbox=mailbox).first()
-    if busy is not None:
-        error = _busy_message(busy)
-        if _wants_fragment(request):
-            context = _pass_context(mailbox, busy, now, error=error)
+    try:
+        run = fetch.request_pass(mailbox, request.user)
+    except fetch.Busy as busy:
+        if wants_fragment(request):
+            context = _pass_context(mailbox, busy.run, now, error=str(busy))
             return render(request, "reports/_mailbox_pass.html", context, status=429)
-        messages.error(request, error)
+        messages.error(request, str(busy))
         return redirect("reports:mailboxes")
-    run = fetch.request_pass(mailbox, request.user)
-    if _wants_fragment(request):
+    if wants_fragment(request):
         context = _pass_context(mailbox, run, now)
         return render(request, "reports/_mailbox_pass.html", context, status=202)
     messages.info(request, f"Fetching {mailbox.name} is queued; reload to see how it went.")
     return redirect("reports:mailboxes")
-
-
-def _busy_message(run: MailboxPass) -> str:
-    if run.state == MailboxPass.State.RUNNING:
-        return "A pass over this mailbox is running now: wait for it to finish."
-    return "A pass over this mailbox is already queued: wait for it to run."
 
 
 @require_GET
@@ -203,5 +179,5 @@ def mailbox_pass(request, pk: int, pass_pk: int):
 
 
 def _pass_context(mailbox: Mailbox, run: MailboxPass, now, *, error: str = "") -> dict:
-    going = MailboxPass.objects.filter(in_progress(now), pk=run.pk).exists()
+    going = MailboxPass.objects.filter(fetch.in_progress(now), pk=run.pk).exists()
     return {"mailbox": mailbox, "run": run, "polling": going, "error": error}
