@@ -146,6 +146,11 @@ def _settle_raw(raw: models.RawInput, outcomes: list[Outcome]) -> None:
         status = models.InputStatus.DUPLICATE
     else:
         status = models.InputStatus.IMPORTED
+    if status == models.InputStatus.DUPLICATE and raw.status in (
+        models.InputStatus.IMPORTED,
+        models.InputStatus.PARTIAL,
+    ):
+        return  # the same bytes again: they were imported the first time, and stay so
     errors = [f"{o.part or o.file}: {o.error}" for o in outcomes if o.error]
     raw.status, raw.reason = status, "\n".join(errors)[:10000]
     raw.save(update_fields=["status", "reason"])
@@ -264,9 +269,9 @@ def reasons_json(reasons: list[dict]) -> str:
 
 
 class RecordWriter:
-    """Inserts records in batches, below the ORM: a million model instances would cost more
-    than parsing them. PostgreSQL gets COPY, other databases executemany. Runs inside the
-    caller's transaction."""
+    """Inserts records a batch at a time, below the ORM: a million model instances would cost
+    more than parsing them. PostgreSQL gets COPY, other databases executemany. Runs inside
+    the caller's transaction."""
 
     COLUMNS = (
         "report_id", "source_ip", "count", "disposition", "dkim", "spf", "header_from",
@@ -276,17 +281,18 @@ class RecordWriter:
     def __init__(self, report_pk: int):
         self.report_pk = report_pk
         self.table = models.AggregateRecord._meta.db_table
-        self.batch: list[tuple] = []
         self.cursor = None
         self.copy_context = self.copy = None
 
     def __enter__(self):
         self.cursor = connection.cursor()
+        columns = ", ".join(self.COLUMNS)
         if connection.vendor == "postgresql":
-            columns = ", ".join(self.COLUMNS)
             raw = self.cursor.cursor  # psycopg's own cursor, under Django's wrapper
             self.copy_context = raw.copy(f"COPY {self.table} ({columns}) FROM STDIN")
             self.copy = self.copy_context.__enter__()
+        marks = ", ".join(["%s"] * len(self.COLUMNS))
+        self.insert = f"INSERT INTO {self.table} ({columns}) VALUES ({marks})"  # noqa: S608
         return self
 
     def add(self, batch: list[types.AggregateRecord]) -> None:
@@ -309,29 +315,17 @@ class RecordWriter:
             )
             for rec in batch
         ]
-        if self.copy is not None:
-            write = self.copy.write_row
-            for row in rows:
-                write(row)
+        if self.copy is None:
+            self.cursor.executemany(self.insert, rows)
             return
-        self.batch += rows
-        if len(self.batch) >= BATCH_SIZE:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.batch:
-            marks = ", ".join(["%s"] * len(self.COLUMNS))
-            columns = ", ".join(self.COLUMNS)
-            sql = f"INSERT INTO {self.table} ({columns}) VALUES ({marks})"  # noqa: S608
-            self.cursor.executemany(sql, self.batch)
-            self.batch.clear()
+        write = self.copy.write_row
+        for row in rows:
+            write(row)
 
     def __exit__(self, kind, error, traceback):
         try:
             if self.copy_context is not None:
                 self.copy_context.__exit__(kind, error, traceback)
-            elif kind is None:
-                self._flush()
         finally:
             self.cursor.close()
         return False

@@ -374,3 +374,13 @@ def test_a_big_input_is_kept_whole(tmp_path):
     assert raw.status == models.InputStatus.PARTIAL
     assert raw.encoding == "identity" and raw.size > INLINE_CONTENT
     assert raw.original() == archive.read_bytes()
+
+
+@pytest.mark.django_db
+def test_the_same_file_twice_stays_imported():
+    path = str(GOOD_REPORT)
+    first = ingest_input(path, "a.xml", via="upload")
+    again = ingest_input(path, "a.xml", via="command")
+    assert [first[0].status, again[0].status] == ["imported", "duplicate"]
+    raw = models.RawInput.objects.get()
+    assert (raw.status, raw.source) == (models.InputStatus.IMPORTED, "upload")
