@@ -5,11 +5,8 @@ Reports run to hundreds of megabytes, so the document is streamed: the metadata 
 eagerly, the records are parsed as the consumer asks for them and their elements freed.
 Two passes over the bytes:
 
-1. A gate: a tree-less lxml parse of the first RECOVER_LIMIT bytes (all of any real report)
-   that refuses a DOCTYPE before anything is declared or expanded, checks the root element
-   and the nesting depth, and finds out whether the XML is well-formed. It has to come
-   first: records are handed to storage as they are parsed, so a syntax error met after the
-   first record could no longer be answered by parsing again in recovering mode.
+1. The gate (xmlgate.py): a tree-less look at the first RECOVER_LIMIT bytes that refuses a
+   DOCTYPE, checks the root and the nesting, and finds out whether the XML is well-formed.
 2. The parse proper: XMLPullParser events for the few container elements, recovering only
    when the gate found a small, malformed but not truncated document. "Truncated" is the
    input ending inside <feedback>, or a closing tag for no open element (a piece cut out):
@@ -29,17 +26,21 @@ import datetime as dt
 import ipaddress
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from lxml import etree
 
 from domains.names import DomainNameError, normalize_domain
 from reports.parsing.types import AggregateMeta, AggregateRecord, AggregateReport, Payload, Refused
+from reports.parsing.xmlgate import (
+    CHUNK,
+    DOCTYPE,
+    SAFE_PARSING,
+    inspect,
+    local_name,
+    shorten,
+    syntax_message,
+)
 
-# Measured: with larger reads more of the tree is alive between frees, and parsing is slower.
-CHUNK = 1 << 16
-RECOVER_LIMIT = 2 * 1024 * 1024  # only documents up to this size are parsed again to recover
-MAX_DEPTH = 20  # a report needs 7 levels (xs:schema > feedback > record > row > ... > type)
 MAX_BUFFERED = 10_000  # records held back while the metadata is still missing
 MAX_COUNT = 10**12  # messages per record; anything bigger is a broken counter
 MAX_ERRORS = 100
@@ -52,14 +53,6 @@ LONG = 2000
 NAME = 253
 WORD = 32
 
-# No entity is ever expanded and nothing is fetched; the gate refuses a DOCTYPE outright.
-SAFE_PARSING = {
-    "resolve_entities": False,
-    "no_network": True,
-    "load_dtd": False,
-    "huge_tree": False,
-}
-XSD_SCHEMA = "{http://www.w3.org/2001/XMLSchema}schema"
 CONTAINERS = (
     "{*}feedback",
     "{*}version",
@@ -67,7 +60,6 @@ CONTAINERS = (
     "{*}policy_published",
     "{*}record",
 )
-DOCTYPE = "XML with a DOCTYPE (entity declarations are not allowed in reports)"
 NO_RECORDS = "the report holds no <record>"
 
 
@@ -87,18 +79,6 @@ TESTING = _vocabulary("y", "n")
 DISCOVERY = _vocabulary("psl", "treewalk")
 SCOPES = _vocabulary("helo", "mfrom")
 
-_LOCAL: dict[object, str] = {}
-
-
-def _local(tag: object) -> str:
-    """The local part of an lxml tag ("{ns}row" -> "row"); "" for comments and PIs."""
-    name = _LOCAL.get(tag)
-    if name is None:
-        name = tag.rpartition("}")[2] if isinstance(tag, str) else ""
-        if len(_LOCAL) < 10_000:  # hostile documents may invent any number of names
-            _LOCAL[tag] = name
-    return name
-
 
 def parse(payload: Payload) -> AggregateReport:
     """Parse one aggregate report payload; raise Refused with a reason a person can act on.
@@ -106,7 +86,7 @@ def parse(payload: Payload) -> AggregateReport:
     The metadata is complete on return; records() streams the records and raises Refused if
     the rest of the document turns out to be bad.
     """
-    gate = _inspect(payload)
+    gate = inspect(payload)
     if gate.error is None:
         return _Document(payload, recover=False, warnings=gate.warnings).report()
     error = gate.error
@@ -123,124 +103,8 @@ def parse(payload: Payload) -> AggregateReport:
     return report
 
 
-# --- the gate ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Inspection:
-    error: str | None = None
-    truncated: bool = False
-    small: bool = True
-    warnings: tuple[str, ...] = ()
-
-
-class _Gate:
-    """lxml parser target: sees the prolog and every element's start and end, builds nothing."""
-
-    def __init__(self):
-        self.open: list[str] = []  # the tags of the elements open now
-        self.started = False
-        self.wrapped = False  # the report sits inside an <xs:schema> (IKEA)
-        self.feedback_depth = 0
-        self.feedback_closed = False
-
-    def doctype(self, name, pubid, system):
-        if (name or "").lower() == "html":
-            raise Refused("an HTML page, not a DMARC aggregate report")
-        raise Refused(DOCTYPE)
-
-    def start(self, tag, attrib):
-        self.open.append(tag)
-        depth = len(self.open)
-        if depth > MAX_DEPTH:
-            raise Refused(f"XML nested more than {MAX_DEPTH} levels deep")
-        if depth == 1:
-            self.started = True
-            if _local(tag) == "feedback":
-                self.feedback_depth = 1
-            elif tag == XSD_SCHEMA:
-                self.wrapped = True
-            else:
-                raise Refused(f"XML but not a DMARC aggregate report (root <{_local(tag)}>)")
-        elif depth == 2 and self.wrapped and not self.feedback_depth:
-            if _local(tag) != "feedback":
-                raise Refused("XML but not a DMARC aggregate report (root <schema>)")
-            self.feedback_depth = 2
-
-    def end(self, tag):
-        if len(self.open) == self.feedback_depth:
-            self.feedback_closed = True
-        self.open.pop()
-
-    def close(self):
-        return None
-
-    def lost_content(self, exc: etree.XMLSyntaxError) -> bool:
-        """Whether the error is a closing tag that closes no open element: a piece of the
-        document is missing (dmarcrua's wp.pl sample jumps from <policy_published> into the
-        middle of a record). Recovering would silently drop records, so it is not tried."""
-        if exc.code != etree.ErrorTypes.ERR_TAG_NAME_MISMATCH:
-            return False
-        # libxml2: "Opening and ending tag mismatch: <open> line <n> and <closing>"
-        closing = (exc.msg or "").rpartition(" and ")[2].partition(",")[0].strip()
-        return bool(closing) and closing not in {_local(tag) for tag in self.open}
-
-
-def _inspect(payload: Payload) -> _Inspection:
-    gate = _Gate()
-    parser = etree.XMLParser(target=gate, **SAFE_PARSING)
-    size = 0
-    blank = True
-    with payload.open() as stream:
-        while size <= RECOVER_LIMIT:
-            chunk = stream.read(CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-            blank = blank and not chunk.lstrip(b"\xef\xbb\xbf \t\r\n")
-            try:
-                parser.feed(chunk)
-            except etree.XMLSyntaxError as exc:
-                _not_xml(gate, exc, blank)
-                while size <= RECOVER_LIMIT and (chunk := stream.read(CHUNK)):
-                    size += len(chunk)
-                if gate.lost_content(exc):
-                    missing = f"{_message(exc)} (part of the document is missing)"
-                    return _Inspection(missing, truncated=True)
-                return _Inspection(_message(exc), small=size <= RECOVER_LIMIT)
-        else:
-            # Larger than anything we would recover: the rest is checked as it is parsed.
-            if not gate.started:
-                raise Refused(f"no XML element in the first {RECOVER_LIMIT} bytes")
-            return _Inspection(warnings=_gate_warnings(gate))
-        if blank:
-            raise Refused("empty document")
-        try:
-            parser.close()
-        except etree.XMLSyntaxError as exc:
-            _not_xml(gate, exc, blank)
-            truncated = not gate.feedback_closed
-            return _Inspection(_message(exc), truncated=truncated, warnings=_gate_warnings(gate))
-    return _Inspection(warnings=_gate_warnings(gate))
-
-
-def _not_xml(gate: _Gate, exc: etree.XMLSyntaxError, blank: bool) -> None:
-    if blank:
-        raise Refused("empty document")
-    if not gate.started:
-        raise Refused(f"not XML: {_message(exc)}")
-
-
-def _gate_warnings(gate: _Gate) -> tuple[str, ...]:
-    return ("the report is wrapped in an <xs:schema> element",) if gate.wrapped else ()
-
-
 def _unrecovered(error: str, refusal: Refused) -> Refused:
     return Refused(f"malformed XML: {error}; recovering it gave no valid report: {refusal}")
-
-
-def _message(exc: etree.XMLSyntaxError) -> str:
-    return _short(exc.msg or str(exc), 200)
 
 
 # --- the parse proper -------------------------------------------------------------------------
@@ -292,7 +156,7 @@ class _Document:
 
     def _take(self, element, head: _Head) -> AggregateRecord | None:
         """Handle one container's end event; the record, if it was one of ours."""
-        name = _local(element.tag)
+        name = local_name(element.tag)
         if name == "record":
             return self._record(element)
         if name == "feedback":
@@ -336,7 +200,7 @@ class _Document:
         parent = element.getparent()
         if parent is self.feedback:
             return parent is not None
-        if parent is None or _local(parent.tag) != "feedback" or self.feedback is not None:
+        if parent is None or local_name(parent.tag) != "feedback" or self.feedback is not None:
             return False
         if parent.getroottree().docinfo.doctype:  # the gate refuses these; never parse one
             raise Refused(DOCTYPE)
@@ -350,15 +214,15 @@ class _Document:
                 try:
                     parser.feed(chunk)
                 except etree.XMLSyntaxError as exc:
-                    raise Refused(f"malformed XML: {_message(exc)}") from None
+                    raise Refused(f"malformed XML: {syntax_message(exc)}") from None
                 for _event, element in parser.read_events():
                     yield element
             try:
                 parser.close()
             except etree.XMLSyntaxError as exc:
                 if self.feedback_closed:
-                    raise Refused(f"malformed XML: {_message(exc)}") from None
-                raise Refused(f"truncated XML: {_message(exc)}") from None
+                    raise Refused(f"malformed XML: {syntax_message(exc)}") from None
+                raise Refused(f"truncated XML: {syntax_message(exc)}") from None
             for _event, element in parser.read_events():
                 yield element
 
@@ -427,10 +291,10 @@ class _Head:
 def _metadata(element) -> dict:
     values: dict = {"errors": []}
     for child in element:
-        name = _local(child.tag)
+        name = local_name(child.tag)
         if name == "date_range":
             for item in child:
-                item_name = _local(item.tag)
+                item_name = local_name(item.tag)
                 if item_name in ("begin", "end"):
                     values.setdefault(item_name, item.text)
         elif name == "error":
@@ -445,7 +309,7 @@ def _metadata(element) -> dict:
 def _policy(element) -> dict:
     values: dict = {}
     for child in element:
-        name = _local(child.tag)
+        name = local_name(child.tag)
         if name in POLICY_FIELDS:
             values.setdefault(name, child.text)
     return values
@@ -470,7 +334,7 @@ def _policy_domain(text: str | None) -> str:
         return normalize_domain(value)
     except DomainNameError as exc:
         raise Refused(
-            f"policy_published domain {_short(value)!r} is not a domain name: {exc.messages[0]}"
+            f"policy_published domain {shorten(value)!r} is not a domain name: {exc.messages[0]}"
         ) from None
 
 
@@ -480,11 +344,11 @@ def _epoch(text: str | None, where: str) -> dt.datetime:
         raise Refused(f"the report has no date_range <{where}>")
     if not (value.isascii() and value.isdigit()):
         raise Refused(
-            f"date_range {where} {_short(value)!r} is not a whole number of seconds since 1970"
+            f"date_range {where} {shorten(value)!r} is not a whole number of seconds since 1970"
         )
     latest = dt.datetime.now(dt.UTC) + CLOCK_SKEW
     if len(value) > 11 or int(value) > latest.timestamp():
-        raise Refused(f"date_range {where} {_short(value)} is in the future")
+        raise Refused(f"date_range {where} {shorten(value)} is in the future")
     moment = dt.datetime.fromtimestamp(int(value), dt.UTC)
     if moment < EARLIEST:
         raise Refused(f"date_range {where} {value} ({moment:%Y-%m-%d}) is before 1990")
@@ -497,7 +361,7 @@ def _pct(text: str | None, warnings: list[str]) -> int | None:
         return None
     if value.isascii() and value.isdigit() and len(value) <= 3 and int(value) <= 100:
         return int(value)
-    warnings.append(f"pct {_short(value)!r} ignored: not a whole number from 0 to 100")
+    warnings.append(f"pct {shorten(value)!r} ignored: not a whole number from 0 to 100")
     return None
 
 
@@ -534,7 +398,7 @@ KINDS: dict[object, tuple[int, object]] = {
 
 
 def _kind(tag: object) -> tuple[int, object]:
-    kind = KINDS.get(_local(tag), (_OTHER, ""))
+    kind = KINDS.get(local_name(tag), (_OTHER, ""))
     if len(KINDS) < 10_000:  # namespaced tags are learnt as they are met
         KINDS[tag] = kind
     return kind
@@ -634,7 +498,7 @@ def _ip(text: str | None, number: int) -> str:
             pass
         else:
             return str(address.ipv4_mapped or address)
-    raise Refused(f"record {number}: source_ip {_short(value)!r} is not an IP address")
+    raise Refused(f"record {number}: source_ip {shorten(value)!r} is not an IP address")
 
 
 _COUNTS: dict[str, int] = {}  # most counts are small numbers seen again and again
@@ -647,10 +511,10 @@ def _count(text: str | None, number: int) -> int:
     value = text.strip() if text else ""
     if not (value.isascii() and value.isdigit()):
         raise Refused(
-            f"record {number}: count {_short(value)!r} is not a non-negative whole number"
+            f"record {number}: count {shorten(value)!r} is not a non-negative whole number"
         )
     if len(value) > 13 or int(value) > MAX_COUNT:
-        raise Refused(f"record {number}: count {_short(value)} is implausibly large")
+        raise Refused(f"record {number}: count {shorten(value)} is implausibly large")
     if len(_COUNTS) < 10_000:
         _COUNTS[text] = int(value)
     return int(value)
@@ -665,7 +529,3 @@ def _word(text: str | None, vocabulary: dict[str, str], limit: int = WORD) -> st
 
 def _text(text: str | None, limit: int) -> str:
     return text.strip()[:limit] if text else ""
-
-
-def _short(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

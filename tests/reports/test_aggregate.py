@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.parsing import aggregate
+from reports.parsing import aggregate, xmlgate
 from reports.parsing.types import AggregateRecord, Payload, Refused, open_bytes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "reports" / "aggregate"
@@ -573,8 +573,9 @@ def test_truncated_documents_are_not_recovered():
 def test_errors_at_the_end_of_a_large_document_come_from_records(monkeypatch):
     # Documents above RECOVER_LIMIT are checked as they stream, so an error after the first
     # record reaches the consumer from records(); storage then rolls the report back.
-    monkeypatch.setattr(aggregate, "RECOVER_LIMIT", 100)
+    monkeypatch.setattr(xmlgate, "RECOVER_LIMIT", 100)
     monkeypatch.setattr(aggregate, "CHUNK", 64)
+    monkeypatch.setattr(xmlgate, "CHUNK", 64)
     data = report(xml_record() * 3)
     for broken, reason in ((data + b"<trailing/>", "malformed XML: "), (data[:-30], "truncated")):
         report_ = aggregate.parse(Payload("big.xml", "xml", open_bytes(broken)))
