@@ -160,10 +160,19 @@ class ReportedSelector(models.Model):
         return f"{self.selector}._domainkey.{self.domain}"
 
     @classmethod
+    def for_domains(cls, domains, *, limit: int = 50) -> dict[str, list[str]]:
+        """The selectors seen for each of `domains`, most recently seen first, in one query."""
+        found: dict[str, list[str]] = {}
+        rows = cls.objects.filter(domain__in=domains).order_by("domain", "-last_seen", "selector")
+        for domain, selector in rows.values_list("domain", "selector"):
+            seen = found.setdefault(domain, [])
+            if len(seen) < limit:
+                seen.append(selector)
+        return found
+
+    @classmethod
     def for_domain(cls, domain: str, *, limit: int = 50) -> list[str]:
-        """The selectors seen for `domain`, most recently seen first."""
-        rows = cls.objects.filter(domain=domain).order_by("-last_seen", "selector")
-        return list(rows.values_list("selector", flat=True)[:limit])
+        return cls.for_domains([domain], limit=limit).get(domain, [])
 
 
 class TlsReport(models.Model):

@@ -97,6 +97,19 @@ def test_configured_selectors_are_probed(db, ns, acme):
     assert json.loads(out)["findings"] == []
 
 
+def test_selectors_seen_in_reports_are_probed(db, ns):
+    from reports.models import ReportedSelector
+
+    args = ["--json", "--no-save", "--nameserver", ns, "--checks", "dkim", "customsel.test"]
+    _, out, _ = run(*args)
+    assert json.loads(out)["findings"] != []  # myselector is not a common selector
+    ReportedSelector.objects.create(
+        domain="customsel.test", selector="myselector", last_seen="2026-01-01"
+    )
+    _, out, _ = run(*args)
+    assert json.loads(out)["findings"] == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

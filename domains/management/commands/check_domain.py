@@ -110,9 +110,9 @@ class Command(BaseCommand):
         ):
             selectors.setdefault(name, [])
             selectors[name] += [s for s in configured if s not in selectors[name]]
-        for name in names:
+        for name, reported in ReportedSelector.for_domains(names).items():
             found = selectors.setdefault(name, [])
-            found += [s for s in ReportedSelector.for_domain(name) if s not in found]
+            found += [s for s in reported if s not in found]
         return selectors
 
     @staticmethod
