@@ -10,7 +10,7 @@ VAR_DIR := $(or $(MAILSEC_VAR_DIR),var)
 # Binaries the test suite starts, and the Debian packages that bring them.
 TEST_BINARIES := redis-server:redis-server knotd:knot keymgr:knot chromium:chromium dovecot:dovecot-imapd doveadm:dovecot-core
 
-.PHONY: run test lint format system-packages clean
+.PHONY: run test lint format system-packages build-tools clean
 
 $(BIN)/python:
 	@rm -rf $(VENV)
@@ -20,12 +20,31 @@ $(BIN)/python:
 	  $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# The hot path of report ingestion is compiled (Cython, against lxml's C API): it needs a C
+# compiler and Python's headers, and is built against the lxml installed in the venv.
+COMPILED := setup.py $(wildcard reports/*.pyx reports/*/*.pyx)
+
+build-tools:
+	@missing=""; command -v cc >/dev/null || missing="gcc"; \
+	$(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h")))' \
+	  || missing="$$missing python3-dev"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "Building mailsec needs:$$missing (run make as root, or apt-get install them)"; exit 1; fi; \
+	  echo "Installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/build-requires.txt: pyproject.toml | $(BIN)/python
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' > $@
+
+$(VENV)/.installed: pyproject.toml $(COMPILED) $(VENV)/build-requires.txt | $(BIN)/python build-tools
+	$(BIN)/pip install --quiet -r $(VENV)/build-requires.txt
+	$(BIN)/pip install --quiet --no-build-isolation -e .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml $(COMPILED) $(VENV)/build-requires.txt | $(BIN)/python build-tools
+	$(BIN)/pip install --quiet -r $(VENV)/build-requires.txt
+	$(BIN)/pip install --quiet --no-build-isolation -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
 $(VAR_DIR)/secret_key: | $(BIN)/python
@@ -68,4 +87,5 @@ test: $(VENV)/.installed-test $(VAR_DIR)/secret_key $(VAR_DIR)/encryption_key sy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VAR_DIR)/static .pytest_cache
+	rm -rf $(VENV) $(VAR_DIR)/static .pytest_cache build
+	rm -f reports/*.c reports/*.so reports/*/*.c reports/*/*.so

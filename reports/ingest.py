@@ -13,13 +13,13 @@ import io
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
-from json.encoder import encode_basestring as _escape
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from reports import models
 from reports.parsing import parse, types, unpack
+from reports.rows import record_rows
 
 # Records are inserted this many at a time: big enough to amortise the round trip,
 # small enough that a million-record report never sits in memory.
@@ -209,16 +209,13 @@ def _store_records(row: models.AggregateReport, report: types.AggregateReport) -
     selectors: dict[tuple[str, str], None] = {}
     with RecordWriter(row.pk) as writer:
         for batch in batches(report.records(), BATCH_SIZE):
-            for rec in batch:
-                records += 1
-                messages += rec.count
-                if rec.dkim == "pass" or rec.spf == "pass":
-                    passed += rec.count
-                if len(selectors) < MAX_SELECTORS_PER_REPORT:
-                    for result in rec.dkim_results:
-                        if result.get("selector") and result.get("domain"):
-                            selectors[(result["domain"][:253], result["selector"][:63])] = None
-            writer.add(batch)
+            rows, batch_messages, batch_passed = record_rows(
+                row.pk, batch, selectors, MAX_SELECTORS_PER_REPORT
+            )
+            records += len(rows)
+            messages += batch_messages
+            passed += batch_passed
+            writer.add(rows)
     row.record_count, row.message_count, row.dmarc_pass = records, messages, passed
     row.save(update_fields=["record_count", "message_count", "dmarc_pass"])
     _add_to_rollups(row)
@@ -229,43 +226,6 @@ def batches(items: Iterator, size: int) -> Iterator[list]:
     items = iter(items)
     while batch := list(islice(items, size)):
         yield batch
-
-
-# The auth results and reasons of a record as JSON text, written by hand: json.dumps costs
-# four times as much for these small arrays, and a million-record report has two or three
-# per record. json's own escaping keeps the output exact (a test reads it back with
-# json.loads).
-
-
-def dkim_json(results: list[dict]) -> str:
-    if not results:
-        return "[]"
-    item = '{"domain":%s,"selector":%s,"result":%s,"human_result":%s}'
-    return "[" + ",".join([
-        item % (_escape(r["domain"]), _escape(r["selector"]), _escape(r["result"]),
-                _escape(r["human_result"]))
-        for r in results
-    ]) + "]"  # fmt: skip
-
-
-def spf_json(results: list[dict]) -> str:
-    if not results:
-        return "[]"
-    item = '{"domain":%s,"scope":%s,"result":%s,"human_result":%s}'
-    return "[" + ",".join([
-        item % (_escape(r["domain"]), _escape(r["scope"]), _escape(r["result"]),
-                _escape(r["human_result"]))
-        for r in results
-    ]) + "]"  # fmt: skip
-
-
-def reasons_json(reasons: list[dict]) -> str:
-    if not reasons:
-        return "[]"
-    item = '{"type":%s,"comment":%s}'
-    return "[" + ",".join([
-        item % (_escape(r["type"]), _escape(r["comment"])) for r in reasons
-    ]) + "]"  # fmt: skip
 
 
 class RecordWriter:
@@ -295,26 +255,8 @@ class RecordWriter:
         self.insert = f"INSERT INTO {self.table} ({columns}) VALUES ({marks})"  # noqa: S608
         return self
 
-    def add(self, batch: list[types.AggregateRecord]) -> None:
-        # The parser has already cut every text to its column's length.
-        report = self.report_pk
-        rows = [
-            (
-                report,
-                rec.source_ip,
-                rec.count,
-                rec.disposition,
-                rec.dkim,
-                rec.spf,
-                rec.header_from,
-                rec.envelope_from,
-                rec.envelope_to,
-                reasons_json(rec.reasons),
-                dkim_json(rec.dkim_results),
-                spf_json(rec.spf_results),
-            )
-            for rec in batch
-        ]
+    def add(self, rows: list[tuple]) -> None:
+        """Insert rows in COLUMNS order (reports/rows.pyx makes them)."""
         if self.copy is None:
             self.cursor.executemany(self.insert, rows)
             return

@@ -23,13 +23,14 @@ dates or addresses is refused.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
-import socket
 from collections.abc import Iterator
 
 from lxml import etree
 
 from domains.names import DomainNameError, normalize_domain
+from reports.parsing.records import LONG, SHORT, take
+from reports.parsing.records import text as _text
+from reports.parsing.records import word as _word
 from reports.parsing.types import AggregateMeta, AggregateRecord, AggregateReport, Payload, Refused
 from reports.parsing.xmlgate import (
     CHUNK,
@@ -42,16 +43,9 @@ from reports.parsing.xmlgate import (
 )
 
 MAX_BUFFERED = 10_000  # records held back while the metadata is still missing
-MAX_COUNT = 10**12  # messages per record; anything bigger is a broken counter
 MAX_ERRORS = 100
 EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 CLOCK_SKEW = dt.timedelta(days=2)
-
-# Bounds from the model fields (reports/models.py), so storage never meets an over-long value.
-SHORT = 255
-LONG = 2000
-NAME = 253
-WORD = 32
 
 CONTAINERS = (
     "{*}feedback",
@@ -64,20 +58,14 @@ NO_RECORDS = "the report holds no <record>"
 
 
 def _vocabulary(*words: str) -> dict[str, str]:
-    return {word: word for word in words}
+    return {w: w for w in words}
 
 
-# Values are stripped; words of the RFC vocabulary are lower-cased ("Pass" -> "pass"), anything
-# else (SPF "hardfail", DKIM "invalid", "nil") is kept as the reporter wrote it.
-DISPOSITIONS = _vocabulary("none", "quarantine", "reject", "pass")
-DKIM_RESULTS = _vocabulary("none", "pass", "fail", "policy", "neutral", "temperror", "permerror")
-SPF_RESULTS = _vocabulary("none", "neutral", "pass", "fail", "softfail", "temperror", "permerror")
-PASS_FAIL = _vocabulary("pass", "fail")
+# The record's own vocabularies are in records.pyx.
 ALIGNMENT = _vocabulary("r", "s")
 POLICIES = _vocabulary("none", "quarantine", "reject")
 TESTING = _vocabulary("y", "n")
 DISCOVERY = _vocabulary("psl", "treewalk")
-SCOPES = _vocabulary("helo", "mfrom")
 
 
 def parse(payload: Payload) -> AggregateReport:
@@ -176,9 +164,15 @@ class _Document:
             yield from buffered
             buffered.clear()
             for element in events:
-                record = self._take(element, head)
+                # The common case first: the next <record> of the <feedback> already seen.
+                record = take(element, self.feedback, self.number + 1)
                 if record is not None:
-                    yield record
+                    self.number += 1
+                else:
+                    record = self._take(element, head)
+                    if record is None:
+                        continue
+                yield record
         except Refused as exc:
             if self.recovering_from is None:
                 raise
@@ -189,12 +183,7 @@ class _Document:
         if not self._in_feedback(element):
             return None  # a <record> somewhere else (inside an extension) is not ours
         self.number += 1
-        record = _record(element, self.number)
-        feedback = self.feedback
-        while (previous := element.getprevious()) is not None:
-            feedback.remove(previous)
-        feedback.remove(element)
-        return record
+        return take(element, self.feedback, self.number)
 
     def _in_feedback(self, element) -> bool:
         parent = element.getparent()
@@ -363,169 +352,3 @@ def _pct(text: str | None, warnings: list[str]) -> int | None:
         return int(value)
     warnings.append(f"pct {shorten(value)!r} ignored: not a whole number from 0 to 100")
     return None
-
-
-# --- records: the hot path ----------------------------------------------------------------------
-#
-# One pass over a record's descendants (iterdescendants() runs in C: about twice as fast as
-# nested loops over children), each tag looked up once in KINDS, and the section last entered
-# deciding what an ambiguous name means: <dkim> is a result word under <policy_evaluated> but a
-# block under <auth_results>; <domain>/<result> belong to the auth result block they are in.
-
-MAX_RESULTS = 100  # reasons, DKIM or SPF results in one record
-_ROW, _EVALUATED, _REASON, _IDENTIFIERS, _AUTH, _AUTH_DKIM, _AUTH_SPF = range(7)
-_LEAF, _SECTION, _WORD_OR_BLOCK, _AUTH_FIELD, _REASON_START, _REASON_FIELD, _OTHER = range(7)
-SECTIONS = {
-    "row": _ROW,
-    "policy_evaluated": _EVALUATED,
-    "identifiers": _IDENTIFIERS,
-    "identities": _IDENTIFIERS,  # seen from unipi.it
-    "auth_results": _AUTH,
-}
-LEAVES = ("source_ip", "count", "disposition", "header_from", "envelope_from", "envelope_to")
-# tag (with its namespace, as lxml gives it) -> (kind, local name or section)
-KINDS: dict[object, tuple[int, object]] = {
-    **{name: (_LEAF, name) for name in LEAVES},
-    **{name: (_SECTION, section) for name, section in SECTIONS.items()},
-    "dkim": (_WORD_OR_BLOCK, "dkim"),
-    "spf": (_WORD_OR_BLOCK, "spf"),
-    **{name: (_AUTH_FIELD, name) for name in ("domain", "selector", "scope", "result")},
-    "human_result": (_AUTH_FIELD, "human_result"),
-    "reason": (_REASON_START, "reason"),
-    "type": (_REASON_FIELD, "type"),
-    "comment": (_REASON_FIELD, "comment"),
-}
-
-
-def _kind(tag: object) -> tuple[int, object]:
-    kind = KINDS.get(local_name(tag), (_OTHER, ""))
-    if len(KINDS) < 10_000:  # namespaced tags are learnt as they are met
-        KINDS[tag] = kind
-    return kind
-
-
-def _record(element, number: int) -> AggregateRecord:
-    fields: dict[object, str | None] = {}  # the leaves of <row> and <identifiers> by name
-    reasons: list[dict] = []
-    dkim_blocks: list[dict] = []
-    spf_blocks: list[dict] = []
-    section = _ROW
-    block: dict = {}
-    kinds = KINDS.get
-    for child in element.iterdescendants():
-        kind, name = kinds(child.tag) or _kind(child.tag)
-        if kind == _LEAF:
-            fields[name] = child.text
-        elif kind == _AUTH_FIELD:
-            if section > _AUTH:
-                block[name] = child.text
-        elif kind == _SECTION:
-            section = name
-        elif kind == _WORD_OR_BLOCK:
-            if section < _AUTH:
-                fields[name] = child.text
-            else:
-                section = _AUTH_DKIM if name == "dkim" else _AUTH_SPF
-                block = {}
-                (dkim_blocks if name == "dkim" else spf_blocks).append(block)
-        elif kind == _REASON_START:
-            section = _REASON
-            block = {}
-            reasons.append(block)
-        elif kind == _REASON_FIELD and section == _REASON:
-            block[name] = child.text
-    return _assemble(fields, reasons, dkim_blocks, spf_blocks, number)
-
-
-def _assemble(fields: dict, reasons: list, dkim: list, spf: list, number: int) -> AggregateRecord:
-    if len(reasons) > MAX_RESULTS or len(dkim) > MAX_RESULTS or len(spf) > MAX_RESULTS:
-        raise Refused(f"record {number}: more than {MAX_RESULTS} reasons or DKIM/SPF results")
-    get = fields.get
-    disposition, dkim_word, spf_word = get("disposition"), get("dkim"), get("spf")
-    return AggregateRecord(
-        _ip(get("source_ip"), number),
-        _count(get("count"), number),
-        DISPOSITIONS.get(disposition) or _word(disposition, DISPOSITIONS),
-        PASS_FAIL.get(dkim_word) or _word(dkim_word, PASS_FAIL),
-        PASS_FAIL.get(spf_word) or _word(spf_word, PASS_FAIL),
-        _text(get("header_from"), NAME),
-        _text(get("envelope_from"), NAME),
-        _text(get("envelope_to"), NAME),
-        [reason for reason in map(_reason, reasons) if reason["type"] or reason["comment"]],
-        # A result with neither domain nor result (<dkim><domain/><result/></dkim>) says nothing.
-        [result for result in map(_dkim, dkim) if result["domain"] or result["result"]],
-        [result for result in map(_spf, spf) if result["domain"] or result["result"]],
-    )
-
-
-def _reason(block: dict) -> dict:
-    return {"type": _text(block.get("type"), 64), "comment": _text(block.get("comment"), LONG)}
-
-
-def _dkim(block: dict) -> dict:
-    result = block.get("result")
-    return {
-        "domain": _text(block.get("domain"), NAME),
-        "selector": _text(block.get("selector"), 63),
-        "result": DKIM_RESULTS.get(result) or _word(result, DKIM_RESULTS),
-        "human_result": _text(block.get("human_result"), LONG),
-    }
-
-
-def _spf(block: dict) -> dict:
-    result, scope = block.get("result"), block.get("scope")
-    return {
-        "domain": _text(block.get("domain"), NAME),
-        "scope": SCOPES.get(scope) or _word(scope, SCOPES),
-        "result": SPF_RESULTS.get(result) or _word(result, SPF_RESULTS),
-        "human_result": _text(block.get("human_result"), LONG),
-    }
-
-
-def _ip(text: str | None, number: int) -> str:
-    value = text.strip() if text else ""
-    try:
-        # inet_pton accepts only the canonical dotted quad, and is 7x faster than ipaddress.
-        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, value))
-    except (OSError, ValueError):
-        pass
-    if not value:
-        raise Refused(f"record {number}: no source_ip")
-    if "%" not in value:  # a scoped address names an interface of the reporter, not a host
-        try:
-            address = ipaddress.IPv6Address(value)
-        except ValueError:
-            pass
-        else:
-            return str(address.ipv4_mapped or address)
-    raise Refused(f"record {number}: source_ip {shorten(value)!r} is not an IP address")
-
-
-_COUNTS: dict[str, int] = {}  # most counts are small numbers seen again and again
-
-
-def _count(text: str | None, number: int) -> int:
-    known = _COUNTS.get(text)
-    if known is not None:
-        return known
-    value = text.strip() if text else ""
-    if not (value.isascii() and value.isdigit()):
-        raise Refused(
-            f"record {number}: count {shorten(value)!r} is not a non-negative whole number"
-        )
-    if len(value) > 13 or int(value) > MAX_COUNT:
-        raise Refused(f"record {number}: count {shorten(value)} is implausibly large")
-    if len(_COUNTS) < 10_000:
-        _COUNTS[text] = int(value)
-    return int(value)
-
-
-def _word(text: str | None, vocabulary: dict[str, str], limit: int = WORD) -> str:
-    if not text:
-        return ""
-    value = text.strip()
-    return vocabulary.get(value) or vocabulary.get(value.lower()) or value[:limit]
-
-
-def _text(text: str | None, limit: int) -> str:
-    return text.strip()[:limit] if text else ""

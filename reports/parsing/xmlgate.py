@@ -1,9 +1,12 @@
-"""The gate every aggregate report passes before it is parsed: a tree-less lxml parse of its
-first RECOVER_LIMIT bytes (all of any real report) that refuses a DOCTYPE before anything is
-declared or expanded, checks the root element and the nesting depth, and finds out whether the
-XML is well-formed. It has to come first: records are handed to storage as they are parsed,
-so a syntax error met after the first record could no longer be answered by parsing again in
-recovering mode (aggregate.py decides what to do with what the gate found).
+"""The gate every aggregate report passes before it is parsed: a tree-less lxml parse that
+refuses a DOCTYPE before anything is declared or expanded, checks the root element and the
+nesting depth, and, for a document of at most RECOVER_LIMIT bytes (all of any real report),
+finds out whether the XML is well-formed. It has to come first: records are handed to storage
+as they are parsed, so a syntax error met after the first record could no longer be answered
+by parsing again in recovering mode (aggregate.py decides what to do with what the gate found).
+
+A larger document is never recovered, so the gate reads only its beginning, up to the root
+element; the rest is checked as it is parsed.
 """
 
 from __future__ import annotations
@@ -103,12 +106,15 @@ class _Gate:
 
 
 def inspect(payload: Payload) -> _Inspection:
+    small = _is_small(payload)
     gate = _Gate()
     parser = etree.XMLParser(target=gate, **SAFE_PARSING)
     size = 0
     blank = True
     with payload.open() as stream:
         while size <= RECOVER_LIMIT:
+            if gate.started and not small:
+                break  # the prolog and the root are checked; recovering is out of the question
             chunk = stream.read(CHUNK)
             if not chunk:
                 break
@@ -118,13 +124,11 @@ def inspect(payload: Payload) -> _Inspection:
                 parser.feed(chunk)
             except etree.XMLSyntaxError as exc:
                 _not_xml(gate, exc, blank)
-                while size <= RECOVER_LIMIT and (chunk := stream.read(CHUNK)):
-                    size += len(chunk)
                 if gate.lost_content(exc):
                     missing = f"{syntax_message(exc)} (part of the document is missing)"
                     return _Inspection(missing, truncated=True)
-                return _Inspection(syntax_message(exc), small=size <= RECOVER_LIMIT)
-        else:
+                return _Inspection(syntax_message(exc), small=small)
+        if not small:
             # Larger than anything we would recover: the rest is checked as it is parsed.
             if not gate.started:
                 raise Refused(f"no XML element in the first {RECOVER_LIMIT} bytes")
@@ -139,6 +143,15 @@ def inspect(payload: Payload) -> _Inspection:
             warnings = _gate_warnings(gate)
             return _Inspection(syntax_message(exc), truncated=truncated, warnings=warnings)
     return _Inspection(warnings=_gate_warnings(gate))
+
+
+def _is_small(payload: Payload) -> bool:
+    """Whether the payload holds at most RECOVER_LIMIT bytes (read, not parsed)."""
+    size = 0
+    with payload.open() as stream:
+        while size <= RECOVER_LIMIT and (chunk := stream.read(RECOVER_LIMIT + 1 - size)):
+            size += len(chunk)
+    return size <= RECOVER_LIMIT
 
 
 def _not_xml(gate: _Gate, exc: etree.XMLSyntaxError, blank: bool) -> None:

@@ -470,6 +470,42 @@ def test_record_values_are_normalised():
     assert parsed.source_ip == "192.0.2.9"
 
 
+def test_a_value_is_the_leading_text_of_its_element_as_lxml_reads_it():
+    # records.pyx walks libxml2's nodes itself: CDATA, character references and a comment
+    # inside a value read as lxml's .text does; text after a child element is not the value.
+    record = (
+        "<record><row><source_ip><![CDATA[192.0.2.]]>7</source_ip><count>1<!-- one --></count>"
+        "<policy_evaluated><disposition>n&#111;ne</disposition><dkim>pass</dkim>"
+        "<spf>fail</spf></policy_evaluated></row><identifiers><header_from>ex&amp;ample.com"
+        "</header_from><envelope_from>a.example<x>b.example</x>c.example</envelope_from>"
+        "</identifiers><auth_results><dkim><domain><![CDATA[example.com]]></domain>"
+        "<selector>s<!-- -->1</selector><result>pass</result></dkim></auth_results></record>"
+    )
+    _, [parsed] = parse_all(report(record))
+    assert (parsed.source_ip, parsed.count, parsed.disposition) == ("192.0.2.7", 1, "none")
+    assert (parsed.header_from, parsed.envelope_from) == ("ex&ample.com", "a.example")
+    assert parsed.dkim_results == [
+        {"domain": "example.com", "selector": "s1", "result": "pass", "human_result": ""}
+    ]
+
+
+def test_names_in_the_wrong_section_are_not_taken():
+    # <selector> belongs to a DKIM result, <scope> to an SPF one, <type> to a <reason>.
+    record = xml_record(
+        extra="<dkim><domain>d.example</domain><scope>helo</scope><result>fail</result></dkim>"
+        "<spf><domain>s.example</domain><selector>s9</selector><result>pass</result></spf>"
+        "<type>forwarded</type>"
+    )
+    _, [parsed] = parse_all(report(record))
+    assert parsed.dkim_results[1] == {
+        "domain": "d.example", "selector": "", "result": "fail", "human_result": ""
+    }  # fmt: skip
+    assert parsed.spf_results[1] == {
+        "domain": "s.example", "scope": "", "result": "pass", "human_result": ""
+    }  # fmt: skip
+    assert parsed.reasons == []
+
+
 def test_prefixed_names_and_a_crlf_document_read_the_same():
     plain = report(xml_record() + xml_record(ip="192.0.2.2", count="3"))
     prefixed = re.sub(rb"<(/?)(\w)", rb"<\1d:\2", plain)
@@ -583,6 +619,34 @@ def test_errors_at_the_end_of_a_large_document_come_from_records(monkeypatch):
         assert next(records).source_ip == "192.0.2.1"
         with pytest.raises(Refused, match=reason):
             list(records)
+
+
+def test_a_large_document_is_gated_on_its_beginning_only(monkeypatch):
+    # Above RECOVER_LIMIT the gate reads the prolog and the root, not the whole limit; a
+    # DOCTYPE or another root is still refused before anything is parsed.
+    monkeypatch.setattr(xmlgate, "RECOVER_LIMIT", 1000)
+    big = report(xml_record() * 20)
+    assert len(big) > 1000
+    read = []  # bytes read through each stream opened
+
+    class Counting(io.BytesIO):
+        def __init__(self):
+            super().__init__(big)
+            read.append(0)
+            self.index = len(read) - 1
+
+        def read(self, size=-1):
+            data = super().read(size)
+            read[self.index] += len(data)
+            return data
+
+    assert xmlgate.inspect(Payload("big.xml", "xml", Counting)).error is None
+    # One read to learn the size (stops after RECOVER_LIMIT + 1 bytes), one for the prolog.
+    assert read == [1001, min(len(big), xmlgate.CHUNK)]
+    assert refusal(report(xml_record() * 20, prolog="<!DOCTYPE feedback>")) == DOCTYPE
+    assert refusal(b"<html>" + b"<p>x</p>" * 200 + b"</html>") == (
+        "XML but not a DMARC aggregate report (root <html>)"
+    )
 
 
 def test_a_refusal_while_reading_the_payload_passes_through():

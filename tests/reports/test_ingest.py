@@ -16,7 +16,8 @@ from django.core.management import call_command
 from django.db import connection
 
 from reports import models
-from reports.ingest import INLINE_CONTENT, dkim_json, ingest_input, reasons_json, spf_json
+from reports.ingest import INLINE_CONTENT, ingest_input
+from reports.rows import dkim_json, reasons_json, spf_json
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "reports"
 
