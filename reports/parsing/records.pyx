@@ -18,9 +18,8 @@ of the document and calls record() for each <record> element.
 """
 
 import ipaddress
-import socket
 
-from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.unicode cimport Py_UNICODE_ISSPACE, PyUnicode_DecodeUTF8
 from libc.string cimport strcmp, strlen
 from lxml.includes cimport tree
 from lxml.includes.etreepublic cimport (
@@ -32,6 +31,11 @@ from lxml.includes.etreepublic cimport (
 
 from reports.parsing.types import AggregateRecord, Refused
 from reports.parsing.xmlgate import shorten
+
+
+cdef extern from "arpa/inet.h":
+    int AF_INET
+    int inet_pton(int af, const char* src, void* dst)
 
 import_lxml__etree()
 
@@ -69,7 +73,14 @@ SCOPES = _vocabulary("helo", "mfrom")
 
 cpdef str text(object value, Py_ssize_t limit):
     """A value stripped and cut to `limit` characters; "" for none."""
-    return value.strip()[:limit] if value else ""
+    if not value:
+        return ""
+    cdef str string = value
+    cdef Py_ssize_t size = len(string)
+    if (size <= limit and not Py_UNICODE_ISSPACE(string[0])
+            and not Py_UNICODE_ISSPACE(string[size - 1])):
+        return string  # the common case: nothing to strip or cut
+    return string.strip()[:limit]
 
 
 cpdef str word(object value, dict vocabulary, Py_ssize_t limit=WORD):
@@ -337,13 +348,14 @@ cdef _assemble(source_ip, count, disposition, dkim, spf, header_from, envelope_f
     )
 
 
-cdef str _ip(object value, Py_ssize_t number):
-    value = value.strip() if value else ""
-    try:
-        # inet_pton accepts only the canonical dotted quad, and is 7x faster than ipaddress.
-        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, value))
-    except (OSError, ValueError):
-        pass
+cdef str _ip(object raw, Py_ssize_t number):
+    cdef str value = raw.strip() if raw else ""
+    cdef unsigned char packed[4]
+    # inet_pton accepts only the canonical dotted quad (no leading zeros, no spaces), so an
+    # address it takes is stored as written.
+    if 7 <= len(value) <= 15 and value.isascii():
+        if inet_pton(AF_INET, value.encode("ascii"), packed) == 1:
+            return value
     if not value:
         raise Refused(f"record {number}: no source_ip")
     if "%" not in value:  # a scoped address names an interface of the reporter, not a host

@@ -203,6 +203,41 @@ def test_a_bad_report_in_a_batch_stores_nothing_of_itself_and_stops_nothing(tmp_
     assert raw.original() == mbox
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("bad_record", [None, 3])
+def test_records_in_several_batches(monkeypatch, bad_record):
+    # Records are written a batch at a time with the garbage collector paused; a record refused
+    # in a later batch still takes the whole report back, and the collector is on again after.
+    import gc
+
+    from reports import ingest
+
+    monkeypatch.setattr(ingest, "BATCH_SIZE", 2)
+    record = GOOD_REPORT.read_text().split("<record>")[1].split("</record>")[0]
+    records = [
+        f"<record>{record.replace('<count>1</count>', f'<count>{n}</count>', 1)}</record>"
+        for n in range(1, 6)
+    ]
+    if bad_record:
+        records[bad_record - 1] = records[bad_record - 1].replace("<count>", "<count>-", 1)
+    head, _, _ = GOOD_REPORT.read_text().partition("<record>")
+    data = (head + "".join(records) + "</feedback>").encode()
+    assert gc.isenabled()
+    [outcome] = ingest_input(data, "five.xml", via="upload")
+    assert gc.isenabled()
+    if bad_record:
+        assert outcome.status == "invalid" and f"record {bad_record}: count" in outcome.error
+        assert not models.AggregateRecord.objects.exists()
+        assert not models.DailyRollup.objects.exists()
+        return
+    assert (outcome.status, outcome.records, outcome.messages) == ("imported", 5, 15)
+    assert models.AggregateRecord.objects.count() == 5
+    assert sum(models.DailyRollup.objects.values_list("messages", flat=True)) == 15
+    # No constraint in the database: deleting a report through the ORM takes its records along.
+    models.AggregateReport.objects.all().delete()
+    assert not models.AggregateRecord.objects.exists()
+
+
 def _mail(filename: str, attachment: bytes) -> bytes:
     from email.message import EmailMessage
 
