@@ -22,32 +22,28 @@ cdef str _quoted(object value):
     return u'"' + text + u'"'
 
 
-cpdef str dkim_json(list results):
+cdef str _results_json(list results, str middle):
+    """Auth results as JSON: domain, `middle` (DKIM: selector; SPF: scope), result, human_result."""
     if not results:
         return "[]"
     cdef list items = []
     cdef dict r
+    cdef str key = u',"' + middle + u'":'
     for r in results:
         items.append(
-            u'{"domain":' + _quoted(r["domain"]) + u',"selector":' + _quoted(r["selector"])
+            u'{"domain":' + _quoted(r["domain"]) + key + _quoted(r[middle])
             + u',"result":' + _quoted(r["result"]) + u',"human_result":'
             + _quoted(r["human_result"]) + u'}'
         )
     return u"[" + u",".join(items) + u"]"
+
+
+cpdef str dkim_json(list results):
+    return _results_json(results, "selector")
 
 
 cpdef str spf_json(list results):
-    if not results:
-        return "[]"
-    cdef list items = []
-    cdef dict r
-    for r in results:
-        items.append(
-            u'{"domain":' + _quoted(r["domain"]) + u',"scope":' + _quoted(r["scope"])
-            + u',"result":' + _quoted(r["result"]) + u',"human_result":'
-            + _quoted(r["human_result"]) + u'}'
-        )
-    return u"[" + u",".join(items) + u"]"
+    return _results_json(results, "scope")
 
 
 cpdef str reasons_json(list reasons):

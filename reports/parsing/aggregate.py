@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from lxml import etree
 
 from domains.names import DomainNameError, normalize_domain
-from reports.parsing.records import LONG, SHORT, take
+from reports.parsing.records import LONG, SHORT, take, vocabulary
 from reports.parsing.records import text as _text
 from reports.parsing.records import word as _word
 from reports.parsing.types import AggregateMeta, AggregateRecord, AggregateReport, Payload, Refused
@@ -57,15 +57,11 @@ CONTAINERS = (
 NO_RECORDS = "the report holds no <record>"
 
 
-def _vocabulary(*words: str) -> dict[str, str]:
-    return {w: w for w in words}
-
-
 # The record's own vocabularies are in records.pyx.
-ALIGNMENT = _vocabulary("r", "s")
-POLICIES = _vocabulary("none", "quarantine", "reject")
-TESTING = _vocabulary("y", "n")
-DISCOVERY = _vocabulary("psl", "treewalk")
+ALIGNMENT = vocabulary("r", "s")
+POLICIES = vocabulary("none", "quarantine", "reject")
+TESTING = vocabulary("y", "n")
+DISCOVERY = vocabulary("psl", "treewalk")
 
 
 def parse(payload: Payload) -> AggregateReport:

@@ -58,17 +58,18 @@ MAX_COUNT = 10**12  # messages per record; anything bigger is a broken counter
 MAX_RESULTS = 100  # reasons, DKIM or SPF results in one record
 
 
-def _vocabulary(*words):
+def vocabulary(*words):
+    """A vocabulary for word(): each word maps to itself."""
     return {word: word for word in words}
 
 
 # Values are stripped; words of the RFC vocabulary are lower-cased ("Pass" -> "pass"), anything
 # else (SPF "hardfail", DKIM "invalid", "nil") is kept as the reporter wrote it.
-DISPOSITIONS = _vocabulary("none", "quarantine", "reject", "pass")
-DKIM_RESULTS = _vocabulary("none", "pass", "fail", "policy", "neutral", "temperror", "permerror")
-SPF_RESULTS = _vocabulary("none", "neutral", "pass", "fail", "softfail", "temperror", "permerror")
-PASS_FAIL = _vocabulary("pass", "fail")
-SCOPES = _vocabulary("helo", "mfrom")
+DISPOSITIONS = vocabulary("none", "quarantine", "reject", "pass")
+DKIM_RESULTS = vocabulary("none", "pass", "fail", "policy", "neutral", "temperror", "permerror")
+SPF_RESULTS = vocabulary("none", "neutral", "pass", "fail", "softfail", "temperror", "permerror")
+PASS_FAIL = vocabulary("pass", "fail")
+SCOPES = vocabulary("helo", "mfrom")
 
 
 cpdef str text(object value, Py_ssize_t limit):
