@@ -7,8 +7,10 @@ Two passes over the bytes:
 
 1. The gate (xmlgate.py): a tree-less look at the first RECOVER_LIMIT bytes that refuses a
    DOCTYPE, checks the root and the nesting, and finds out whether the XML is well-formed.
-2. The parse proper: XMLPullParser events for the few container elements, recovering only
-   when the gate found a small, malformed but not truncated document. "Truncated" is the
+2. The parse proper: an XMLPullParser whose only event is the start of <feedback>;
+   after each chunk, records.drain() reads the children of <feedback> completed so far (in
+   C) and frees them. It recovers only when the gate found a small, malformed but not
+   truncated document. "Truncated" is the
    input ending inside <feedback>, or a closing tag for no open element (a piece cut out):
    recovering either would store a report that silently lost records.
 
@@ -28,7 +30,7 @@ from collections.abc import Iterator
 from lxml import etree
 
 from domains.names import DomainNameError, normalize_domain
-from reports.parsing.records import LONG, SHORT, take, vocabulary
+from reports.parsing.records import LONG, SHORT, drain, vocabulary
 from reports.parsing.records import text as _text
 from reports.parsing.records import word as _word
 from reports.parsing.types import AggregateMeta, AggregateRecord, AggregateReport, Payload, Refused
@@ -47,13 +49,7 @@ MAX_ERRORS = 100
 EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 CLOCK_SKEW = dt.timedelta(days=2)
 
-CONTAINERS = (
-    "{*}feedback",
-    "{*}version",
-    "{*}report_metadata",
-    "{*}policy_published",
-    "{*}record",
-)
+FEEDBACK = "{*}feedback"
 NO_RECORDS = "the report holds no <record>"
 
 
@@ -102,11 +98,14 @@ class _Document:
         self.recovering_from = recovering_from
         self.warnings = list(warnings)
         self.feedback = None  # the <feedback> element, once seen
-        self.feedback_closed = False
-        # Blank text, comments and PIs carry nothing we read; not building them is faster.
+        # One event, the start of <feedback>: its children are read (and freed) by
+        # records.drain() in C as they complete, so no other element ever gets a Python
+        # object. (Asking for end events too would make lxml take the GIL at the end of every
+        # element: a tenth of the time.) Blank text, comments and PIs carry nothing we read;
+        # not building them is faster.
         self.parser = etree.XMLPullParser(
-            events=("end",),
-            tag=CONTAINERS,
+            events=("start",),
+            tag=FEEDBACK,
             recover=recover,
             remove_blank_text=True,
             remove_comments=True,
@@ -117,82 +116,45 @@ class _Document:
 
     def report(self) -> AggregateReport:
         """Read up to the first record (buffering records while metadata is still missing)."""
-        events = self._events()
+        items = self._items()
         head = _Head()
         buffered: list[AggregateRecord] = []
-        for element in events:
-            record = self._take(element, head)
-            if record is not None:
-                buffered.append(record)
-                if head.complete:
-                    break
-                if len(buffered) > MAX_BUFFERED:
-                    raise Refused(
-                        f"more than {MAX_BUFFERED} records before the report's metadata "
-                        "(<report_metadata> and <policy_published>)"
-                    )
+        for item in items:
+            if type(item) is not AggregateRecord:
+                _read_head(item, head)
+                continue
+            buffered.append(item)
+            if head.complete:
+                break
+            if len(buffered) > MAX_BUFFERED:
+                raise Refused(
+                    f"more than {MAX_BUFFERED} records before the report's metadata "
+                    "(<report_metadata> and <policy_published>)"
+                )
         else:
             head.check_complete()
         meta = head.meta(self.warnings)
         if not buffered:
             raise Refused(NO_RECORDS)
-        return AggregateReport(meta, lambda: self._records(buffered, events, head))
+        return AggregateReport(meta, lambda: self._records(buffered, items, head))
 
-    def _take(self, element, head: _Head) -> AggregateRecord | None:
-        """Handle one container's end event; the record, if it was one of ours."""
-        name = local_name(element.tag)
-        if name == "record":
-            return self._record(element)
-        if name == "feedback":
-            self.feedback_closed = True
-        elif name == "version":
-            head.version = head.version or _text(element.text, 20)
-        elif self._in_feedback(element):
-            if name == "report_metadata":
-                head.metadata = head.metadata or _metadata(element)
-            else:
-                head.policy = head.policy or _policy(element)
-            self.feedback.remove(element)
-        return None
-
-    def _records(self, buffered, events, head) -> Iterator[AggregateRecord]:
+    def _records(self, buffered, items, head) -> Iterator[AggregateRecord]:
         try:
             yield from buffered
             buffered.clear()
-            for element in events:
-                # The common case first: the next <record> of the <feedback> already seen.
-                record = take(element, self.feedback, self.number + 1)
-                if record is not None:
-                    self.number += 1
+            for item in items:
+                if type(item) is AggregateRecord:
+                    yield item
                 else:
-                    record = self._take(element, head)
-                    if record is None:
-                        continue
-                yield record
+                    _read_head(item, head)
         except Refused as exc:
             if self.recovering_from is None:
                 raise
             raise _unrecovered(self.recovering_from, exc) from None
 
-    def _record(self, element) -> AggregateRecord | None:
-        """The record of a <record> end event, its element (and any before it) freed."""
-        if not self._in_feedback(element):
-            return None  # a <record> somewhere else (inside an extension) is not ours
-        self.number += 1
-        return take(element, self.feedback, self.number)
-
-    def _in_feedback(self, element) -> bool:
-        parent = element.getparent()
-        if parent is self.feedback:
-            return parent is not None
-        if parent is None or local_name(parent.tag) != "feedback" or self.feedback is not None:
-            return False
-        if parent.getroottree().docinfo.doctype:  # the gate refuses these; never parse one
-            raise Refused(DOCTYPE)
-        self.feedback = parent
-        return True
-
-    def _events(self) -> Iterator:
+    def _items(self) -> Iterator:
+        """The children of <feedback> in document order: an AggregateRecord for each record,
+        the element for anything else."""
         parser = self.parser
         with self.payload.open() as stream:
             while chunk := stream.read(CHUNK):
@@ -200,16 +162,40 @@ class _Document:
                     parser.feed(chunk)
                 except etree.XMLSyntaxError as exc:
                     raise Refused(f"malformed XML: {syntax_message(exc)}") from None
-                for _event, element in parser.read_events():
-                    yield element
+                yield from self._drain(parser.read_events(), final=False)
             try:
                 parser.close()
             except etree.XMLSyntaxError as exc:
-                if self.feedback_closed:
+                # Content after the root element is malformed; any other error at the end of
+                # the input means the document stops inside it.
+                if exc.code == etree.ErrorTypes.ERR_DOCUMENT_END:
                     raise Refused(f"malformed XML: {syntax_message(exc)}") from None
                 raise Refused(f"truncated XML: {syntax_message(exc)}") from None
-            for _event, element in parser.read_events():
-                yield element
+            yield from self._drain(parser.read_events(), final=True)
+
+    def _drain(self, events, *, final: bool) -> list:
+        for _event, element in events:
+            if self.feedback is None:
+                # The outermost <feedback> (the root, or the child of an <xs:schema> root: the
+                # gate saw to that). A <feedback> inside it is not ours.
+                if element.getroottree().docinfo.doctype:  # the gate refuses these
+                    raise Refused(DOCTYPE)
+                self.feedback = element
+        if self.feedback is None:
+            return []
+        items, self.number = drain(self.feedback, final, self.number)
+        return items
+
+
+def _read_head(element, head: _Head) -> None:
+    """A child of <feedback> other than a record: the metadata, or something to ignore."""
+    name = local_name(element.tag)
+    if name == "version":
+        head.version = head.version or _text(element.text, 20)
+    elif name == "report_metadata":
+        head.metadata = head.metadata or _metadata(element)
+    elif name == "policy_published":
+        head.policy = head.policy or _policy(element)
 
 
 # --- metadata ---------------------------------------------------------------------------------

@@ -1,13 +1,16 @@
 # cython: language_level=3
-"""The hot path of aggregate reports: one parsed <record> element in, an AggregateRecord out.
+"""The hot path of aggregate reports: the parsed children of <feedback> in, AggregateRecords
+out.
 
 A million-record report spends most of its time here, so this module is compiled (Cython,
-against lxml's public C API, https://lxml.de/capi.html): the record's subtree is walked over
-libxml2's own nodes, each element name compared in C, and a Python string made only for the
-texts that are kept. lxml still does all the parsing; nothing here reads XML syntax.
+against lxml's public C API, https://lxml.de/capi.html): drain() takes the children of
+<feedback> that lxml has finished parsing, walks each record over libxml2's own nodes (each
+element name compared in C, a Python string made only for the texts that are kept) and frees
+them; only the few other children (the metadata) get Python objects. lxml still does all the
+parsing; nothing here reads XML syntax.
 
-What a record means, and what is refused, is written once, here; aggregate.py reads the rest
-of the document and calls record() for each <record> element.
+What a record means, and what is refused, is written once, here; aggregate.py drives the
+parse and reads the metadata.
 
 - Element names are matched on their local part (libxml2 keeps the namespace apart), so any
   namespace, or none, reads the same.
@@ -26,6 +29,7 @@ from lxml.includes.etreepublic cimport (
     LXML_VERSION_STRING,
     _Element,
     _isElement,
+    elementFactory,
     import_lxml__etree,
 )
 
@@ -172,48 +176,61 @@ cdef inline bint _is_text(tree.xmlNode* node) noexcept:
     )
 
 
+cdef str _decoded(tree.xmlNode* node):
+    cdef const char* content = <const char*>node.content
+    if content is NULL:
+        return ""
+    return PyUnicode_DecodeUTF8(content, strlen(content), NULL)  # libxml2 holds UTF-8
+
+
 cdef object _text_of(tree.xmlNode* element):
     """The element's leading text and CDATA nodes, as lxml's .text; None when there are none."""
     cdef tree.xmlNode* node = element.children
     if not _is_text(node):
         return None
     if not _is_text(node.next):
-        return PyUnicode_DecodeUTF8(<const char*>node.content,
-                                    strlen(<const char*>node.content), NULL)
+        return _decoded(node)
     parts = []
     while _is_text(node):
-        parts.append(PyUnicode_DecodeUTF8(<const char*>node.content,
-                                          strlen(<const char*>node.content), NULL))
+        parts.append(_decoded(node))
         node = node.next
     return "".join(parts)
 
 
-def take(_Element element, _Element feedback, Py_ssize_t number):
-    """The AggregateRecord of `element` if it is a <record> child of `feedback`, else None.
+def drain(_Element feedback, bint final, Py_ssize_t number):
+    """Take the complete children of <feedback> out of the tree, in document order.
 
-    A record taken is removed from the tree, and with it any element left before it (an
-    extension, say), so that the tree never holds more than the record being parsed.
+    Returns (items, number): an AggregateRecord for each <record> (numbered on from
+    `number`), the element itself for any other child (metadata, extensions), and the number
+    of the last record. Children are complete once another follows them; with `final` (the
+    document is parsed) the last one is too. Taking them out frees them, so the tree never
+    holds more than the records of one chunk.
     """
-    cdef tree.xmlNode* node = element._c_node
-    cdef tree.xmlNode* previous
-    if feedback is None or node.parent is not feedback._c_node:
-        return None
-    if node.type != tree.XML_ELEMENT_NODE or strcmp(<const char*>node.name, b"record") != 0:
-        return None
-    result = record(element, number)
-    previous = node.prev
-    while previous is not NULL and not _isElement(previous):
-        previous = previous.prev
-    if previous is not NULL:
-        while (left := element.getprevious()) is not None:
-            feedback.remove(left)
-    feedback.remove(element)
-    return result
+    cdef tree.xmlNode* node = feedback._c_node.children
+    cdef tree.xmlNode* last = NULL if final else feedback._c_node.last
+    cdef list items = []
+    cdef Py_ssize_t taken = 0  # children as lxml counts them (elements, comments, PIs)
+    while node is not NULL and node is not last:
+        if _isElement(node):
+            taken += 1
+            if node.type == tree.XML_ELEMENT_NODE:
+                if strcmp(<const char*>node.name, b"record") == 0:
+                    number += 1
+                    items.append(_record(node, number))
+                else:
+                    items.append(elementFactory(feedback._doc, node))
+        node = node.next
+    if taken:
+        del feedback[:taken]  # lxml frees them (and their tails); elements kept above live on
+    return items, number
 
 
 def record(_Element element, Py_ssize_t number):
     """The AggregateRecord of a <record> element; Refused if it would store wrong values."""
-    cdef tree.xmlNode* top = element._c_node
+    return _record(element._c_node, number)
+
+
+cdef object _record(tree.xmlNode* top, Py_ssize_t number):
     cdef tree.xmlNode* node = top.children
     cdef Section section = IN_ROW
     cdef Name name
