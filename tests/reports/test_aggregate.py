@@ -527,6 +527,29 @@ def test_metadata_after_the_records_is_waited_for():
     assert (meta.org_name, [r.source_ip for r in records]) == ("Late", ["192.0.2.1", "192.0.2.2"])
 
 
+@pytest.mark.parametrize("chunk", [7, 64, 1000])
+def test_any_chunking_reads_the_same(monkeypatch, chunk):
+    # records.drain() takes the children of <feedback> that are complete after each chunk: a
+    # record, an extension or the metadata cut anywhere by a chunk boundary is read whole,
+    # once, in order; a <record> inside an extension is not one of the report's.
+    extension = "<extension><record><row><source_ip>198.51.100.9</source_ip></row></record>"
+    data = (
+        "<feedback><version>1.0</version>" + xml_record(count="2") + extension + "</extension>"
+        "<report_metadata><org_name>Chunked</org_name><report_id>c-1</report_id><date_range>"
+        "<begin>1700000000</begin><end>1700086399</end></date_range></report_metadata>"
+        + xml_record(ip="192.0.2.2") + "<policy_published><domain>example.com</domain>"
+        "</policy_published>" + xml_record(ip="192.0.2.3", count="5") + "</feedback>"
+    ).encode()  # fmt: skip
+    expected = parse_all(data)
+    assert [(r.source_ip, r.count) for r in expected[1]] == [
+        ("192.0.2.1", 2), ("192.0.2.2", 1), ("192.0.2.3", 5)
+    ]  # fmt: skip
+    assert (expected[0].org_name, expected[0].version) == ("Chunked", "1.0")
+    monkeypatch.setattr(aggregate, "CHUNK", chunk)
+    monkeypatch.setattr(xmlgate, "RECOVER_LIMIT", 100)  # streamed as a large document
+    assert parse_all(data) == expected
+
+
 def test_too_many_records_before_the_metadata():
     data = ("<feedback>" + xml_record() * 10_001 + "</feedback>").encode()
     assert "more than 10000 records before the report's metadata" in refusal(data)
