@@ -243,7 +243,10 @@ def test_the_forwarder_answers_concurrent_queries_concurrently(forwarder):
 
     assert [a.rcode() for a in answers] == [dns.rcode.NOERROR] * 50
     assert all(a.answer for a in answers)
-    assert DELAY <= elapsed < 5 * DELAY, f"50 queries took {elapsed:.3f} s"
+    # One after the other they would take 50 x DELAY; concurrently about one DELAY. The bound
+    # leaves room for a loaded machine (0.63 s was seen in CI under load) and still fails any
+    # forwarder that serves fewer than five queries at a time.
+    assert DELAY <= elapsed < 10 * DELAY, f"50 queries took {elapsed:.3f} s"
     assert forwarder.queries == 50
 
 
