@@ -1,8 +1,10 @@
-"""Uploading report files: several at once, each dropped as soon as it passes the size cap."""
+"""Uploading report files: several at once, each dropped as soon as it (or the upload as a
+whole) passes the size cap."""
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.template.defaultfilters import filesizeformat
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -44,8 +46,9 @@ class UploadForm(forms.Form):
 
 
 class CappedUploadHandler(FileUploadHandler):
-    """Stops receiving a file as soon as it passes `limit` bytes, so an oversized upload never
-    fills the memory or the disk; remembers the names of the files it dropped.
+    """Stops receiving a file as soon as it passes `limit` bytes, or as soon as the files kept
+    from one upload pass `limit` together, so an upload never fills the memory or the disk;
+    remembers the files it dropped and why.
 
     It runs before Django's own handlers and only counts. It raises at a data chunk, never in
     new_file(): by then every handler holds the current file, which Django then discards, and
@@ -55,8 +58,9 @@ class CappedUploadHandler(FileUploadHandler):
     def __init__(self, request=None, *, limit: int):
         super().__init__(request)
         self.limit = limit
-        self.oversized: list[str] = []
-        self._received = 0
+        self.oversized: list[tuple[str, str]] = []  # (file name, why it was not read)
+        self._received = 0  # of the current file
+        self._kept = 0  # of the files received whole
 
     def new_file(self, *args, **kwargs):
         super().new_file(*args, **kwargs)
@@ -66,9 +70,15 @@ class CappedUploadHandler(FileUploadHandler):
         self._received += len(raw_data)
         declared = self.content_length or 0
         if self._received > self.limit or declared > self.limit:
-            self.oversized.append(self.file_name)
-            raise SkipFile
+            self._drop("Larger than {}: not read.")
+        if self._kept + self._received > self.limit:
+            self._drop("The files of one upload may hold {} in all: not read.")
         return raw_data
 
+    def _drop(self, why: str):
+        self.oversized.append((self.file_name, why.format(filesizeformat(self.limit))))
+        raise SkipFile
+
     def file_complete(self, file_size):
+        self._kept += self._received
         return None

@@ -77,7 +77,7 @@ def _limit() -> str:
     return filesizeformat(settings.MAILSEC_REPORT_MAX_BYTES)
 
 
-def _store(uploads, oversized: list[str], user) -> list[Outcome]:
+def _store(uploads, oversized: list[tuple[str, str]], user) -> list[Outcome]:
     """One Outcome per report found in the uploads, and one per file too large to read."""
     outcomes = []
     for upload in uploads:
@@ -90,8 +90,7 @@ def _store(uploads, oversized: list[str], user) -> list[Outcome]:
             # One file that breaks storage must not lose the results of the others.
             logger.exception("Storing the upload %r failed", upload.name)
             outcomes.append(Outcome(upload.name, "invalid", error="Internal error: not stored."))
-    error = f"Larger than {_limit()}: not read."
-    return outcomes + [Outcome(name, "invalid", error=error) for name in oversized]
+    return outcomes + [Outcome(name, "invalid", error=why) for name, why in oversized]
 
 
 @require_GET

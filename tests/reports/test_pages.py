@@ -629,6 +629,31 @@ def test_an_oversized_file_is_dropped_unread_and_the_others_stored(bob, acme, se
     assert not RawInput.objects.filter(name="huge.xml").exists()
 
 
+def test_an_upload_holds_at_most_the_cap_in_all(bob, acme, settings):
+    # Each file is under the cap; the files kept from one upload may not pass it together (a
+    # file dropped as too large does not count), so an upload never fills memory or disk.
+    plain = gzip.decompress(NICE_INPUT.read_bytes())
+    settings.MAILSEC_REPORT_MAX_BYTES = len(plain) * 2 + 10
+    Domain.objects.create(organization=acme, name="example.com")
+    response = upload(
+        client_for(bob),
+        SimpleUploadedFile("huge.xml", b"x" * (len(plain) * 3)),
+        SimpleUploadedFile("one.xml", plain),
+        SimpleUploadedFile("two.xml", plain),
+        SimpleUploadedFile("three.xml", plain),
+    )
+    assert statuses(response) == [
+        ("one.xml", "imported"),
+        ("two.xml", "duplicate"),
+        ("huge.xml", "invalid"),
+        ("three.xml", "invalid"),
+    ]
+    errors = [row.outcome.error for row in response.context["rows"][2:]]
+    assert errors[0].startswith("Larger than ")
+    assert errors[1].startswith("The files of one upload may hold ")
+    assert not RawInput.objects.filter(name__in=["huge.xml", "three.xml"]).exists()
+
+
 def test_only_oversized_files_still_get_their_rows(bob, settings):
     settings.MAILSEC_REPORT_MAX_BYTES = 1000
     response = upload(client_for(bob), SimpleUploadedFile("big.xml", b"x" * 5000))
