@@ -7,7 +7,7 @@ what it recognises and yields one Payload per candidate report, or a Refused ite
 that could not be used, so one bad part never hides the good ones next to it.
 
 Everything decompressed is streamed and counted against a size cap: a compression bomb is
-refused once the cap is passed, after doing no more work than the cap allows.
+refused once the cap is passed, after doing no more work than the cap allows (streams.py).
 """
 
 from __future__ import annotations
@@ -34,16 +34,14 @@ from typing import BinaryIO
 
 from django.conf import settings
 
+from reports.parsing.streams import GZIP_MAGIC, Gunzip, Plain, read_up_to, size_text, too_big
 from reports.parsing.types import Payload, Refused
 
 SEP = " \u203a "  # a single right-pointing angle quotation mark
 HEAD_SIZE = 64 * 1024  # enough to see past a long Received: chain or an XML prolog
-IN_CHUNK = 64 * 1024
-OUT_CHUNK = 256 * 1024  # most bytes one inflate step may produce, so the cap is checked often
 MAX_NESTING = 5  # e.g. a gzip in a gzip in a zip in an e-mail in an mbox
 MAX_ZIP_MEMBERS = 100
 MAX_ZIP_DIRECTORY = 1024 * 1024
-GZIP_MAGIC = b"\x1f\x8b"
 
 # (first bytes, kind, what it is in a reason such as "gzip data holds a PNG image, not a report")
 _MAGIC = (
@@ -206,138 +204,9 @@ def _not_a_report(kind: str, head: bytes, within: str) -> str:
     return f"not a report: {what}"
 
 
-def _size(limit: int) -> str:
-    return f"{limit // 2**20} MB" if limit % 2**20 == 0 else f"{limit:,} bytes"
-
-
-def _too_big(limit: int) -> str:
-    return f"decompressed size exceeds the {_size(limit)} limit"
-
-
 def _label(text: str) -> str:
     """A name from the input (zip member, attachment file name) made safe to show."""
     return "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in text[:200])
-
-
-# --- streams ------------------------------------------------------------------------------
-
-
-class _Reader(io.RawIOBase):
-    """A read-only stream counting what it hands out against the cap; it raises Refused
-    past it. Closing it closes what it reads from."""
-
-    def __init__(self, limit: int, resources: list):
-        super().__init__()
-        self._limit = limit
-        self._count = 0
-        self._resources = resources
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self.closed:
-            raise ValueError("I/O operation on closed stream")
-        if size is None or size < 0:
-            chunks = []
-            while chunk := self.read(OUT_CHUNK):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        data = self._read_some(size) if size else b""
-        self._count += len(data)
-        if self._count > self._limit:
-            raise Refused(_too_big(self._limit))
-        return data
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            for resource in self._resources:
-                resource.close()
-        super().close()
-
-    def _read_some(self, size: int) -> bytes:
-        raise NotImplementedError
-
-
-class _Plain(_Reader):
-    """Bytes as they are (a file, memory, a zip member stream)."""
-
-    def __init__(self, raw: BinaryIO, limit: int, *, also_close=(), errors=(), what=""):
-        super().__init__(limit, [raw, *also_close])
-        self._raw = raw
-        self._errors = errors
-        self._what = what
-
-    def _read_some(self, size: int) -> bytes:
-        try:
-            return self._raw.read(size)
-        except self._errors as exc:
-            raise Refused(f"corrupt {self._what} ({exc})") from exc
-
-
-class _Gunzip(_Reader):
-    """gzip data inflated as it is read: concatenated members are joined, and bytes after the
-    last member that do not start another one are ignored (some senders append some)."""
-
-    def __init__(self, raw: BinaryIO, limit: int):
-        super().__init__(limit, [raw])
-        self._raw = raw
-        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self._pending = b""  # compressed bytes read ahead for the next member
-        self._buffer = b""
-        self._pos = 0
-        self._done = False
-
-    def _read_some(self, size: int) -> bytes:
-        while self._pos >= len(self._buffer):
-            if self._done:
-                return b""
-            self._buffer, self._pos = self._inflate_more(), 0
-        if self._pos == 0 and size >= len(self._buffer):
-            self._pos = len(self._buffer)
-            return self._buffer
-        start, self._pos = self._pos, self._pos + size
-        return self._buffer[start : self._pos]
-
-    def _inflate_more(self) -> bytes:
-        inflate = self._inflate
-        data = inflate.unconsumed_tail or self._pending or self._raw.read(IN_CHUNK)
-        self._pending = b""
-        if not data:
-            self._done = True
-            rest = inflate.flush()
-            if not inflate.eof:
-                raise Refused("truncated gzip data")
-            return rest
-        try:
-            out = inflate.decompress(data, OUT_CHUNK)
-        except zlib.error as exc:
-            raise Refused(f"corrupt gzip data ({exc})") from exc
-        if inflate.eof:
-            self._next_member(inflate.unused_data)
-        return out
-
-    def _next_member(self, rest: bytes) -> None:
-        while len(rest) < len(GZIP_MAGIC) and (more := self._raw.read(IN_CHUNK)):
-            rest += more
-        if rest.startswith(GZIP_MAGIC):
-            self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            self._pending = rest
-        else:
-            self._done = True
-
-
-def _read_up_to(stream: BinaryIO, size: int) -> bytes:
-    chunks, left = [], size
-    while left > 0 and (chunk := stream.read(left)):
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 # --- the walk -----------------------------------------------------------------------------
@@ -361,7 +230,7 @@ class _Blob:
                 self._head = self.data[:HEAD_SIZE]
             else:
                 with self.open() as stream:
-                    self._head = _read_up_to(stream, HEAD_SIZE)
+                    self._head = read_up_to(stream, HEAD_SIZE)
         return self._head
 
     def read_all(self) -> bytes:
@@ -377,14 +246,14 @@ class _Blob:
 
 
 def _memory_blob(name: str, data: bytes, limit: int, depth: int) -> _Blob:
-    return _Blob(name, lambda: _Plain(io.BytesIO(data), limit), limit, depth, data=data)
+    return _Blob(name, lambda: Plain(io.BytesIO(data), limit), limit, depth, data=data)
 
 
 def _input_blob(source, name: str, limit: int) -> _Blob:
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         if len(data) > limit:
-            raise Refused(f"input size exceeds the {_size(limit)} limit")
+            raise Refused(f"input size exceeds the {size_text(limit)} limit")
         return _memory_blob(name, data, limit, 0)
     path = os.fspath(source)
     try:
@@ -394,8 +263,8 @@ def _input_blob(source, name: str, limit: int) -> _Blob:
     if not stat.S_ISREG(status.st_mode):
         raise Refused("the input is not a regular file")
     if status.st_size > limit:
-        raise Refused(f"input size exceeds the {_size(limit)} limit")
-    return _Blob(name, lambda: _Plain(open(path, "rb"), limit), limit, path=path)
+        raise Refused(f"input size exceeds the {size_text(limit)} limit")
+    return _Blob(name, lambda: Plain(open(path, "rb"), limit), limit, path=path)
 
 
 def _dispatch(blob: _Blob, within: str = "") -> _Items:
@@ -427,7 +296,7 @@ def _unwrap(kind: str, blob: _Blob) -> _Items:
 
 def _gzip(blob: _Blob) -> _Items:
     outer = blob.open
-    inner = _Blob(blob.name, lambda: _Gunzip(outer(), blob.limit), blob.limit, blob.depth + 1)
+    inner = _Blob(blob.name, lambda: Gunzip(outer(), blob.limit), blob.limit, blob.depth + 1)
     # Double gzip needs nothing special: the inflated head is sniffed again.
     yield from _dispatch(inner, within="gzip data")
 
@@ -445,7 +314,8 @@ def _zip(blob: _Blob) -> _Items:
         if problem is None:
             budget -= info.file_size
             if budget < 0:
-                problem = f"decompressed size of all members exceeds the {_size(blob.limit)} limit"
+                total = size_text(blob.limit)
+                problem = f"decompressed size of all members exceeds the {total} limit"
         if problem:
             yield Refused(problem, name)
             continue
@@ -497,7 +367,7 @@ def _member_problem(info: zipfile.ZipInfo, limit: int) -> str | None:
         return f"zip member uses compression method {info.compress_type}, which is not supported"
     # zipfile never inflates a member past its declared size, so this bound holds.
     if info.file_size > limit:
-        return _too_big(limit)
+        return too_big(limit)
     return None
 
 
@@ -509,7 +379,7 @@ def _open_member(blob: _Blob, info: zipfile.ZipInfo) -> BinaryIO:
     except _ZIP_ERRORS as exc:
         file.close()
         raise Refused(f"corrupt zip member ({exc})") from exc
-    return _Plain(
+    return Plain(
         member, blob.limit, also_close=(archive, file), errors=_ZIP_ERRORS, what="zip member"
     )
 
@@ -554,7 +424,7 @@ def _is_failure_report(message: email.message.Message) -> bool:
 
 def _arf(blob: _Blob, raw: bytes, message: email.message.Message) -> Payload:
     limit = blob.limit
-    return Payload(blob.name, "arf", lambda: _Plain(io.BytesIO(raw), limit), message=message)
+    return Payload(blob.name, "arf", lambda: Plain(io.BytesIO(raw), limit), message=message)
 
 
 def _attachment(blob: _Blob, index: int, part: email.message.Message) -> _Items:
