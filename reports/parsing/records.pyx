@@ -283,6 +283,8 @@ cdef object _record(tree.xmlNode* top, Py_ssize_t number):
                     else:
                         section = IN_AUTH_SPF
                         spf_blocks.append(block)
+                    if len(dkim_blocks) > MAX_RESULTS or len(spf_blocks) > MAX_RESULTS:
+                        raise _too_many(number)
             elif name == ROW:
                 section = IN_ROW
             elif name == POLICY_EVALUATED:
@@ -295,6 +297,8 @@ cdef object _record(tree.xmlNode* top, Py_ssize_t number):
                 section = IN_REASON
                 block = [None, None]
                 reasons.append(block)
+                if len(reasons) > MAX_RESULTS:
+                    raise _too_many(number)
             elif name == TYPE or name == COMMENT:
                 if section == IN_REASON:
                     block[0 if name == TYPE else 1] = _text_of(node)
@@ -314,12 +318,13 @@ cdef object _record(tree.xmlNode* top, Py_ssize_t number):
                      envelope_to, reasons, dkim_blocks, spf_blocks, number)
 
 
+cdef _too_many(Py_ssize_t number):
+    return Refused(f"record {number}: more than {MAX_RESULTS} reasons or DKIM/SPF results")
+
+
 cdef _assemble(source_ip, count, disposition, dkim, spf, header_from, envelope_from,
                envelope_to, list reasons, list dkim_blocks, list spf_blocks,
                Py_ssize_t number):
-    if (len(reasons) > MAX_RESULTS or len(dkim_blocks) > MAX_RESULTS
-            or len(spf_blocks) > MAX_RESULTS):
-        raise Refused(f"record {number}: more than {MAX_RESULTS} reasons or DKIM/SPF results")
     cdef list reason_list = []
     cdef list dkim_list = []
     cdef list spf_list = []

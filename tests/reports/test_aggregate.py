@@ -546,6 +546,29 @@ def test_negative_count_names_the_record():
     assert "implausibly large" in refusal(report(xml_record(count="99999999999999")))
 
 
+@pytest.mark.parametrize(
+    "block",
+    [
+        "<dkim><domain>d.example</domain><result>pass</result></dkim>",
+        "<spf><domain>s.example</domain><result>pass</result></spf>",
+    ],
+)
+def test_a_record_holds_at_most_100_auth_results(block):
+    # xml_record() already holds one DKIM and one SPF result.
+    _, [parsed] = parse_all(report(xml_record(extra=block * 99)))
+    assert len(parsed.dkim_results) + len(parsed.spf_results) == 101
+    data = report(xml_record() + xml_record(extra=block * 100))
+    assert refusal(data) == "record 2: more than 100 reasons or DKIM/SPF results"
+
+
+def test_a_record_holds_at_most_100_reasons():
+    reason = "<reason><type>forwarded</type></reason>"
+    many = xml_record().replace("</policy_evaluated>", reason * 101 + "</policy_evaluated>")
+    assert refusal(report(many)) == "record 1: more than 100 reasons or DKIM/SPF results"
+    _, [parsed] = parse_all(report(many.replace(reason, "", 1)))
+    assert len(parsed.reasons) == 100
+
+
 def test_source_ip_must_be_an_address():
     assert refusal(report(xml_record(ip="999.1.1.1"))) == (
         "record 1: source_ip '999.1.1.1' is not an IP address"
