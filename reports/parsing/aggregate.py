@@ -45,6 +45,9 @@ from reports.parsing.xmlgate import (
 )
 
 MAX_BUFFERED = 10_000  # records held back while the metadata is still missing
+# lxml holds a child of <feedback> whole until it ends; a record takes a few hundred bytes,
+# so one running on for megabytes is an attack on memory (libxml2 takes ~10x the input).
+MAX_CHILD_BYTES = 4 * 2**20
 MAX_ERRORS = 100
 EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 CLOCK_SKEW = dt.timedelta(days=2)
@@ -156,13 +159,21 @@ class _Document:
         """The children of <feedback> in document order: an AggregateRecord for each record,
         the element for anything else."""
         parser = self.parser
+        unfinished = 0  # bytes read since a child of <feedback> was last finished
         with self.payload.open() as stream:
             while chunk := stream.read(CHUNK):
                 try:
                     parser.feed(chunk)
                 except etree.XMLSyntaxError as exc:
                     raise Refused(f"malformed XML: {syntax_message(exc)}") from None
-                yield from self._drain(parser.read_events(), final=False)
+                items = self._drain(parser.read_events(), final=False)
+                unfinished = 0 if items else unfinished + len(chunk)
+                if unfinished > MAX_CHILD_BYTES:
+                    raise Refused(
+                        f"an element of more than {MAX_CHILD_BYTES // 2**20} MB in the report "
+                        "(a record takes a few hundred bytes)"
+                    )
+                yield from items
             try:
                 parser.close()
             except etree.XMLSyntaxError as exc:

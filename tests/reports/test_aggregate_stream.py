@@ -81,6 +81,19 @@ def test_a_large_document_is_gated_on_its_beginning_only(monkeypatch):
     )
 
 
+def test_an_endless_element_is_refused_before_it_fills_memory(monkeypatch):
+    # One record of millions of elements would sit whole in lxml's tree: refused once a child
+    # of <feedback> has run on for MAX_CHILD_BYTES without ending.
+    monkeypatch.setattr(xmlgate, "RECOVER_LIMIT", 1000)
+    monkeypatch.setattr(aggregate, "MAX_CHILD_BYTES", 2**20)
+    endless = xml_record(extra="<x/>" * 300_000)  # 1.2 MB in one record
+    data = report(xml_record() + endless)
+    with pytest.raises(Refused, match=r"an element of more than 1 MB in the report"):
+        parse_all(data)
+    fine = report(xml_record() + xml_record(extra="<x/>" * 100_000))  # 0.4 MB
+    assert len(parse_all(fine)[1]) == 2
+
+
 def test_a_refusal_while_reading_the_payload_passes_through():
     class Capped(io.BytesIO):
         def read(self, size=-1):
