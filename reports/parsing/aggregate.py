@@ -5,17 +5,18 @@ Reports run to hundreds of megabytes, so the document is streamed: the metadata 
 eagerly, the records are parsed as the consumer asks for them and their elements freed.
 Two passes over the bytes:
 
-1. The gate (xmlgate.py): a tree-less look at the first RECOVER_LIMIT bytes that refuses a
-   DOCTYPE, checks the root and the nesting, and finds out whether the XML is well-formed.
-2. The parse proper: an XMLPullParser whose only event is the start of <feedback>;
-   after each chunk, records.drain() reads the children of <feedback> completed so far (in
-   C) and frees them. It recovers only when the gate found a small, malformed but not
-   truncated document. "Truncated" is the
-   input ending inside <feedback>, or a closing tag for no open element (a piece cut out):
-   recovering either would store a report that silently lost records.
+1. The gate (xmlgate.py): a tree-less look that refuses a DOCTYPE and checks the root and
+   the nesting; for a document of at most RECOVER_LIMIT bytes, it also finds out whether the
+   XML is well-formed.
+2. The parse proper: an XMLPullParser whose only event is the start of <feedback>; after
+   each chunk, records.drain() reads the children of <feedback> completed so far (in C) and
+   frees them. It recovers only when the gate found a small, malformed but not truncated
+   document. "Truncated" is the input ending inside <feedback>, or a closing tag for no open
+   element (a piece cut out): recovering either would store a report that silently lost
+   records.
 
-Beyond RECOVER_LIMIT the gate stops; the rest is checked as it streams (a syntax error then
-comes from records()), and libxml2's own limit of 256 levels bounds the nesting.
+A larger document is gated on its beginning only; the rest is checked as it streams (a syntax
+error then comes from records()), and libxml2's own limit of 256 levels bounds the nesting.
 
 Element names are matched on their local part, so any namespace (or none, or a broken one)
 is read the same. Reporters' quirks are accepted; anything that would store wrong numbers,
