@@ -9,8 +9,6 @@ exactly (tests/reports/test_ingest.py checks it with json.loads).
 
 from json.encoder import encode_basestring
 
-# Column order of reports.ingest.RecordWriter.COLUMNS.
-
 
 cdef str _inner(object value):
     """A string as it goes between the quotes of a JSON string: plain text as is, anything
@@ -57,7 +55,8 @@ cpdef str reasons_json(list reasons):
 
 
 def record_rows(object report_pk, list batch, dict selectors, Py_ssize_t max_selectors):
-    """The rows of a batch of AggregateRecords, their messages and DMARC-passing messages.
+    """The rows of a batch of AggregateRecords (in the column order of
+    reports.ingest.RecordWriter.COLUMNS), their messages and DMARC-passing messages.
 
     DKIM (domain, selector) pairs seen are added to `selectors` while it holds fewer than
     `max_selectors`. Every text has already been cut to its column's length by the parser.
@@ -75,7 +74,7 @@ def record_rows(object report_pk, list batch, dict selectors, Py_ssize_t max_sel
         if len(selectors) < max_selectors:
             for result in dkim_results:
                 if result["selector"] and result["domain"]:
-                    selectors[(result["domain"][:253], result["selector"][:63])] = None
+                    selectors[(result["domain"], result["selector"])] = None
         rows.append((
             report_pk,
             rec.source_ip,

@@ -225,12 +225,8 @@ def drain(_Element feedback, bint final, Py_ssize_t number):
     return items, number
 
 
-def record(_Element element, Py_ssize_t number):
-    """The AggregateRecord of a <record> element; Refused if it would store wrong values."""
-    return _record(element._c_node, number)
-
-
 cdef object _record(tree.xmlNode* top, Py_ssize_t number):
+    """The AggregateRecord of a <record> node; Refused if it would store wrong values."""
     cdef tree.xmlNode* node = top.children
     cdef Section section = IN_ROW
     cdef Name name
