@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from reports.parsing.streams import read_up_to
 from reports.parsing.types import Payload, Refused
 
 # Measured: with larger reads more of the tree is alive between frees, and parsing is slower.
@@ -147,11 +148,8 @@ def inspect(payload: Payload) -> _Inspection:
 
 def _is_small(payload: Payload) -> bool:
     """Whether the payload holds at most RECOVER_LIMIT bytes (read, not parsed)."""
-    size = 0
     with payload.open() as stream:
-        while size <= RECOVER_LIMIT and (chunk := stream.read(RECOVER_LIMIT + 1 - size)):
-            size += len(chunk)
-    return size <= RECOVER_LIMIT
+        return len(read_up_to(stream, RECOVER_LIMIT + 1)) <= RECOVER_LIMIT
 
 
 def _not_xml(gate: _Gate, exc: etree.XMLSyntaxError, blank: bool) -> None:
