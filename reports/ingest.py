@@ -170,20 +170,31 @@ def store_aggregate(report: types.AggregateReport, raw: models.RawInput) -> Outc
         "begin": meta.begin,
         "end": meta.end,
     }
-    existing = models.AggregateReport.objects.filter(**identity).first()
+
+    def create():
+        row = models.AggregateReport.objects.create(raw=raw, **identity, **_policy(meta))
+        _store_records(row, report)
+        return row
+
+    row, created = _store_once(models.AggregateReport, identity, create)
+    return _aggregate_outcome(row, "imported" if created else "duplicate")
+
+
+def _store_once(model, identity: dict, create) -> tuple:
+    """(row, created): the report stored under `identity`, or create() run in one
+    transaction to store it. Another process storing the same report between our check and
+    our insert makes it a duplicate, as the unique constraint tells."""
+    existing = model.objects.filter(**identity).first()
     if existing is not None:
-        return _aggregate_outcome(existing, "duplicate")
+        return existing, False
     try:
         with transaction.atomic():
-            row = models.AggregateReport.objects.create(raw=raw, **identity, **_policy(meta))
-            _store_records(row, report)
+            return create(), True
     except IntegrityError:
-        # Another process stored the same report between our check and our insert.
-        existing = models.AggregateReport.objects.filter(**identity).first()
+        existing = model.objects.filter(**identity).first()
         if existing is None:
             raise
-        return _aggregate_outcome(existing, "duplicate")
-    return _aggregate_outcome(row, "imported")
+        return existing, False
 
 
 def _policy(meta: types.AggregateMeta) -> dict:
@@ -209,7 +220,7 @@ def _policy(meta: types.AggregateMeta) -> dict:
 def _store_records(row: models.AggregateReport, report: types.AggregateReport) -> None:
     records = messages = passed = 0
     selectors: dict[tuple[str, str], None] = {}
-    with RecordWriter(row.pk) as writer, _no_cyclic_collection():
+    with RecordWriter() as writer, _no_cyclic_collection():
         for batch in batches(report.records(), BATCH_SIZE):
             rows, batch_messages, batch_passed = record_rows(
                 row.pk, batch, selectors, MAX_SELECTORS_PER_REPORT
@@ -254,8 +265,7 @@ class RecordWriter:
         "envelope_from", "envelope_to", "reasons", "dkim_results", "spf_results",
     )  # fmt: skip
 
-    def __init__(self, report_pk: int):
-        self.report_pk = report_pk
+    def __init__(self):
         self.table = models.AggregateRecord._meta.db_table
         self.cursor = None
         self.copy_context = self.copy = None
@@ -351,16 +361,10 @@ def _aggregate_outcome(row: models.AggregateReport, status: str) -> Outcome:
 
 def store_tls(report: types.TlsReport, raw: models.RawInput) -> Outcome:
     identity = {"org_name": report.org_name[:255], "report_id": report.report_id[:255]}
-    existing = models.TlsReport.objects.filter(**identity).first()
-    if existing is None:
-        try:
-            with transaction.atomic():
-                return _tls_outcome(_create_tls(report, raw, identity), "imported")
-        except IntegrityError:
-            existing = models.TlsReport.objects.filter(**identity).first()
-            if existing is None:
-                raise
-    return _tls_outcome(existing, "duplicate")
+    row, created = _store_once(
+        models.TlsReport, identity, lambda: _create_tls(report, raw, identity)
+    )
+    return _tls_outcome(row, "imported" if created else "duplicate")
 
 
 def _create_tls(report: types.TlsReport, raw: models.RawInput, identity: dict):

@@ -20,6 +20,7 @@ from reports.ingest import INLINE_CONTENT, ingest_input
 from reports.rows import dkim_json, reasons_json, spf_json
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "reports"
+GOOD_REPORT = FIXTURES / "aggregate/parsedmarc__usssa.com!example.com!1538784000!1538870399.xml"
 
 # Files refused on purpose, with a piece of the reason given.
 REFUSED = {
@@ -157,6 +158,49 @@ def test_a_tls_report_twice_is_one(tmp_path):
     assert [first[0].status, again[0].status] == ["imported", "duplicate"]
     assert models.TlsReport.objects.count() == 1
     assert models.TlsPolicy.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "path, model",
+    [
+        (GOOD_REPORT, models.AggregateReport),
+        (FIXTURES / "smtp_tls/parsedmarc__rfc8460.json", models.TlsReport),
+    ],
+)
+def test_a_report_stored_meanwhile_by_another_process_is_a_duplicate(monkeypatch, path, model):
+    # Between our "is it stored?" and our transaction, another worker (a thread with its own
+    # database connection) stores the same report and commits: the unique constraint stops
+    # our insert, our transaction leaves nothing behind, and we answer "duplicate".
+    import threading
+
+    from django.db import connections, transaction
+
+    from reports import ingest
+
+    raced = []
+
+    def other_worker():
+        try:
+            raced.append(ingest_input(str(path), "other", via="command")[0].status)
+        finally:
+            connections.close_all()
+
+    class Racing:
+        @staticmethod
+        def atomic(*args, **kwargs):
+            if not raced:
+                raced.append("raced")
+                worker = threading.Thread(target=other_worker)
+                worker.start()
+                worker.join()
+            return transaction.atomic(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "transaction", Racing)
+    [outcome] = ingest_input(str(path), "ours", via="upload")
+    assert raced == ["raced", "imported"]
+    assert outcome.status == "duplicate"
+    assert model.objects.count() == 1
 
 
 @pytest.mark.django_db
@@ -325,8 +369,6 @@ def test_hand_written_json_reads_back_exactly(text):
 
 
 # --- hostile inputs in one batch ---------------------------------------------------------
-
-GOOD_REPORT = FIXTURES / "aggregate/parsedmarc__usssa.com!example.com!1538784000!1538870399.xml"
 
 
 def hostile_inputs() -> dict[str, tuple[bytes, str]]:
