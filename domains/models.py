@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 
-from domains.names import display_domain
+from domains.names import display_domain, lookalike_reason, unicode_domain
 
 MIN_CHECK_INTERVAL = timedelta(minutes=15)
 MAX_CHECK_INTERVAL = timedelta(days=7)
@@ -140,7 +140,17 @@ class Domain(models.Model):
 
     @property
     def display_name(self) -> str:
+        """Unicode, with the punycode beside it when the Unicode could pass for another name."""
         return display_domain(self.name)
+
+    @property
+    def unicode_name(self) -> str:
+        return unicode_domain(self.name)
+
+    @property
+    def lookalike(self) -> str:
+        """Why the Unicode form could be mistaken for another name, or ""."""
+        return lookalike_reason(self.unicode_name) if self.unicode_name != self.name else ""
 
     @property
     def check_interval_label(self) -> str:

@@ -1,20 +1,40 @@
 """Domain names as users type them, turned into the one form mailsec stores.
 
-Stored form: lower case ASCII (IDN labels as punycode), no trailing dot. Shown form: Unicode.
-Every refusal says why, in words a user can act on.
+Stored form: lower case ASCII (IDN labels as punycode), no trailing dot. Shown form: Unicode,
+with the punycode beside it whenever the Unicode form could pass for another name (see
+`lookalike_reason`). Every refusal says why, in words a user can act on.
 """
 
 import ipaddress
 import re
+from functools import cache
 
 import idna
+from confusable_homoglyphs import categories, confusables
 from django.core.exceptions import ValidationError
+from publicsuffixlist import PublicSuffixList
 
 MAX_NAME_LENGTH = 253
 MAX_LABEL_LENGTH = 63
 MAX_INPUT_LENGTH = 1024
 LDH_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 SELECTOR_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$")
+# Scripts a single label may mix without looking like a spoof: UTS #39's "highly restrictive"
+# level (5.2), which allows Latin with the scripts Chinese, Japanese and Korean are written in.
+ALLOWED_SCRIPT_MIXES = [
+    {"LATIN", "HAN", "HIRAGANA", "KATAKANA"},
+    {"LATIN", "HAN", "BOPOMOFO"},
+    {"LATIN", "HAN", "HANGUL"},
+]
+NEUTRAL_SCRIPTS = {"COMMON", "INHERITED"}  # digits, '-', combining marks
+ASCII_LOOKALIKE = re.compile(r"^[a-z0-9]$")
+
+
+@cache
+def public_suffixes() -> PublicSuffixList:
+    """The Public Suffix List as shipped in the `publicsuffixlist` package (ICANN and private
+    sections; no download at run time)."""
+    return PublicSuffixList()
 
 
 class DomainNameError(ValidationError):
@@ -54,10 +74,16 @@ def normalize_domain(raw: str) -> str:
         )
     if ascii_labels[-1].isdigit():
         raise DomainNameError(f"The last label {ascii_labels[-1]!r} cannot be all digits.")
+    if public_suffixes().is_public(name):
+        raise DomainNameError(
+            f"{unicode_domain(name)} is a public suffix: anyone can register names under it "
+            f"(such as example.{unicode_domain(name)}), so it is nobody's mail domain. Enter "
+            "your own domain."
+        )
     return name
 
 
-def display_domain(name: str) -> str:
+def unicode_domain(name: str) -> str:
     """The Unicode form of a stored name (falls back to the stored form)."""
     if "xn--" not in name:
         return name
@@ -65,6 +91,43 @@ def display_domain(name: str) -> str:
         return idna.decode(name)
     except idna.IDNAError:
         return name
+
+
+def display_domain(name: str) -> str:
+    """How a stored name is shown: Unicode, with the punycode beside it when the Unicode form
+    could pass for another name: "<unicode> (xn--...)"."""
+    shown = unicode_domain(name)
+    if shown != name and lookalike_reason(shown):
+        return f"{shown} ({name})"
+    return shown
+
+
+def lookalike_reason(shown: str) -> str:
+    """Why a Unicode name could be mistaken for another one, or "".
+
+    A label is suspicious when it mixes scripts beyond UTS #39's highly restrictive level
+    (a Cyrillic "a" among Latin letters), or when every character in it is ASCII or looks like an
+    ASCII letter or digit (an all-Cyrillic "coco"), after Unicode's confusables data
+    (the `confusable_homoglyphs` package)."""
+    for label in shown.split("."):
+        if label.isascii():
+            continue
+        scripts = categories.unique_aliases(label) - NEUTRAL_SCRIPTS
+        if len(scripts) > 1 and not any(scripts <= mix for mix in ALLOWED_SCRIPT_MIXES):
+            return f"{label!r} mixes the {' and '.join(sorted(s.title() for s in scripts))} scripts"
+        lookalike = "".join(_ascii_lookalike(ch) for ch in label)
+        if len(lookalike) == len(label):
+            return f"{label!r} looks like the ASCII {lookalike!r}"
+    return ""
+
+
+def _ascii_lookalike(ch: str) -> str:
+    """The ASCII letter or digit `ch` is, or can be confused with; "" if none."""
+    if ch.isascii():
+        return ch
+    found = confusables.is_confusable(ch, greedy=True, preferred_aliases=[]) or []
+    glyphs = [h["c"].lower() for item in found for h in item["homoglyphs"]]
+    return next((g for g in glyphs if ASCII_LOOKALIKE.match(g)), "")
 
 
 def normalize_selector(raw: str) -> str:
