@@ -93,15 +93,17 @@ KINDS = [
         "spf.multiple_records",
         CRITICAL,
         "Several SPF records",
-        "Receivers treat several `v=spf1` records as a permanent error (RFC 7208 4.5): merge "
+        "Receivers treat several `v=spf1` records at one name as a permanent error (RFC 7208 "
+        "4.5), also at an included or redirected name (the evidence shows the path): merge "
         "them into one record.",
     ),
     Kind(
         "spf.syntax_error",
         CRITICAL,
         "The SPF record has a syntax error",
-        "Fix the record so that receivers can evaluate it; until then they treat it as a "
-        "permanent error, as if there were none.",
+        "Fix the quoted term (RFC 7208 12 gives the grammar) so that receivers can evaluate the "
+        "record; until then they treat it as a permanent error, as if there were none. An "
+        "error in an included record breaks the including one too.",
     ),
     Kind(
         "spf.too_many_lookups",
@@ -121,22 +123,40 @@ KINDS = [
     Kind(
         "spf.include_loop",
         HIGH,
-        "SPF includes loop",
-        "An include or redirect leads back to a record already being evaluated: remove the loop.",
+        "SPF includes or redirects loop",
+        "An include or redirect leads back to a record already being evaluated (the evidence "
+        "shows the path): remove the loop.",
     ),
     Kind(
         "spf.include_not_found",
         HIGH,
         "An SPF include has no SPF record",
-        "An `include:` whose target publishes no SPF record is a permanent error: remove it or "
-        "fix the target.",
+        "An `include:` whose target publishes no SPF record is a permanent error (RFC 7208 "
+        "5.2): remove it or fix the target.",
+    ),
+    Kind(
+        "spf.redirect_not_found",
+        HIGH,
+        "An SPF redirect leads to a domain without an SPF record",
+        "A `redirect=` to a domain that publishes no SPF record is a permanent error (RFC 7208 "
+        "6.1): point it at the record that lists your senders.",
+    ),
+    Kind(
+        "spf.too_many_mx",
+        HIGH,
+        "An SPF `mx` names a domain with more than 10 MX records",
+        "Receivers evaluate at most 10 MX hosts per `mx` term and return a permanent error "
+        "beyond (RFC 7208 4.6.4): list the senders with `ip4:`/`ip6:` or `include:` instead.",
     ),
     Kind(
         "spf.all_pass",
         CRITICAL,
         "SPF allows the whole internet (+all)",
-        "`+all` lets every server send as the domain. End the record with `-all` (or `~all` "
-        "while you find all senders).",
+        "`+all` lets every server send as the domain, whether it stands in the record or is "
+        "reached through the `include:`/`redirect=` path in the evidence (so does a term "
+        "matching every address, such as `ip4:0.0.0.0/0`). End the record with `-all` (or "
+        "`~all` while you find all senders), and include only records that list their own "
+        "servers.",
     ),
     Kind(
         "spf.neutral_all",
@@ -155,7 +175,7 @@ KINDS = [
     Kind(
         "spf.ptr_mechanism",
         LOW,
-        "SPF uses the ptr mechanism",
+        "SPF uses the ptr mechanism (or the %{p} macro)",
         "`ptr` is slow, unreliable and discouraged (RFC 7208 5.5): list the servers with `ip4:`, "
         "`ip6:`, `a` or `include:` instead.",
     ),

@@ -1,9 +1,15 @@
-"""SPF (RFC 7208), evaluated by checkdmarc through our DNS session."""
+"""SPF (RFC 7208), judged by mailsec itself: a strict grammar (spf_syntax) and a walk of the
+whole tree of includes and redirects (spf_tree), every lookup through the run's DNS session.
 
-import checkdmarc.spf as cd_spf
+Only TXT records are read: RFC 7208 3.1 retired the SPF RR type (99), so it is never asked for
+and its lookups cannot fail a run. The domain's own TXT lookup is the core of the category;
+a failed lookup deeper in the tree voids only the verdict that needed it.
+"""
 
 from domains.checks.base import CategoryResult, Check, Context, register
-from domains.dns import LIFETIME
+from domains.checks.spf_syntax import Record, is_spf_record, parse
+from domains.checks.spf_tree import FAMILIES, Tree, walk
+from domains.dns import LookupFailed
 from domains.findings import finding
 
 # Over this many bytes an answer risks truncation and a TCP retry (RFC 7208 3.4 advises
@@ -12,7 +18,7 @@ LONG_RECORD = 450
 
 
 def spf_records(texts: list[str]) -> list[str]:
-    return [t for t in texts if t.lower() == "v=spf1" or t.lower().startswith("v=spf1 ")]
+    return [t for t in texts if is_spf_record(t)]
 
 
 @register
@@ -36,60 +42,79 @@ class SpfCheck(Check):
             listed = " | ".join(records)
             result.findings.append(finding("spf.multiple_records", listed, domain=domain))
             return result
-        record = records[0]
-        if len(record.encode()) > LONG_RECORD:
-            detail = f"The record is {len(record.encode())} bytes long."
+        text = records[0]
+        if len(text.encode()) > LONG_RECORD:
+            detail = f"The record is {len(text.encode())} bytes long."
             result.findings.append(finding("spf.record_too_long", detail, domain=domain))
-        try:
-            parsed = cd_spf.parse_spf_record(
-                record, domain, resolver=ctx.dns.checkdmarc_resolver, timeout=LIFETIME
-            )
-        except cd_spf.SPFError as exc:
-            result.findings.append(self._error_finding(exc, record, domain))
+        record = parse(text)
+        result.data = _facts(record)
+        if record.errors:
+            errors = "; ".join(str(e) for e in record.errors)
+            detail = f'{domain}: "{text}": {errors}'
+            result.findings.append(finding("spf.syntax_error", detail, domain=domain))
             return result
-        self._judge(parsed, record, domain, result)
+        tree = walk(domain, record, _fetcher(ctx), lambda q: ctx.dns.prefetch(*q))
+        result.data |= {
+            "dns_lookups": len(tree.lookups),
+            "void_lookups": max(len(v) for v in tree.void.values()),
+            "authorises_senders": tree.authorises,
+            "default": {family: tree.outcome[family].result for family in FAMILIES},
+        }
+        result.findings += [finding(i.kind, i.detail, domain=domain) for i in tree.issues]
+        result.findings += _verdicts(tree, domain)
+        if tree.ptr:
+            detail = "; ".join(tree.ptr)
+            result.findings.append(finding("spf.ptr_mechanism", detail, domain=domain))
         return result
 
-    @staticmethod
-    def _error_finding(exc: Exception, record: str, domain: str):
-        evidence = f"{exc} (record: {record})"
-        kind = {
-            cd_spf.SPFTooManyDNSLookups: "spf.too_many_lookups",
-            cd_spf.SPFTooManyVoidDNSLookups: "spf.too_many_void_lookups",
-            cd_spf.SPFIncludeLoop: "spf.include_loop",
-            cd_spf.SPFRedirectLoop: "spf.include_loop",
-            cd_spf.SPFRecordNotFound: "spf.include_not_found",
-            cd_spf.MultipleSPFRTXTRecords: "spf.include_not_found",
-        }.get(type(exc), "spf.syntax_error")
-        return finding(kind, evidence, domain=domain)
 
-    @staticmethod
-    def _judge(parsed: dict, record: str, domain: str, result: CategoryResult) -> None:
-        terms = parsed["parsed"]
-        mechanisms = terms.get("mechanisms", [])
-        all_result = terms.get("all")
-        has_all = any(t.split(":")[0].lstrip("+-~?").lower() == "all" for t in record.split()[1:])
-        result.data = {
-            "all": all_result if has_all else None,
-            "redirect": terms.get("redirect"),
-            "dns_lookups": parsed["dns_lookups"],
-            "void_lookups": parsed["void_dns_lookups"],
-            "only_fail_all": has_all
-            and all_result == "fail"
-            and not mechanisms
-            and not terms.get("redirect"),
-        }
-        if has_all and all_result == "pass":
-            result.findings.append(finding("spf.all_pass", record, domain=domain))
-        elif has_all and all_result == "neutral":
-            result.findings.append(finding("spf.neutral_all", record, domain=domain))
-        elif not has_all and not terms.get("redirect"):
-            result.findings.append(finding("spf.no_all", record, domain=domain))
-        if any(m.get("mechanism") == "ptr" for m in mechanisms) or _uses_ptr(record):
-            result.findings.append(finding("spf.ptr_mechanism", record, domain=domain))
+def _fetcher(ctx: Context):
+    """Lookups below the domain's own record: a failure voids what needed it, not SPF."""
+
+    def fetch(name: str, rdtype: str, voids: str):
+        with ctx.dns.optional(voids):
+            try:
+                return ctx.dns.lookup(name, rdtype)
+            except LookupFailed as failed:
+                return failed
+        return None  # not reached: the failure is returned above
+
+    return fetch
 
 
-def _uses_ptr(record: str) -> bool:
-    return any(
-        t.lstrip("+-~?").lower().split(":")[0].split("/")[0] == "ptr" for t in record.split()[1:]
-    )
+def _facts(record: Record) -> dict:
+    """What other checks read: the record's own `all` and redirect, and whether it is a bare
+    `-all` (a domain that sends no mail)."""
+    all_term, redirect = record.all, record.modifier("redirect")
+    return {
+        "all": all_term.result if all_term else None,
+        "redirect": redirect.domain_spec if redirect else None,
+        "only_fail_all": bool(all_term)
+        and all_term.result == "fail"
+        and len(record.mechanisms) == 1
+        and redirect is None,
+        "dns_lookups": 0,
+        "void_lookups": 0,
+        "authorises_senders": any(t.result == "pass" for t in record.mechanisms),
+    }
+
+
+def _verdicts(tree: Tree, domain: str) -> list:
+    """What a sender the domain lists nowhere gets, by the path that decides it: one finding
+    per kind, naming each family when IPv4 and IPv6 senders reach different terms."""
+    details: dict[str, list[str]] = {}
+    for family in FAMILIES:
+        outcome = tree.outcome[family]
+        same = [f for f in FAMILIES if tree.outcome[f] == outcome]
+        if same[0] != family:
+            continue  # said with the first family
+        senders = "every host" if len(same) == len(FAMILIES) else f"every {family} host"
+        where = f'{outcome.trail} ("{outcome.record}")'
+        if outcome.result == "pass":
+            details.setdefault("spf.all_pass", []).append(f"{senders} passes: {where}")
+        elif outcome.result == "neutral" and outcome.implicit:
+            text = f"{senders} gets neutral: {where} ends with neither all nor redirect"
+            details.setdefault("spf.no_all", []).append(text)
+        elif outcome.result == "neutral":
+            details.setdefault("spf.neutral_all", []).append(f"{senders} gets neutral: {where}")
+    return [finding(kind, "; ".join(texts), domain=domain) for kind, texts in details.items()]

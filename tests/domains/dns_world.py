@@ -186,6 +186,8 @@ def test_zone() -> str:
             "badbimi.test",
             bimi="default._bimi.badbimi.test. TXT " + txt("v=BIMI1; l=http://badbimi.test/l.svg"),
         ),
+        # --- the whole SPF tree (issue 11, item 3)
+        *spf_tree_cases(),
         # --- IDN
         good("xn--bcher-kva.test"),
         # --- timeouts: the tests' forwarder never answers names under slow.test
@@ -197,6 +199,66 @@ def test_zone() -> str:
         f"l{i}.spfparts.test. TXT " + txt(f"v=spf1 ip4:192.0.2.{i} -all") + "\n" for i in range(11)
     )
     return SOA + "ns A 127.0.0.1\n" + "".join(cases) + spf_parts
+
+
+def spf(domain: str, record: str) -> str:
+    return f"{domain}. TXT " + txt(record)
+
+
+def spf_tree_cases() -> list[str]:
+    """Domains whose own SPF record looks fine, and the tree below it does not."""
+    parts = "spftree.test"  # the records they include or redirect to
+    cases = {
+        "inclpassall": "v=spf1 mx include:passall.spftree.test -all",
+        "redirpassall": "v=spf1 redirect=passall.spftree.test",
+        "inclwide": "v=spf1 mx include:wide.spftree.test -all",
+        "existsall": "v=spf1 exists:mx.mailhost.test -all",
+        "ip4all": "v=spf1 mx ip4:0.0.0.0/0 -all",
+        "redirneutral": "v=spf1 redirect=neutral.spftree.test",
+        "redirnoall": "v=spf1 redirect=noall.spftree.test",
+        "inclneutral": "v=spf1 mx include:neutral.spftree.test include:fail.spftree.test -all",
+        "redirloop": "v=spf1 mx redirect=loop.spftree.test",
+        "inclloop": "v=spf1 mx include:inclloop.spftree.test -all",
+        "incltwo": "v=spf1 mx include:two.spftree.test -all",
+        "inclnxdomain": "v=spf1 mx include:nothere.spftree.test -all",
+        "redirmissing": "v=spf1 redirect=nospf.test",
+        "inclsyntax": "v=spf1 mx include:syntax.spftree.test -all",
+        "deepptr": "v=spf1 mx include:ptr1.spftree.test -all",
+        "nestedlookups": "v=spf1 include:n1.spftree.test include:n2.spftree.test -all",
+        "nestedvoid": "v=spf1 mx include:void.spftree.test a:v3.spfparts.test -all",
+        "manymx": "v=spf1 mx:manymx.spftree.test -all",
+        "inclbroken": "v=spf1 mx include:broken.test -all",
+        "inclcase": "V=SPF1 MX INCLUDE:fail.spftree.test -ALL",
+    }
+    includes = " ".join(f"include:l{i}.spfparts.test" for i in range(5))
+    targets = {
+        "passall": "v=spf1 +all",
+        "wide": "v=spf1 ip4:0.0.0.0/0 ip6:::/0 -all",
+        "neutral": "v=spf1 ip4:192.0.2.1 ?all",
+        "noall": "v=spf1 ip4:192.0.2.1",
+        "fail": "v=spf1 ip4:192.0.2.2 -all",
+        "loop": "v=spf1 redirect=loop2.spftree.test",
+        "loop2": "v=spf1 ip4:192.0.2.3 redirect=redirloop.test",
+        "inclloop": "v=spf1 include:inclloop.test -all",
+        "syntax": "v=spf1 ip4:192.0.2.300 -all",
+        "ptr1": "v=spf1 include:ptr2.spftree.test -all",
+        "ptr2": "v=spf1 ip4:192.0.2.4 ptr:mailhost.test -all",
+        "n1": f"v=spf1 {includes} -all",  # 1 + 5 lookups
+        "n2": "v=spf1 include:l5.spfparts.test include:l6.spfparts.test a mx -all",  # 1 + 4
+        "n2.spftree.test. A": "127.0.0.10",
+        "n2.spftree.test. MX": "10 mx.mailhost.test.",
+        "void": "v=spf1 a:v1.spfparts.test a:v2.spfparts.test -all",
+    }
+    zone = [good(f"{name}.test", spf=spf(f"{name}.test", r)) for name, r in cases.items()]
+    for name, value in targets.items():
+        if " " in name:
+            zone.append(f"{name} {value}\n")
+        else:
+            zone.append(spf(f"{name}.{parts}", value) + "\n")
+    zone.append(spf(f"two.{parts}", "v=spf1 ip4:192.0.2.5 -all") + "\n")
+    zone.append(spf(f"two.{parts}", "v=spf1 ip4:192.0.2.6 -all") + "\n")
+    zone += [f"manymx.{parts}. MX {10 + i} mx.mailhost.test.\n" for i in range(11)]
+    return zone
 
 
 MAILHOST = (
