@@ -25,6 +25,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import checkdmarc.utils
 import dns.exception
 import dns.flags
 import dns.message
@@ -214,6 +215,15 @@ class LookupFailed(Exception):
     @property
     def query(self) -> str:
         return f"{self.rdtype} {self.name}"
+
+
+@dataclass
+class Met:
+    """A failed lookup a category met, and what it voids: "" when the category itself could
+    not be tested, else the verdict it leaves untested ("FCrDNS of 192.0.2.1 not tested")."""
+
+    failure: "LookupFailed"
+    voids: str = ""
 
 
 @dataclass(frozen=True)
@@ -433,20 +443,97 @@ class DnsSession:
     def _note(self, key: tuple[str, str, bool], failure: LookupFailed) -> None:
         with self._lock:
             self.failures.setdefault(key, failure)
+        scopes = getattr(self._watchers, "optional", [])
+        met = Met(failure, scopes[-1] if scopes else "")
         for watched in getattr(self._watchers, "stack", []):
-            if all(f.query != failure.query for f in watched):
-                watched.append(failure)
+            same = next((m for m in watched if m.failure.query == failure.query), None)
+            if same is None:
+                watched.append(met)
+            elif same.voids and not met.voids:  # needed by the core after all
+                watched[watched.index(same)] = met
 
     @contextmanager
-    def watch(self) -> Iterator[list[LookupFailed]]:
-        """Collect the failed lookups met in this thread inside the block."""
+    def watch(self) -> Iterator[list["Met"]]:
+        """Collect the failed lookups met in this thread inside the block, each with what it
+        voids ("" for the category itself: see `optional`)."""
         stack = self._watchers.__dict__.setdefault("stack", [])
-        failures: list[LookupFailed] = []
+        failures: list[Met] = []
         stack.append(failures)
         try:
             yield failures
         finally:
             stack.remove(failures)
+
+    @contextmanager
+    def optional(self, voids: str) -> Iterator[None]:
+        """Lookups that only one verdict of a category needs (a PTR for FCrDNS, a report
+        vendor's authorisation record, one DKIM selector of many): a failure inside the block
+        voids `voids` (said as "FCrDNS of 192.0.2.1 not tested"), not the whole category, and
+        ends the block, as a LookupFailed the block lets through would."""
+        scopes = self._watchers.__dict__.setdefault("optional", [])
+        scopes.append(voids)
+        try:
+            yield
+        except LookupFailed:
+            pass
+        finally:
+            scopes.pop()
+
+    def failing_zone(self, name: str) -> str:
+        """The zone a failed lookup of `name` points at: the one just below the closest
+        ancestor that still answers (its SOA, or that it has none). "" (the root) when nothing
+        answers: then the resolver is at fault, not the domain."""
+        labels = name_text(name).split(".") if name_text(name) else []
+        candidates = [".".join(labels[i:]) for i in range(len(labels) + 1)]
+        self.prefetch(*[(c, "SOA") for c in candidates])
+        for i, candidate in enumerate(candidates):
+            try:
+                self.lookup(candidate, "SOA")
+            except LookupFailed:
+                continue
+            return candidates[i - 1] if i > 0 else candidate
+        return ""
+
+    def resolver_problem(self, signed_zones: list[str] = ()) -> str:
+        """What makes the resolvers unfit to judge by, or "": the root zone's SOA and NS must
+        be answered (a filtering or captive resolver says NXDOMAIN to everything), and the keys
+        of each of `signed_zones` (the trust anchors' zones) must come with their RRSIG when
+        asked with DO (a resolver that strips signatures makes every signed domain bogus)."""
+        self.prefetch(("", "SOA"), ("", "NS"))
+        self.prefetch(*[(zone, "DNSKEY") for zone in signed_zones], cd=True)
+        servers = ", ".join(f"{host}:{port}" for host, port in self.nameservers)
+        for rdtype in ("SOA", "NS"):
+            try:
+                answer = self.lookup("", rdtype)
+            except LookupFailed as failed:
+                return (
+                    f"The resolver ({servers}) could not resolve the root zone's {rdtype}: "
+                    f"{failed.reason}."
+                )
+            if not answer.exists:
+                return (
+                    f"The resolver ({servers}) answers {answer.status.upper()} for the root "
+                    f"zone's {rdtype}, which every resolver can see: it does not tell the truth "
+                    "(a captive portal or a filtering resolver?)."
+                )
+        for zone in signed_zones:
+            try:
+                answer = self.lookup(zone, "DNSKEY", cd=True)
+            except LookupFailed as failed:
+                return (
+                    f"The resolver ({servers}) could not resolve DNSKEY {zone or '.'}: "
+                    f"{failed.reason}."
+                )
+            signed = answer.response is not None and any(
+                rrset.rdtype == dns.rdatatype.RRSIG for rrset in answer.response.answer
+            )
+            if answer.exists and not signed:
+                return (
+                    f"The resolver ({servers}) answers DNSKEY {zone or '.'} without its RRSIG "
+                    "although asked with DO: it strips DNSSEC signatures, so every signed "
+                    "domain would look bogus."
+                )
+        return ""
 
     @property
     def queries(self) -> int:
@@ -459,7 +546,10 @@ class DnsSession:
 
 
 class CheckdmarcResolver(dns.resolver.Resolver):
-    """Hands checkdmarc's lookups to the session (shared, counted, bounded)."""
+    """Hands checkdmarc's lookups to the session (shared, counted, bounded, forgotten with it).
+    Pass it to every checkdmarc function that takes `resolver=`; one that looks names up
+    without taking it (checkdmarc's SPF `exp=` probe) must not be called: it would ask the
+    system's resolver."""
 
     def __init__(self, session: DnsSession):
         super().__init__(configure=False)
@@ -469,3 +559,30 @@ class CheckdmarcResolver(dns.resolver.Resolver):
 
     def resolve(self, qname, rdtype="A", *args, **kwargs):
         return self.session.resolve(str(qname), rdtype)
+
+
+class OfflineResolver(dns.resolver.Resolver):
+    """For checkdmarc's parsers, which look up what mailsec checks itself through the session
+    (DMARC report destinations): every query fails at once, and nothing leaves the process."""
+
+    def __init__(self):
+        super().__init__(configure=False)
+        self.nameservers = ["127.0.0.1"]  # never used: resolve() asks nobody
+
+    def resolve(self, qname, rdtype="A", *args, **kwargs):
+        raise dns.resolver.NoNameservers()
+
+
+class _Forgetful(dict):
+    """A cache that keeps nothing."""
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
+# checkdmarc keeps every answer for 30 minutes per process in checkdmarc.utils.DNS_CACHE, keyed
+# by name and type whatever resolver it was given: a long-lived worker would judge a changed
+# record from its old value. Its lookups only use that module-level default (query_dns skips a
+# cache that is not an ExpiringDict), so a cache that keeps nothing turns it off for every
+# caller; the session remembers answers for one run, and nothing outlives it.
+checkdmarc.utils.DNS_CACHE = _Forgetful()

@@ -1,9 +1,25 @@
-"""Runs the checks for a domain (or many, concurrently) and scores the result."""
+"""Runs the checks for a domain (or many, concurrently) and scores the result.
+
+Before judging, a run asks whether its resolver can be believed (`DnsSession.resolver_problem`):
+when it cannot, every category is "could not test" and the run has one `dns.resolver_broken`
+finding, instead of grading every domain F for the resolver's lies.
+
+Failed lookups void only what needs their answer. A lookup that fails outside any `optional`
+scope is the category's core: the category becomes "could not test". One that fails inside
+`with ctx.dns.optional("PTR of 192.0.2.1: FCrDNS not tested"):` ends that block (a LookupFailed
+raised there is swallowed) and leaves the category its status from what was answered; the run
+then says what went untested. Checks wrap every lookup that only some verdict needs in such a
+scope (a PTR, a report vendor's authorisation record, one DKIM selector among many, the SPF
+type-99 record). Failures are reported once per failing zone (`DnsSession.failing_zone`), not
+once per lookup and category.
+"""
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from django.conf import settings
 
 from domains.checks import (  # noqa: F401  (importing a check registers it)
     ORDER,
@@ -18,9 +34,9 @@ from domains.checks import (  # noqa: F401  (importing a check registers it)
     tls_rpt,
 )
 from domains.checks.base import REGISTRY, CategoryResult, Context, Status
-from domains.dns import DnsSession, LookupFailed, SharedLookups
+from domains.dns import DnsSession, LookupFailed, Met, SharedLookups
 from domains.findings import finding
-from domains.scoring import category_score, overall
+from domains.scoring import calibrate, category_score, overall
 
 DEFAULT_CONCURRENCY = 16
 
@@ -77,12 +93,19 @@ def check_domain(
     session = session or DnsSession()
     ctx = Context(domain=domain, dns=session, dkim_selectors=list(dkim_selectors))
     started = datetime.now(UTC)
+    problem = session.resolver_problem(signed_zones(order))
+    if problem:
+        return _not_tested(domain, requested, problem, started, session)
     instances = [REGISTRY[name]() for name in order]
     for check in instances:
         session.prefetch(*check.prefetch(ctx))
+    met: dict[str, list[Met]] = {}
     for check in instances:
-        ctx.results[check.name] = run_one(check, ctx)
+        ctx.results[check.name], met[check.name] = run_one(check, ctx)
     results = {name: ctx.results[name] for name in requested}
+    # Severities that depend on other categories (docs/scoring.md), from every category run.
+    calibrate(ctx.results, domain)
+    _report_failures(ctx, {name: met[name] for name in requested}, results)
     total = overall(results, dmarc_reject=ctx.data("dmarc").get("policy") == "reject")
     status = "complete" if total.complete else "partial"
     if total.score is None:
@@ -100,27 +123,83 @@ def check_domain(
     )
 
 
-def run_one(check, ctx: Context) -> CategoryResult:
-    """One category; a failed lookup makes it "could not test", never "missing"."""
-    with ctx.dns.watch() as failures:
+def signed_zones(order: list[str]) -> list[str]:
+    """The zones whose signatures the resolver must hand over: those of the trust anchors, when
+    the run judges DNSSEC (a resolver that strips them falsifies only those verdicts)."""
+    if not {"dnssec", "dane"} & set(order):
+        return []
+    owners = [
+        anchor.split()[0].rstrip(".").lower() for anchor in settings.MAILSEC_DNSSEC_TRUST_ANCHORS
+    ]
+    return list(dict.fromkeys(owners))
+
+
+def _not_tested(domain, requested, problem, started, session) -> RunResult:
+    """A run whose resolver cannot be believed: nothing judged, one finding that says why."""
+    results = {name: CategoryResult(name, status=Status.ERROR, score=None) for name in requested}
+    first = requested[0]
+    results[first].findings.append(
+        finding("dns.resolver_broken", problem, domain=domain, category=first)
+    )
+    return RunResult(
+        domain=domain,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        categories=results,
+        score=None,
+        grade="",
+        status="error",
+        queries=session.queries,
+        requested=requested,
+    )
+
+
+def run_one(check, ctx: Context) -> tuple[CategoryResult, list[Met]]:
+    """One category, and the failed lookups it met. A failed core lookup makes it "could not
+    test", never "missing"; failed optional ones leave it the status of what was answered."""
+    with ctx.dns.watch() as met:
         try:
             result = check.run(ctx)
         except LookupFailed:
             result = CategoryResult(check.name)
-    if failures:
+    if any(not m.voids for m in met):
         result.status, result.score = Status.ERROR, None
-        result.findings = [
-            finding(
-                "dns.lookup_failed",
-                f"{f.query}: {f.reason}.",
-                domain=ctx.domain,
-                category=check.name,
-            )
-            for f in failures
-        ]
-        return result
-    result.status, result.score = category_score(result)
-    return result
+        result.findings = []  # judged from half the answers: says nothing
+    else:
+        result.status, result.score = category_score(result)
+    return result, list(met)
+
+
+def _report_failures(ctx: Context, met: dict[str, list[Met]], results) -> None:
+    """One finding per failing zone, in the first category it made "could not test" (or, when
+    it voided only some verdicts, the first one it touched), naming every lookup it failed and
+    what that left untested."""
+    zones: dict[str, list[tuple[str, Met]]] = {}
+    for category, entries in met.items():
+        for m in entries:
+            zone = ctx.dns.failing_zone(m.failure.name)
+            zones.setdefault(zone, []).append((category, m))
+    for zone, entries in zones.items():
+        core = [c for c, m in entries if not m.voids]
+        home = (core or [entries[0][0]])[0]
+        kind = "dns.lookup_failed" if core else "dns.partial_lookup_failed"
+        results[home].findings.append(
+            finding(kind, _failure_detail(zone, entries), domain=ctx.domain, category=home)
+        )
+
+
+def _failure_detail(zone: str, entries: list[tuple[str, Met]]) -> str:
+    lookups = list(dict.fromkeys(f"{m.failure.query} ({m.failure.reason})" for _, m in entries))
+    shown = "; ".join(lookups[:5]) + (f"; and {len(lookups) - 5} more" if len(lookups) > 5 else "")
+    where = f"the name servers of {zone}" if zone else "the resolver"
+    untested = list(dict.fromkeys(m.voids for _, m in entries if m.voids))
+    voided = list(dict.fromkeys(c for c, m in entries if not m.voids))
+    detail = f"No usable answer from {where}: {shown}."
+    if voided:
+        detail += f" Could not test: {', '.join(voided)}."
+    if untested:
+        detail += f" Not tested: {'; '.join(untested)}."
+    return detail
 
 
 def check_domains(

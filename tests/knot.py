@@ -41,6 +41,7 @@ DS_TTL = 3600
 # Unix socket paths are capped at 108 bytes; pytest's tmp_path can be longer, and knotd exits at
 # once when it cannot bind its control socket.
 MAX_SOCKET_PATH = 100
+ROOT_ZONE = ". SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n. NS ns.test.\n"
 BROKEN_LINE = "broken-on-purpose IN A not-an-address  ; makes knot refuse to load this zone\n"
 
 
@@ -61,11 +62,15 @@ def _free_port(address: str) -> int:
 
 
 def _origin(zone: str) -> str:
+    """The zone's name without the trailing dot: "" for the root."""
     name = zone.strip().rstrip(".").lower()
-    if not name:
-        raise ValueError("the root zone is not supported")
-    dns.name.from_text(name)  # rejects what is no domain name
+    if name:
+        dns.name.from_text(name)  # rejects what is no domain name
     return name
+
+
+def _file(zone: str) -> str:
+    return f"{zone or 'root'}.zone"
 
 
 class KnotServer(ServerProcess):
@@ -84,6 +89,9 @@ class KnotServer(ServerProcess):
         self.zones = {_origin(zone): text for zone, text in zones.items()}
         if not self.zones:
             raise ValueError("KnotServer needs at least one zone")
+        # As on the internet, the root zone exists (mailsec asks its SOA and NS to tell a working
+        # resolver from a lying one), and names outside the test zones do not (NXDOMAIN).
+        self.zones.setdefault("", ROOT_ZONE)
         self.signed = {_origin(zone) for zone in signed}
         self.bogus = {_origin(zone) for zone in bogus}
         self.broken = {_origin(zone) for zone in broken}
@@ -207,7 +215,7 @@ class KnotServer(ServerProcess):
             "zone:",
         ]
         for zone in sorted(self.zones):
-            lines += [f'  - domain: "{zone}."', f'    file: "{zone}.zone"']
+            lines += [f'  - domain: "{zone}."', f'    file: "{_file(zone)}"']
             if zone in self.signed | self.bogus:
                 lines += ["    dnssec-signing: on", "    dnssec-policy: test"]
         return "\n".join(lines) + "\n"
@@ -259,7 +267,7 @@ class KnotServer(ServerProcess):
                 body += "".join(f"{record}\n" for record in self._ds[child])
             if zone in self.broken:
                 body += BROKEN_LINE
-            (self.workdir / "zones" / f"{zone}.zone").write_text(head + body)
+            (self.workdir / "zones" / _file(zone)).write_text(head + body)
 
     def _wait_until_serving(self, timeout: float = 10) -> None:
         """Until knot answers the SOA of every zone it should load, over UDP and TCP."""
