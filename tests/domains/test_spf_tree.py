@@ -7,6 +7,8 @@ import pytest
 from domains.checks.base import Status
 from domains.dns import DnsSession
 from domains.engine import check_domain
+from tests.domains import dns_world
+from tests.knot import KnotServer
 
 
 @pytest.fixture
@@ -188,3 +190,35 @@ def test_the_retired_spf_type_is_never_asked(spf):
     asked = {rdtype for _, rdtype, _ in session._mine}
     assert "SPF" not in asked
     assert "TXT" in asked
+
+
+# --- nothing outlives a run: an include target changed between two checks ---------------
+
+
+def include_world(target_record: str | None) -> dict:
+    zone = dns_world.SOA + "ns A 127.0.0.1\n"
+    zone += dns_world.spf("includer.test", "v=spf1 include:target.includer.test -all") + "\n"
+    if target_record:
+        zone += dns_world.spf("target.includer.test", target_record) + "\n"
+    return {"test": zone}
+
+
+@pytest.fixture(scope="module")
+def include_before_and_after(tmp_path_factory):
+    before = KnotServer(tmp_path_factory.mktemp("incl-before"), include_world("v=spf1 -all"))
+    after = KnotServer(tmp_path_factory.mktemp("incl-after"), include_world(None))
+    before.start()
+    after.start()
+    yield before, after
+    before.stop()
+    after.stop()
+
+
+def test_a_changed_include_target_is_seen_by_the_next_run(include_before_and_after):
+    """Two runs in one process, as in a long-lived worker: the second asks DNS again (old
+    checkdmarc answers were kept for 30 minutes per process, whatever the resolver)."""
+    before, after = include_before_and_after
+    for server, expected in ((before, []), (after, ["spf.include_not_found"]), (before, [])):
+        session = DnsSession([(server.host, server.port)])
+        result = check_domain("includer.test", categories=["spf"], session=session)
+        assert [f.id for f in result.findings] == expected
