@@ -229,6 +229,9 @@ def spf_tree_cases() -> list[str]:
         "manymx": "v=spf1 mx:manymx.spftree.test -all",
         "inclbroken": "v=spf1 mx include:broken.test -all",
         "inclcase": "V=SPF1 MX INCLUDE:fail.spftree.test -ALL",
+        # permerrors checkdmarc lets through: a word after all, a % that starts no macro
+        "wordafterall": "v=spf1 mx -all moo",
+        "badmacro": "v=spf1 mx -all foo=%abc",
     }
     includes = " ".join(f"include:l{i}.spfparts.test" for i in range(5))
     targets = {

@@ -142,6 +142,24 @@ def test_the_tree_is_judged_with_its_path(spf, domain, kind, detail):
 
 
 @pytest.mark.parametrize(
+    ("domain", "detail"),
+    [
+        ("wordafterall.test", 'wordafterall.test: "v=spf1 mx -all moo": "moo": unknown mechanism'),
+        (
+            "badmacro.test",
+            'badmacro.test: "v=spf1 mx -all foo=%abc": "foo=%abc": "%" must start %{...}, %%, '
+            "%_ or %-",
+        ),
+    ],
+)
+def test_the_domains_own_record_is_read_by_the_strict_grammar(spf, domain, detail):
+    category, _ = spf(domain)
+    ((kind, text),) = findings(category)
+    assert (kind, category.status) == ("spf.syntax_error", Status.FAIL)
+    assert text.startswith(detail)
+
+
+@pytest.mark.parametrize(
     "domain",
     [
         # An include's ?all or -all only means "no match here": evaluation goes on to -all.
