@@ -72,12 +72,13 @@ def _fetcher(ctx: Context):
     """Lookups below the domain's own record: a failure voids what needed it, not SPF."""
 
     def fetch(name: str, rdtype: str, voids: str):
+        # Inside the optional scope a failure is noted as voiding `voids` only; it is returned
+        # (not raised) so the walk marks that branch a temperror and goes on with the rest.
         with ctx.dns.optional(voids):
             try:
                 return ctx.dns.lookup(name, rdtype)
             except LookupFailed as failed:
                 return failed
-        return None  # not reached: the failure is returned above
 
     return fetch
 
@@ -89,13 +90,13 @@ def _facts(record: Record) -> dict:
     return {
         "all": all_term.result if all_term else None,
         "redirect": redirect.domain_spec if redirect else None,
+        # `-all` first: whatever follows it is never evaluated (RFC 7208 4.6.2).
         "only_fail_all": bool(all_term)
         and all_term.result == "fail"
-        and len(record.mechanisms) == 1
-        and redirect is None,
+        and record.evaluated == [all_term],
         "dns_lookups": 0,
         "void_lookups": 0,
-        "authorises_senders": any(t.result == "pass" for t in record.mechanisms),
+        "authorises_senders": any(t.result == "pass" for t in record.evaluated),
     }
 
 
