@@ -11,6 +11,10 @@ A "catch-all" is a term that matches every sender of an address family: `all`, `
 `ip6:x/0`, `a/0` and `mx//0` with addresses, `exists:` of a fixed name that exists, and an
 include: whose own tree passes everyone. The first catch-all a sender reaches decides its
 result, so the tree lets the whole internet pass when that first catch-all is a pass.
+
+Left to the receiver, since they depend on the sender: names built from sender macros (%{i},
+%{s}, ...; only %{d} is expanded), `ptr` (counted and reported, never resolved, so its limit of
+10 names is not checked), and `exp=` (never fetched: its text changes no verdict).
 """
 
 import re
