@@ -304,6 +304,12 @@ def describe_failure(exc: Exception, lifetime: float) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _ancestors(name: str) -> list[str]:
+    """The name, its parents, and the root (""): a.example.com, example.com, com, ""."""
+    labels = name_text(name).split(".") if name_text(name) else []
+    return [".".join(labels[i:]) for i in range(len(labels) + 1)]
+
+
 class SharedLookups:
     """Lookups several sessions of one batch share: domains checked together often ask the same
     names (their provider's MX hosts, SPF includes, parent zones' keys), and each is then asked
@@ -479,13 +485,16 @@ class DnsSession:
         finally:
             scopes.pop()
 
-    def failing_zone(self, name: str) -> str:
-        """The zone a failed lookup of `name` points at: the one just below the closest
-        ancestor that still answers (its SOA, or that it has none). "" (the root) when nothing
-        answers: then the resolver is at fault, not the domain."""
-        labels = name_text(name).split(".") if name_text(name) else []
-        candidates = [".".join(labels[i:]) for i in range(len(labels) + 1)]
-        self.prefetch(*[(c, "SOA") for c in candidates])
+    def failing_zones(self, names: list[str]) -> dict[str, str]:
+        """For each name whose lookup failed, the zone at fault: the one just below the
+        closest ancestor that still answers (its SOA, or that it has none). "" (the root) when
+        nothing answers: then the resolver is at fault, not the domain. Every ancestor is
+        asked at once, so a dead zone costs one timeout, not one per name."""
+        ancestors = {name: _ancestors(name) for name in names}
+        self.prefetch(*[(a, "SOA") for chain in ancestors.values() for a in chain])
+        return {name: self._failing_zone(chain) for name, chain in ancestors.items()}
+
+    def _failing_zone(self, candidates: list[str]) -> str:
         for i, candidate in enumerate(candidates):
             try:
                 self.lookup(candidate, "SOA")

@@ -10,7 +10,7 @@ scope is the category's core: the category becomes "could not test". One that fa
 raised there is swallowed) and leaves the category its status from what was answered; the run
 then says what went untested. Checks wrap every lookup that only some verdict needs in such a
 scope (a PTR, a report vendor's authorisation record, one DKIM selector among many, the SPF
-type-99 record). Failures are reported once per failing zone (`DnsSession.failing_zone`), not
+type-99 record). Failures are reported once per failing zone (`DnsSession.failing_zones`), not
 once per lookup and category.
 """
 
@@ -174,11 +174,11 @@ def _report_failures(ctx: Context, met: dict[str, list[Met]], results) -> None:
     """One finding per failing zone, in the first category it made "could not test" (or, when
     it voided only some verdicts, the first one it touched), naming every lookup it failed and
     what that left untested."""
+    failing = ctx.dns.failing_zones([m.failure.name for ms in met.values() for m in ms])
     zones: dict[str, list[tuple[str, Met]]] = {}
     for category, entries in met.items():
         for m in entries:
-            zone = ctx.dns.failing_zone(m.failure.name)
-            zones.setdefault(zone, []).append((category, m))
+            zones.setdefault(failing[m.failure.name], []).append((category, m))
     for zone, entries in zones.items():
         core = [c for c, m in entries if not m.voids]
         home = (core or [entries[0][0]])[0]
@@ -193,6 +193,8 @@ def _failure_detail(zone: str, entries: list[tuple[str, Met]]) -> str:
     shown = "; ".join(lookups[:5]) + (f"; and {len(lookups) - 5} more" if len(lookups) > 5 else "")
     where = f"the name servers of {zone}" if zone else "the resolver"
     untested = list(dict.fromkeys(m.voids for _, m in entries if m.voids))
+    if len(untested) > 5:
+        untested = [*untested[:5], f"and {len(untested) - 5} more"]
     voided = list(dict.fromkeys(c for c, m in entries if not m.voids))
     detail = f"No usable answer from {where}: {shown}."
     if voided:

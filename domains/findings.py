@@ -71,7 +71,8 @@ KINDS = [
         "mx.no_ipv6",
         LOW,
         "No MX host is reachable over IPv6",
-        "Add AAAA records for the mail servers so IPv6-only senders can deliver.",
+        "Add AAAA records for the mail servers so IPv6-only senders can deliver; if a mail "
+        "provider runs them, only the provider can (it weighs nothing then).",
     ),
     Kind(
         "mx.ptr_mismatch",
@@ -160,14 +161,14 @@ KINDS = [
     ),
     Kind(
         "spf.neutral_all",
-        MEDIUM,
+        CRITICAL,
         "SPF ends with ?all",
-        "`?all` says nothing about other senders, so it protects nothing: end with `-all` or "
-        "`~all`.",
+        "`?all` says nothing about other senders, so receivers treat it like no SPF at all (RFC "
+        "7208 8.2): end with `-all` or `~all`.",
     ),
     Kind(
         "spf.no_all",
-        MEDIUM,
+        CRITICAL,
         "SPF has neither `all` nor `redirect`",
         "Without a final `all`, unlisted senders get a neutral result: end the record with "
         "`-all` (or `~all`).",
@@ -210,10 +211,11 @@ KINDS = [
     ),
     Kind(
         "dmarc.policy_none",
-        MEDIUM,
+        HIGH,
         "DMARC policy is p=none (monitoring only)",
-        "`p=none` asks receivers to deliver failing mail anyway. Once the reports show your "
-        "senders pass, move to `p=quarantine`, then `p=reject`.",
+        "`p=none` asks receivers to deliver forged mail anyway: against spoofing it is no better "
+        "than no DMARC, only with reports. Once the reports show your senders pass, move to "
+        "`p=quarantine`, then `p=reject`.",
     ),
     Kind(
         "dmarc.pct_partial",
@@ -278,6 +280,14 @@ KINDS = [
         "Nothing to do if the key was retired on purpose; otherwise publish the key again.",
     ),
     Kind(
+        "dkim.sha1_only",
+        MEDIUM,
+        "A DKIM key allows only SHA-1, which verifiers refuse",
+        "Verifiers must not accept rsa-sha1 signatures (RFC 8301 3.1), so every signature made "
+        "with this key fails: sign with rsa-sha256 and remove `h=sha1` from the key record (or "
+        "list `h=sha256`).",
+    ),
+    Kind(
         "dkim.invalid_key",
         MEDIUM,
         "A DKIM key record cannot be used",
@@ -331,7 +341,7 @@ KINDS = [
         LOW,
         "The MTA-STS max_age is short",
         "A short max_age leaves senders without the policy between fetches: use at least "
-        "604800 (one week).",
+        "604800 (one week); RFC 8461 3.2 advises weeks or more.",
     ),
     Kind(
         "mta_sts.mx_mismatch",
@@ -368,6 +378,14 @@ KINDS = [
         "The BIMI record is invalid",
         "The record must read like `v=BIMI1; l=https://{domain}/logo.svg`.",
     ),
+    Kind(
+        "bimi.dmarc_not_enforced",
+        LOW,
+        "BIMI without an enforcing DMARC policy",
+        "Mail clients show the logo only for mail protected by DMARC `p=quarantine` or "
+        "`p=reject` applied to all mail (no `pct` below 100): enforce DMARC at "
+        "`_dmarc.{domain}`, or remove the BIMI record.",
+    ),
     # --- dnssec -----------------------------------------------------------------------------
     Kind(
         "dnssec.unsigned",
@@ -388,7 +406,8 @@ KINDS = [
         "dnssec.mx_unsigned",
         LOW,
         "An MX host's zone is not signed",
-        "Without DNSSEC on the mail servers' zone, DANE cannot protect deliveries to them.",
+        "Without DNSSEC on the mail servers' zone, DANE cannot protect deliveries to them: sign "
+        "it; if a mail provider runs them, only the provider can (it weighs nothing then).",
     ),
     Kind(
         "dnssec.mx_bogus",
@@ -402,7 +421,8 @@ KINDS = [
         LOW,
         "No DANE TLSA record for an MX host",
         "Publish `_25._tcp.<mx host>. TLSA 3 1 1 <sha256 of the server's public key>` in the "
-        "signed zone of the MX host.",
+        "signed zone of the MX host; if a mail provider runs it, only the provider can (it "
+        "weighs nothing then).",
     ),
     Kind(
         "dane.without_dnssec",
@@ -424,6 +444,23 @@ KINDS = [
         "A DNS lookup failed",
         "Could not test. If this persists, check that every name server of the zone answers "
         "(no timeouts, SERVFAIL or REFUSED); validating resolvers see the same failure.",
+    ),
+    Kind(
+        "dns.partial_lookup_failed",
+        INFO,
+        "A DNS lookup failed: some verdicts were not tested",
+        "The categories keep the verdicts their answered lookups support; the ones named were "
+        "not tested. If this persists, check that every name server of the zone answers (no "
+        "timeouts, SERVFAIL or REFUSED).",
+    ),
+    Kind(
+        "dns.resolver_broken",
+        HIGH,
+        "The resolver cannot be trusted: nothing was tested",
+        "Not the domain's fault. Point mailsec at a resolver that answers truthfully and hands "
+        "over DNSSEC signatures (`MAILSEC_DNS_NAMESERVERS`, or `--nameserver` for "
+        "`check_domain`): a captive portal, a filtering resolver or a middlebox that strips "
+        "signatures makes every domain look broken.",
     ),
 ]
 

@@ -82,10 +82,16 @@ class DkimCheck(Check):
         ctx.dns.prefetch(*[(name, "TXT") for name in names.values()])
         keys = {}
         for selector, name in names.items():
-            records = [t for t in ctx.dns.lookup(name, "TXT").texts if looks_like_dkim(t)]
-            if records:
-                keys[selector] = records
-                self._judge(ctx, name, records, result)
+            # One selector failing voids only that selector: the keys found stay judged.
+            with ctx.dns.optional(f"DKIM selector {selector} not probed"):
+                records = [t for t in ctx.dns.lookup(name, "TXT").texts if looks_like_dkim(t)]
+                answered.add(selector)
+                if records:
+                    keys[selector] = records
+                    self._judge(ctx, name, records, result)
+        unanswered = [name for selector, name in names.items() if selector not in answered]
+        if unanswered and not keys:
+            ctx.dns.lookup(unanswered[0], "TXT")  # "no key" would be a guess: could not test
         result.records = {"DKIM": keys}
         result.data = {"selectors": sorted(keys)}
         if ctx.sends_no_mail:
@@ -104,8 +110,9 @@ class DkimCheck(Check):
     def _selectors_to_probe(ctx: Context) -> list[str]:
         """All likely selectors, unless `_domainkey.<domain>` does not exist: then nothing does
         below it (RFC 8020), and only the selectors the user named are asked."""
-        if ctx.dns.lookup(f"_domainkey.{ctx.domain}", "TXT").status == "nxdomain":
-            return list(dict.fromkeys(ctx.dkim_selectors))
+        with ctx.dns.optional(f"whether _domainkey.{ctx.domain} exists (all selectors probed)"):
+            if ctx.dns.lookup(f"_domainkey.{ctx.domain}", "TXT").status == "nxdomain":
+                return list(dict.fromkeys(ctx.dkim_selectors))
         return selectors_for(ctx)
 
     @staticmethod

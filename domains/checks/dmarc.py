@@ -4,8 +4,8 @@ here from the tags."""
 import checkdmarc.dmarc as cd_dmarc
 from checkdmarc.utils import get_base_domain
 
-from domains.checks.base import CategoryResult, Check, Context, register
-from domains.dns import LIFETIME
+from domains.checks.base import CategoryResult, Check, Context, Severity, register
+from domains.dns import LIFETIME, OfflineResolver
 from domains.findings import finding
 
 STRENGTH = {"none": 0, "quarantine": 1, "reject": 2}
@@ -41,8 +41,13 @@ class DmarcCheck(Check):
         result = CategoryResult(self.name)
         domain = ctx.domain
         try:
-            found = cd_dmarc.get_dmarc_record(
-                domain, resolver=ctx.dns.checkdmarc_resolver, timeout=LIFETIME
+            found = cd_dmarc.query_dmarc_record(
+                domain, resolver=ctx.dns.checkdmarc_resolver, timeout=LIFETIME, retries=0
+            )
+            # Parsed without DNS: the report destinations are checked below, through the
+            # session, where a failure voids only their verdict.
+            found["parsed"] = cd_dmarc.parse_dmarc_record(
+                found["record"], found["location"], resolver=OfflineResolver(), retries=0
             )
         except cd_dmarc.DMARCRecordNotFound as exc:
             result.findings.append(
@@ -109,9 +114,11 @@ class DmarcCheck(Check):
         if org_domain(target) == org_domain(location):
             return
         names = [f"{location}._report._dmarc.{target}", f"*._report._dmarc.{target}"]
-        for name in names:
-            texts = ctx.dns.lookup(name, "TXT").texts
-            if any(t.replace(" ", "").lower().startswith("v=dmarc1") for t in texts):
-                return
-        detail = f"{address}: no v=DMARC1 record at {names[0]}."
-        result.findings.append(finding("dmarc.rua_unauthorized", detail, domain=ctx.domain))
+        # A report vendor's zone failing voids this verdict only, not the policy's.
+        with ctx.dns.optional(f"whether {target} accepts reports for {location} ({address})"):
+            for name in names:
+                texts = ctx.dns.lookup(name, "TXT").texts
+                if any(t.replace(" ", "").lower().startswith("v=dmarc1") for t in texts):
+                    return
+            detail = f"{address}: no v=DMARC1 record at {names[0]}."
+            result.findings.append(finding("dmarc.rua_unauthorized", detail, domain=ctx.domain))

@@ -5,7 +5,7 @@ import ipaddress
 import dns.reversename
 
 from domains.checks.base import CategoryResult, Check, Context, register
-from domains.dns import LookupFailed, name_text
+from domains.dns import name_text
 from domains.findings import finding
 
 
@@ -90,26 +90,26 @@ class MxCheck(Check):
         ctx.dns.prefetch(*[(dns.reversename.from_address(ip).to_text(), "PTR") for _, ip in pairs])
         ptr_records = {}
         for host, ip in pairs:
-            try:
+            # Reverse zones are often lame: a failure voids this address's FCrDNS verdict only.
+            with ctx.dns.optional(f"FCrDNS of {ip} ({host}) not tested"):
                 ptr = ctx.dns.lookup(dns.reversename.from_address(ip).to_text(), "PTR")
                 names = [name_text(r.target) for r in ptr.rdatas]
                 confirmed = any(self._forward_confirms(ctx, name, ip) for name in names)
-            except LookupFailed:
-                # Reverse zones are often broken: the category says "could not test", and the
-                # hosts found so far stay available to the checks that need them.
-                continue
-            ptr_records[ip] = names
-            if not names:
-                detail = f"{ip} ({host}) has no PTR record."
-            elif not confirmed:
-                detail = (
-                    f"{ip} ({host}) points back to {', '.join(names)}, which does not "
-                    "resolve to it."
-                )
-            else:
-                continue
-            result.findings.append(finding("mx.ptr_mismatch", detail, domain=ctx.domain))
+                ptr_records[ip] = names
+                self._judge_reverse(ctx, host, ip, names, confirmed, result)
         result.records["PTR"] = ptr_records
+
+    @staticmethod
+    def _judge_reverse(ctx: Context, host, ip, names, confirmed, result: CategoryResult) -> None:
+        if not names:
+            detail = f"{ip} ({host}) has no PTR record."
+        elif not confirmed:
+            detail = (
+                f"{ip} ({host}) points back to {', '.join(names)}, which does not resolve to it."
+            )
+        else:
+            return
+        result.findings.append(finding("mx.ptr_mismatch", detail, domain=ctx.domain))
 
     @staticmethod
     def _forward_confirms(ctx: Context, name: str, ip: str) -> bool:

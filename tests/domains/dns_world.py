@@ -186,6 +186,10 @@ def test_zone() -> str:
             "badbimi.test",
             bimi="default._bimi.badbimi.test. TXT " + txt("v=BIMI1; l=http://badbimi.test/l.svg"),
         ),
+        # --- policy verdicts (issue 11, item 8)
+        *policy_cases(),
+        # --- typical domains whose scores are ordered (issue 11, item 9)
+        *typical_cases(),
         # --- the whole SPF tree (issue 11, item 3)
         *spf_tree_cases(),
         # --- IDN
@@ -199,6 +203,85 @@ def test_zone() -> str:
         f"l{i}.spfparts.test. TXT " + txt(f"v=spf1 ip4:192.0.2.{i} -all") + "\n" for i in range(11)
     )
     return SOA + "ns A 127.0.0.1\n" + "".join(cases) + spf_parts
+
+
+def dmarc(domain: str, tags: str) -> str:
+    return f"_dmarc.{domain}. TXT " + txt(f"v=DMARC1; {tags}; rua=mailto:d@{domain}")
+
+
+def policy_cases() -> list[str]:
+    """DMARC pct, BIMI under each DMARC policy, DKIM hash restrictions, null MX with senders."""
+    key = rsa_key(2048)
+    return [
+        good("pctabc.test", dmarc=dmarc("pctabc.test", "p=reject; pct=abc")),
+        good("pct150.test", dmarc=dmarc("pct150.test", "p=reject; pct=150")),
+        good("pctnone.test", dmarc=dmarc("pctnone.test", "p=none; pct=20")),
+        good("pctquarantine.test", dmarc=dmarc("pctquarantine.test", "p=quarantine; pct=50")),
+        good("pct100.test", dmarc=dmarc("pct100.test", "p=reject; pct=100")),
+        # BIMI records (from good()) beside DMARC policies that do and do not enforce
+        good("bimiquarantine.test", dmarc=dmarc("bimiquarantine.test", "p=quarantine")),
+        good("bimipct.test", dmarc=dmarc("bimipct.test", "p=quarantine; pct=99")),
+        good("biminodmarc.test", skip=("dmarc",)),
+        good(
+            "dkimsha1.test",
+            dkim="s1._domainkey.dkimsha1.test. TXT " + txt(f"v=DKIM1; k=rsa; h=sha1; p={key}"),
+        ),
+        good(
+            "dkimsha256.test",
+            dkim="s1._domainkey.dkimsha256.test. TXT "
+            + txt(f"v=DKIM1; k=rsa; h=sha1:sha256; p={key}"),
+        ),
+        # Receives no mail (null MX), but its SPF authorises a sender: it sends mail.
+        good(
+            "nullmxsender.test",
+            skip=("dkim",),
+            mx="nullmxsender.test. MX 0 .",
+            spf="nullmxsender.test. TXT " + txt("v=spf1 ip4:192.0.2.25 -all"),
+        ),
+    ]
+
+
+def typical_cases() -> list[str]:
+    """Domains as admins set them up, from locked down to wide open."""
+    return [
+        # A parked domain: sends and receives nothing, says so everywhere.
+        good(
+            "parkednull.test",
+            skip=("dkim", "bimi", "tls_rpt"),
+            mx="parkednull.test. MX 0 .",
+            spf="parkednull.test. TXT " + txt("v=spf1 -all"),
+        ),
+        # The usual hosted setup on the way to reject: ~all and quarantine.
+        good(
+            "quarantine.test",
+            spf="quarantine.test. TXT " + txt("v=spf1 mx include:l1.spfparts.test ~all"),
+            dmarc=dmarc("quarantine.test", "p=quarantine"),
+        ),
+        # Signs with DKIM and rejects, but publishes no SPF.
+        good("nospfreject.test", skip=("spf", "bimi")),
+        # SPF and DKIM, DMARC only monitoring, or none at all.
+        good("monitoring.test", skip=("bimi",), dmarc=dmarc("monitoring.test", "p=none")),
+        good("nodmarconly.test", skip=("dmarc", "bimi")),
+        # Nothing says who may send.
+        good("wideopen.test", skip=("spf", "dmarc", "bimi")),
+        # ?all without DMARC enforcement protects nothing either.
+        good(
+            "neutralnone.test",
+            skip=("bimi",),
+            spf="neutralnone.test. TXT " + txt("v=spf1 mx ?all"),
+            dmarc=dmarc("neutralnone.test", "p=none"),
+        ),
+        # +all passes forgeries through SPF, and so through DMARC p=reject.
+        good(
+            "plusallreject.test",
+            skip=("bimi",),
+            spf="plusallreject.test. TXT " + txt("v=spf1 +all"),
+        ),
+        # The same mail server without IPv6: run by a provider, or by the domain itself.
+        good("providernov6.test", mx="providernov6.test. MX 10 mx4.mailhost.test."),
+        good("ownnov6.test", mx="ownnov6.test. MX 10 mx.ownnov6.test.")
+        + "mx.ownnov6.test. A 127.0.0.11\n",
+    ]
 
 
 def spf(domain: str, record: str) -> str:

@@ -216,9 +216,11 @@ def test_servfail_is_could_not_test_never_missing(check):
     for name, category in result.categories.items():
         assert str(category.status) == "error", name
         assert category.score is None
-        assert {f.id for f in category.findings} == {"dns.lookup_failed"}, name
-        assert all(f.category == name for f in category.findings)
-    assert "SERVFAIL" in result.findings[0].detail
+    # One finding for the zone that fails, not one per category (issue 11, item 6).
+    (failed,) = result.findings
+    assert (failed.id, failed.category) == ("dns.lookup_failed", "mx")
+    assert "the name servers of broken.test" in failed.detail
+    assert "SERVFAIL" in failed.detail
     assert result.status == "error"
     assert result.grade == ""
 
@@ -229,6 +231,7 @@ def test_timeout_is_could_not_test_never_missing(knot, forwarder):
     assert {str(c.status) for c in result.categories.values()} == {"error"}
     assert {f.id for f in result.findings} == {"dns.lookup_failed"}
     assert "no answer within 0.5 s" in result.findings[0].detail
+    assert "the name servers of slow.test" in result.findings[0].detail
     assert not any(f.id.endswith(".missing") for f in result.findings)
     # The same server answers other names through the same forwarder.
     fine = check_domain(
@@ -241,5 +244,8 @@ def test_plus_all_ranks_far_below_a_good_domain(check):
     good, plus_all, no_spf = check("good.test"), check("plusall.test"), check("nospf.test")
     assert good.grade in ("A", "A+")
     assert plus_all.grade == "F"
-    assert no_spf.grade == "F"
+    # nospf.test rejects forged mail through DMARC p=reject and DKIM: the missing SPF record
+    # weighs medium, not critical (issue 11; the order of typical domains is in
+    # test_severity_order.py).
+    assert no_spf.grade == "A"
     assert good.score - plus_all.score >= 50

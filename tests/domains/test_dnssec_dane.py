@@ -329,7 +329,9 @@ def test_broken_zone_is_an_error_not_a_verdict(knot, domain):
     assert result.status == Status.ERROR
     assert result.score is None
     assert ids(result) == ["dns.lookup_failed"]
-    assert "broken.test: server answered SERVFAIL" in result.findings[0].detail
+    # One finding for the failing zone, naming it (issue 11, item 6).
+    assert "the name servers of broken.test:" in result.findings[0].detail
+    assert "broken.test (server answered SERVFAIL)" in result.findings[0].detail
 
 
 def test_wrong_trust_anchor_makes_everything_bogus(knot, settings):

@@ -18,6 +18,7 @@ from tests.domains.test_net import (
     zone_text,
 )
 from tests.knot import KnotServer
+from tests.lying_resolver import LyingResolver
 
 PATH = "/.well-known/mta-sts.txt"
 RECORD = '"v=STSv1; id=20240101"'
@@ -327,14 +328,27 @@ def could_not_test(result) -> list[str]:
 
 def test_record_lookup_failing_is_an_error_not_missing(run):
     details = could_not_test(run("servfail.test"))
-    assert details == ["TXT _mta-sts.servfail.test: server answered SERVFAIL."]
+    assert details == [
+        "No usable answer from the name servers of _mta-sts.servfail.test: "
+        "TXT _mta-sts.servfail.test (server answered SERVFAIL). Could not test: mta_sts."
+    ]
 
 
 def test_policy_host_lookup_failing_is_an_error_not_unreachable(run):
     details = could_not_test(run("hostfail.test"))
-    assert details == ["A mta-sts.hostfail.test: server answered SERVFAIL."]
+    assert details == [
+        "No usable answer from the name servers of mta-sts.hostfail.test: "
+        "A mta-sts.hostfail.test (server answered SERVFAIL). Could not test: mta_sts."
+    ]
 
 
-def test_domain_the_server_refuses(run):
-    details = could_not_test(run("outside.example"))
-    assert details == ["TXT _mta-sts.outside.example: server answered REFUSED."]
+def test_domain_the_server_refuses(knot):
+    # A resolver that refuses one name (knot now serves a root zone, so it refuses nothing).
+    with LyingResolver((knot.host, knot.port), refuse=["outside.example"]) as liar:
+        session = DnsSession([(liar.host, liar.port)])
+        result = check_domain("outside.example", categories=["mta_sts"], session=session)
+    details = could_not_test(result.categories["mta_sts"])
+    assert details == [
+        "No usable answer from the name servers of outside.example: "
+        "TXT _mta-sts.outside.example (server answered REFUSED). Could not test: mta_sts."
+    ]
