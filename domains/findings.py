@@ -119,7 +119,9 @@ KINDS = [
         HIGH,
         "SPF has more than 2 void lookups",
         "Lookups that return no records count against a limit of 2 (RFC 7208 4.6.4): remove "
-        "includes and mechanisms that point at names without records.",
+        "includes and mechanisms that point at names without records. For IPv6 senders an `a:` "
+        "whose host has no AAAA record is one: use `ip4:` for IPv4-only hosts (medium when only "
+        "IPv6 senders are over the limit).",
     ),
     Kind(
         "spf.include_loop",

@@ -6,7 +6,7 @@ and its lookups cannot fail a run. The domain's own TXT lookup is the core of th
 a failed lookup deeper in the tree voids only the verdict that needed it.
 """
 
-from domains.checks.base import CategoryResult, Check, Context, register
+from domains.checks.base import CategoryResult, Check, Context, Severity, register
 from domains.checks.spf_syntax import Record, is_spf_record, parse
 from domains.checks.spf_tree import FAMILIES, Tree, walk
 from domains.dns import LookupFailed
@@ -60,7 +60,15 @@ class SpfCheck(Check):
             "authorises_senders": tree.authorises,
             "default": {family: tree.outcome[family].result for family in FAMILIES},
         }
-        result.findings += [finding(i.kind, i.detail, domain=domain) for i in tree.issues]
+        result.findings += [
+            finding(
+                i.kind,
+                i.detail,
+                domain=domain,
+                severity=Severity(i.severity) if i.severity else None,
+            )
+            for i in tree.issues
+        ]
         result.findings += _verdicts(tree, domain)
         if tree.ptr:
             detail = "; ".join(tree.ptr)

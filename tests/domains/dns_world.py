@@ -315,6 +315,8 @@ def spf_tree_cases() -> list[str]:
         # permerrors checkdmarc lets through: a word after all, a % that starts no macro
         "wordafterall": "v=spf1 mx -all moo",
         "badmacro": "v=spf1 mx -all foo=%abc",
+        # three IPv4-only hosts: void lookups for IPv6 senders only
+        "v6void": "v=spf1 a:mx4.mailhost.test a:mxnoptr.mailhost.test a:mxwrong.mailhost.test -all",
     }
     includes = " ".join(f"include:l{i}.spfparts.test" for i in range(5))
     targets = {

@@ -178,6 +178,22 @@ def test_what_the_tree_keeps_out_is_accepted(spf, domain):
     )
 
 
+def test_void_lookups_of_ipv6_senders_only_weigh_less(spf):
+    category, _ = spf("v6void.test")
+    (void,) = category.findings
+    assert (void.id, void.severity, category.status) == (
+        "spf.too_many_void_lookups",
+        "medium",
+        Status.WARN,
+    )
+    assert void.detail.startswith(
+        "3 void lookups for IPv6 senders (at most 2): v6void.test -> a:mx4.mailhost.test "
+        "(AAAA mx4.mailhost.test: none); "
+    )
+    both, _ = spf("nestedvoid.test")
+    assert both.findings[0].severity == "high"
+
+
 def test_the_facts_other_checks_read(spf):
     category, _ = spf("nestedlookups.test")
     assert {k: category.data[k] for k in ("all", "redirect", "only_fail_all")} == {
