@@ -169,6 +169,30 @@ class KnotServer(ServerProcess):
             self.stop()
             raise
 
+    def set_records(self, zone: str, owner: str, rdtype: str, *rdatas: str, ttl: int = 300):
+        """Replace the `rdtype` records of `owner` (absolute, in `zone`) while knot runs, in
+        one knotc transaction: the next query sees the new records (none when no rdatas)."""
+        zone = f"{_origin(zone)}."
+        self._knotc("zone-begin", zone)
+        try:
+            if self._knotc("zone-get", zone, owner, rdtype, check=False).strip():
+                self._knotc("zone-unset", zone, owner, rdtype)
+            for rdata in rdatas:
+                self._knotc("zone-set", zone, owner, str(ttl), rdtype, rdata)
+            self._knotc("zone-commit", zone)
+        except BaseException:
+            self._knotc("zone-abort", zone, check=False)
+            raise
+
+    def _knotc(self, *args: str, check: bool = True) -> str:
+        knotc = need_binary("knotc", "knot")
+        result = subprocess.run(
+            [knotc, "-c", str(self.config_path), *args], capture_output=True, text=True
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"knotc {' '.join(args)}: {result.stderr or result.stdout}")
+        return result.stdout if result.returncode == 0 else ""
+
     def stop(self) -> None:
         super().stop()
         if self._socket_dir is not None:

@@ -71,6 +71,8 @@ class Command(BaseCommand):
             self._print(raw, result, options["json"])
         if invalid:
             raise SystemExit(1)
+        if any(result.status == "error" for result in results.values()):
+            raise SystemExit(2)  # some domain could not be tested: no verdict to trust
 
     # -- input -------------------------------------------------------------------------------
 
@@ -153,10 +155,12 @@ def as_json_line(raw: str, result) -> dict:
 
 def report(result) -> str:
     seconds = (result.finished_at - result.started_at).total_seconds()
-    grade = result.grade or "-"
-    score = "-" if result.score is None else f"{result.score}/100"
+    if result.status == "error":
+        verdict = "could not test"
+    else:
+        verdict = f"grade {result.grade}, score {result.score}/100"
     lines = [
-        f"{result.domain}: grade {grade}, score {score} "
+        f"{result.domain}: {verdict} "
         f"({result.status}; {result.queries} DNS queries, {seconds:.1f} s)",
         "  "
         + "  ".join(
