@@ -288,7 +288,8 @@ def check_domain_spec(spec: str) -> None:
         raise TermError(
             f'"{spec}" does not end in a valid top label such as ".com" (RFC 7208 7.1, domain-end)'
         )
-    if len(parts) == 1:
-        labels = spec.rstrip(".").split(".") if spec != "." else []
-        if any(not label or len(label.encode()) > 63 for label in labels) or len(spec) > 253:
-            raise TermError(f'"{spec}" is not a valid domain name (empty or over-long label)')
+    empty_label = spec.startswith(".") or any(".." in part for part in parts)
+    labels = spec.rstrip(".").split(".")
+    too_long = len(parts) == 1 and (any(len(label) > 63 for label in labels) or len(spec) > 253)
+    if empty_label or too_long:
+        raise TermError(f'"{spec}" is not a valid domain name (empty or over-long label)')

@@ -301,4 +301,6 @@ def expand(spec: str, domain: str) -> str | None:
     name = "".join(out).rstrip(".").lower()
     while len(name) > 253 and "." in name:  # 7.3: drop labels from the left until it fits
         name = name.split(".", 1)[1]
+    if "\\" in name or any(not label or len(label) > 63 for label in name.split(".")):
+        return None  # not a name to ask DNS about (an empty label, or a zone-file escape)
     return name

@@ -115,6 +115,8 @@ INVALID = [
     ("v=spf1 a:example.com.. -all", "a:example.com..", "one trailing dot at most"),
     ("v=spf1 include:%{d}. -all", "include:%{d}.", "a dot after a macro is no domain-end"),
     ("v=spf1 a:foo..example.com -all", "a:foo..example.com", "4.3: empty label"),
+    ("v=spf1 a:.example.com -all", "a:.example.com", "4.3: empty label"),
+    ("v=spf1 include:%{d}..example.com -all", "include:%{d}..example.com", "4.3: empty label"),
     ("v=spf1 a:" + "x" * 64 + ".example.com -all", "a:" + "x" * 64 + ".example.com", "4.3"),
     # 7.1 .. 7.3: macros
     ("v=spf1 exists:%{q}.example.com -all", "exists:%{q}.example.com", "7.1: no letter q"),
@@ -207,6 +209,9 @@ def test_an_unknown_modifier_named_like_a_mechanism_costs_no_lookup():
         ("%{d-}", "email.example.com"),
         ("%{i}.example.com", None),  # the sender's address: unknown here
         ("%{l}.%{d}", None),
+        ("%{d}%{d1}", "email.example.comcom"),
+        ("x%{d}", "xemail.example.com"),
+        ("%{d1}%%.example.com", "com%.example.com"),
     ],
 )
 def test_macro_expansion_of_the_domain(spec, expanded):

@@ -139,3 +139,11 @@ def test_a_long_chain_is_walked_only_so_far():
     assert tree.walked == 60
     assert len(asked) < 70
     assert tree.issues[0].kind == "spf.too_many_lookups"
+
+
+def test_a_name_dns_cannot_be_asked_about_is_not_followed():
+    fetch, asked = fake_dns()
+    record = parse("v=spf1 include:foo\\bar.example -all")
+    assert record.errors == []  # any visible character is a macro-literal
+    tree = walk("a.example", record, fetch, lambda queries: None)
+    assert (asked, tree.issues, len(tree.lookups)) == ([], [], 1)
