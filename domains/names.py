@@ -83,6 +83,12 @@ def normalize_domain(raw: str) -> str:
     return name
 
 
+def org_domain(name: str) -> str:
+    """The organisational domain of a stored name (RFC 7489 3.2: the public suffix plus one
+    label), or the name itself when it has none."""
+    return public_suffixes().privatesuffix(name.lower().rstrip(".")) or name
+
+
 def unicode_domain(name: str) -> str:
     """The Unicode form of a stored name (falls back to the stored form)."""
     if "xn--" not in name:

@@ -2,7 +2,9 @@
 
 from dataclasses import dataclass
 
-from domains.checks.base import CategoryResult, Severity, Status
+from domains.checks.base import CategoryResult, Finding, Severity, Status
+from domains.checks.mx import is_ip_literal
+from domains.names import org_domain
 
 # What each category weighs in the domain's score (they add up to 100).
 WEIGHTS = {
@@ -29,6 +31,66 @@ PENALTY = {
 CAP = {Severity.CRITICAL: 39, Severity.HIGH: 69}
 GRADES = [(90, "A"), (80, "B"), (70, "C"), (55, "D"), (0, "F")]
 A_PLUS_MIN_SCORE = 95
+# SPF findings that let forged mail pass SPF, and with it aligned DMARC: no DMARC policy helps.
+SPF_PASSES_FORGERIES = {"spf.all_pass"}
+# What a finding about the MX hosts becomes when another organisation runs them all.
+PROVIDER_HOSTED = {
+    "mx.no_ipv6": "add IPv6",
+    "dnssec.mx_unsigned": "sign the hosts' zone with DNSSEC",
+    "dane.missing": "publish TLSA records in the hosts' zone",
+}
+
+
+def calibrate(results: dict[str, CategoryResult], domain: str) -> None:
+    """Severity in context (docs/scoring.md): findings whose weight depends on another
+    category's verdict, or on who runs the MX hosts, get it here, with the reason in their
+    detail; the categories they belong to are scored again."""
+    changed = set()
+    dmarc = results.get("dmarc")
+    if dmarc and dmarc.status != Status.ERROR and dmarc.data.get("enforced"):
+        # Forged mail fails DMARC whatever SPF says unless SPF passes it: an SPF record that is
+        # missing, broken or neutral then costs deliverability and the envelope, not the From.
+        where = dmarc.data.get("location") or domain
+        note = (
+            f" DMARC at _dmarc.{where} enforces p={dmarc.data['policy']} on all mail, so "
+            "receivers still refuse mail forged in the domain's name: weighs medium."
+        )
+        for f in _findings(results, "spf"):
+            if f.id not in SPF_PASSES_FORGERIES and f.severity.rank < Severity.MEDIUM.rank:
+                changed |= _reweigh(f, Severity.MEDIUM, note)
+    outside = _provider_hosts(results, domain)
+    for f in [f for name in ("mx", "dnssec", "dane") for f in _findings(results, name)]:
+        if f.id in PROVIDER_HOSTED and outside:
+            note = (
+                f" The MX host{'s' if len(outside) > 1 else ''} {', '.join(outside)} "
+                f"{'are' if len(outside) > 1 else 'is'} run outside {org_domain(domain)} (by "
+                f"{', '.join(sorted({org_domain(h) for h in outside}))}): only that provider "
+                f"can {PROVIDER_HOSTED[f.id]}, so this weighs nothing in the score."
+            )
+            changed |= _reweigh(f, Severity.INFO, note)
+    for name in changed:
+        results[name].status, results[name].score = category_score(results[name])
+
+
+def _findings(results: dict[str, CategoryResult], name: str) -> list[Finding]:
+    result = results.get(name)
+    return result.findings if result and result.status != Status.ERROR else []
+
+
+def _reweigh(f: Finding, severity: Severity, note: str) -> set[str]:
+    f.severity, f.detail = severity, f.detail + note
+    return {f.category}
+
+
+def _provider_hosts(results: dict[str, CategoryResult], domain: str) -> list[str]:
+    """The MX host names when every one of them lies outside the domain's organisational
+    domain (a mail provider's); [] when any is the domain's own, or there are none."""
+    mx = results.get("mx")
+    hosts = [h for h in (mx.data.get("hosts", []) if mx else []) if not is_ip_literal(h)]
+    own = org_domain(domain)
+    if not hosts or any(org_domain(h) == own for h in hosts):
+        return []
+    return hosts
 
 
 def category_score(result: CategoryResult) -> tuple[Status, int | None]:

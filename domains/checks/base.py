@@ -83,10 +83,15 @@ class Context:
 
     @property
     def sends_no_mail(self) -> bool:
-        """RFC 7505 null MX, or an SPF record of only `-all` with a DMARC reject policy."""
-        spf_only_fail = self.data("spf").get("only_fail_all", False)
+        """An SPF record of only `-all` with a DMARC reject policy, or an RFC 7505 null MX
+        while SPF authorises no sender: a null MX says the domain receives no mail, not that it
+        sends none."""
+        spf = self.data("spf")
+        spf_only_fail = spf.get("only_fail_all", False)
         dmarc_reject = self.data("dmarc").get("policy") == "reject"
-        return self.null_mx or (spf_only_fail and dmarc_reject)
+        # A record with anything beside `-all` (a mechanism, a redirect) lets some host send.
+        spf_authorises = bool(spf) and not spf_only_fail
+        return (self.null_mx and not spf_authorises) or (spf_only_fail and dmarc_reject)
 
 
 class Check:

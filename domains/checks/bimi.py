@@ -1,8 +1,9 @@
-"""BIMI: the `default._bimi` record (information only; the logo is not fetched)."""
+"""BIMI: the `default._bimi` record (information only; the logo is not fetched), and whether
+the DMARC policy lets mail clients show it."""
 
 from urllib.parse import urlsplit
 
-from domains.checks.base import CategoryResult, Check, Context, register
+from domains.checks.base import CategoryResult, Check, Context, Status, register
 from domains.checks.dmarc import raw_tags
 from domains.findings import finding
 
@@ -51,4 +52,23 @@ class BimiCheck(Check):
             reason = problems[0] or f"{len(records)} records"
             detail = f"{name}: {' | '.join(records)} ({reason})"
             result.findings.append(finding("bimi.invalid", detail, domain=ctx.domain))
+        self._judge_dmarc(ctx, name, result)
         return result
+
+    @staticmethod
+    def _judge_dmarc(ctx: Context, name: str, result: CategoryResult) -> None:
+        """BIMI needs DMARC enforcement: p=quarantine or p=reject applied to all mail (the BIMI
+        draft's DMARC requirement). Not judged when DMARC could not be tested."""
+        dmarc = ctx.results.get("dmarc")
+        if dmarc is None or dmarc.status == Status.ERROR or dmarc.data.get("enforced"):
+            return
+        if "policy" not in dmarc.data:
+            why = "the domain has no valid DMARC record"
+        elif dmarc.data.get("pct") is None:
+            why = "the DMARC record's pct= is invalid"
+        elif dmarc.data["policy"] == "none":
+            why = "the DMARC policy is p=none"
+        else:
+            why = f"the DMARC policy applies to only pct={dmarc.data['pct']} of the mail"
+        detail = f"{name} is published, but {why}: mail clients do not show the logo."
+        result.findings.append(finding("bimi.dmarc_not_enforced", detail, domain=ctx.domain))

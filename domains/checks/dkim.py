@@ -35,7 +35,12 @@ def parse_key(record: str) -> dict:
     except InvalidTagValueList as exc:
         raise ValueError(f"not a tag=value list: {exc}") from None
     tags = {k.decode().lower(): v.decode("utf-8", "replace").strip() for k, v in tags.items()}
-    key = {"type": tags.get("k", "rsa").lower(), "testing": "y" in tags.get("t", "").split(":")}
+    key = {
+        "type": tags.get("k", "rsa").lower(),
+        "testing": "y" in tags.get("t", "").split(":"),
+        # RFC 6376 3.6.1: the hash algorithms the key may be used with; all when absent.
+        "hashes": [h.strip().lower() for h in tags["h"].split(":")] if "h" in tags else None,
+    }
     if tags.get("v", "DKIM1") != "DKIM1":
         raise ValueError(f"v={tags['v']} is not DKIM1")
     if "p" not in tags:
@@ -135,5 +140,10 @@ class DkimCheck(Check):
                 result.findings.append(
                     finding("dkim.weak_key", detail, domain=ctx.domain, severity=severity)
                 )
+            if key["hashes"] is not None and "sha256" not in key["hashes"]:
+                # RFC 8301 3.1: verifiers must not accept rsa-sha1 signatures, and sha256 is the
+                # only other hash DKIM defines (also for Ed25519, RFC 8463).
+                detail = f"{evidence} (h={':'.join(key['hashes'])}: no sha256)"
+                result.findings.append(finding("dkim.sha1_only", detail, domain=ctx.domain))
             if key["testing"]:
                 result.findings.append(finding("dkim.testing_mode", evidence, domain=ctx.domain))

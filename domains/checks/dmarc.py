@@ -1,6 +1,8 @@
 """DMARC: found with checkdmarc's tree walk (RFC 9989, organisational-domain fallback), judged
 here from the tags."""
 
+import re
+
 import checkdmarc.dmarc as cd_dmarc
 from checkdmarc.utils import get_base_domain
 
@@ -9,6 +11,7 @@ from domains.dns import LIFETIME, OfflineResolver
 from domains.findings import finding
 
 STRENGTH = {"none": 0, "quarantine": 1, "reject": 2}
+PCT = re.compile(r"[0-9]{1,3}")  # RFC 7489 6.4: 1*3DIGIT, and 6.3 bounds it to 0-100
 
 
 def raw_tags(record: str) -> dict[str, str]:
@@ -79,11 +82,10 @@ class DmarcCheck(Check):
             result.findings.append(finding("dmarc.inherited", detail, domain=domain))
         if effective == "none":
             result.findings.append(finding("dmarc.policy_none", evidence, domain=domain))
-        pct = raw_tags(record).get("pct")
-        if pct is not None and pct != "100":
-            result.findings.append(
-                finding("dmarc.pct_partial", f"pct={pct} in {evidence}", domain=domain)
-            )
+        pct = self._judge_pct(ctx, raw_tags(record).get("pct"), effective, evidence, result)
+        result.data["pct"] = pct
+        # Receivers reject or quarantine all forged mail (what BIMI and scoring ask for).
+        result.data["enforced"] = effective in ("quarantine", "reject") and pct == 100
         weaker = [
             f"{name}={value}"
             for name, value in (("sp", sp), ("np", np))
@@ -106,6 +108,34 @@ class DmarcCheck(Check):
             result.findings.append(finding("dmarc.no_rua", evidence, domain=domain))
         for address in dict.fromkeys(rua + ruf):
             self._check_destination(ctx, location, address, result)
+
+    @staticmethod
+    def _judge_pct(
+        ctx: Context, pct: str | None, effective: str, evidence: str, result
+    ) -> int | None:
+        """The share of mail the policy applies to (100 without the tag); None when the tag is
+        invalid. Under p=none the share changes nothing, so it is not judged."""
+        if pct is None:
+            return 100
+        if not PCT.fullmatch(pct) or int(pct) > 100:
+            detail = (
+                f"pct={pct} is not a whole number from 0 to 100 (RFC 7489 6.3): receivers may "
+                f"discard the record or the tag. {evidence}"
+            )
+            result.findings.append(finding("dmarc.syntax_error", detail, domain=ctx.domain))
+            return None
+        share = int(pct)
+        if share < 100 and effective != "none":
+            # RFC 7489 6.6.4: the rest gets the next weaker policy; under quarantine that is
+            # none, so forged mail reaches the inbox.
+            severity = Severity.MEDIUM if effective == "quarantine" else None
+            detail = f"pct={pct} in {evidence}"
+            if severity:
+                detail += f" ({100 - share}% of forged mail is delivered as if p=none)"
+            result.findings.append(
+                finding("dmarc.pct_partial", detail, domain=ctx.domain, severity=severity)
+            )
+        return share
 
     @staticmethod
     def _check_destination(ctx: Context, location: str, address: str, result: CategoryResult):

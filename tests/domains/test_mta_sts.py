@@ -60,6 +60,7 @@ DOMAINS = {
     },
     "none": {"policy": Reply(body=policy("none", mx=[], domain="none.test"))},
     "shortage": {"policy": Reply(body=policy(max_age=3600, domain="shortage.test"))},
+    "threedays": {"policy": Reply(body=policy(max_age=259200, domain="threedays.test"))},
     "mismatch": {"policy": Reply(body=policy(mx=["mx1"], domain="mismatch.test"))},
     "nullmx": {"MX": ["0 ."]},
     "servfail": {},  # _mta-sts.servfail.test is a zone knot cannot load
@@ -305,7 +306,15 @@ def test_mode_none(run):
 
 def test_short_max_age(run):
     finding = only(run("shortage.test"), "mta_sts.max_age_short")
-    assert finding.detail == "max_age: 3600 (1 hour), less than a day."
+    assert finding.detail == "max_age: 3600 (1 hour), less than a week (604800)."
+
+
+def test_max_age_below_the_week_the_fix_asks_for_is_short(run):
+    # The fix says "use at least 604800 (one week)": three days is short too (issue 11).
+    finding = only(run("threedays.test"), "mta_sts.max_age_short")
+    assert finding.detail == "max_age: 259200 (3 days), less than a week (604800)."
+    assert "at least 604800" in finding.remediation
+    assert str(mta_sts.SHORT_MAX_AGE) in finding.remediation
 
 
 def test_enforced_policy_missing_an_mx(run):

@@ -5,8 +5,10 @@ from domains.findings import CATALOGUE, finding
 from domains.scoring import WEIGHTS, category_score, overall
 
 
-def category(name, *kinds, applicable=True, status=Status.PASS):
-    result = CategoryResult(name, findings=[finding(k, "evidence") for k in kinds])
+def category(name, *kinds, applicable=True, status=Status.PASS, severity=None):
+    result = CategoryResult(
+        name, findings=[finding(k, "evidence", severity=severity) for k in kinds]
+    )
     result.applicable = applicable
     result.status = status
     result.status, result.score = category_score(result)
@@ -29,7 +31,7 @@ def test_category_score_and_status():
         Status.FAIL,
         0,
     )
-    medium = category("dmarc", "dmarc.policy_none")
+    medium = category("dmarc", "dmarc.pct_partial", severity=Severity.MEDIUM)
     assert (medium.status, medium.score) == (Status.WARN, 75)
     info = category("dmarc", "dmarc.inherited")
     assert (info.status, info.score) == (Status.PASS, 100)

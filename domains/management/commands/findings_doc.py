@@ -6,7 +6,8 @@ HEADER = """# Findings
 
 Every finding mailsec reports, by category. The id is stable: pages, alerts, history and the
 `check_domain --json` output use it. Severity is the usual one; a few findings take another when
-the evidence calls for it (noted in the fix). A category where a DNS lookup failed reports
+the evidence or the rest of the run calls for it (noted in the fix; docs/scoring.md, "Severity in
+context", gives the rules). A category where a DNS lookup failed reports
 `dns.lookup_failed` instead of guessing: its status is `error` ("could not test"), never
 "missing".
 
