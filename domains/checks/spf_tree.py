@@ -34,7 +34,9 @@ _NEEDS = {
 LOOKUP_LIMIT = 10  # RFC 7208 4.6.4
 VOID_LIMIT = 2
 MX_LIMIT = 10
-WALK_LIMIT = 60  # records walked at most: receivers stop at 10 lookups, we report, then stop
+# Receivers give up at 11 lookups; we go on to report the whole count, but ask DNS about no
+# term past this many (which also bounds the records walked).
+LOOKUP_CAP = 40
 ARROW = " -> "
 
 
@@ -96,6 +98,8 @@ class _Walker:
             here = (*path, term.text)
             if term.looks_up:
                 self.tree.lookups.append(ARROW.join(here))
+                if self._capped:
+                    continue  # counted, not asked: every receiver gave up long before
             matched = self._mechanism(domain, record.text, term, here, stack)
             for family, outcome in matched.items():
                 decided.setdefault(family, outcome)
@@ -105,11 +109,16 @@ class _Walker:
             term = record.redirect
             here = (*path, term.text)
             self.tree.lookups.append(ARROW.join(here))
-            for family, outcome in self._follow(domain, term, here, stack).items():
+            followed = {} if self._capped else self._follow(domain, term, here, stack)
+            for family, outcome in followed.items():
                 decided.setdefault(family, outcome)
         for family in FAMILIES:
             decided.setdefault(family, Outcome("neutral", path, record.text, implicit=True))
         return decided
+
+    @property
+    def _capped(self) -> bool:
+        return len(self.tree.lookups) > LOOKUP_CAP
 
     def _mechanism(self, domain: str, text: str, term: Term, here: tuple, stack: tuple) -> dict:
         """{family: Outcome} for the families this term matches whoever sends."""
@@ -137,7 +146,7 @@ class _Walker:
     def _follow(self, domain: str, term: Term, here: tuple, stack: tuple) -> dict:
         """The outcome of the record an include: or redirect= points at."""
         target = expand(term.domain_spec, domain)
-        if target is None or self.tree.walked >= WALK_LIMIT:
+        if target is None:
             return {}  # depends on the sender (a macro): cannot be followed here
         if target in stack:
             self.tree.add("spf.include_loop", f"{ARROW.join(here)} (already evaluated above)")
@@ -240,9 +249,9 @@ class _Walker:
 
     def _prefetch(self, domain: str, record: Record) -> None:
         """Ask for everything this record's terms will need, all at once."""
-        wanted = []
-        for term in [*record.evaluated, record.redirect]:
-            if term is None or not term.looks_up or term.name == "ptr":
+        wanted, room = [], max(0, LOOKUP_CAP - len(self.tree.lookups))
+        for term in [t for t in [*record.evaluated, record.redirect] if t and t.looks_up][:room]:
+            if term.name == "ptr":
                 continue
             target = expand(term.domain_spec, domain) if term.domain_spec else domain
             if target is None:
@@ -257,10 +266,11 @@ def _untested(trail: str) -> str:
 
 def _judge_limits(tree: Tree) -> None:
     if len(tree.lookups) > LOOKUP_LIMIT:
+        more = "at least " if len(tree.lookups) > LOOKUP_CAP else ""
         tree.add(
             "spf.too_many_lookups",
-            f"{len(tree.lookups)} DNS-querying terms (at most {LOOKUP_LIMIT}); receivers give up "
-            f"at the {LOOKUP_LIMIT + 1}th: {tree.lookups[LOOKUP_LIMIT]}",
+            f"{more}{len(tree.lookups)} DNS-querying terms (at most {LOOKUP_LIMIT}); receivers "
+            f"give up at the {LOOKUP_LIMIT + 1}th: {tree.lookups[LOOKUP_LIMIT]}",
         )
     worst = max(FAMILIES, key=lambda f: len(tree.void[f]))
     if len(tree.void[worst]) > VOID_LIMIT:
