@@ -36,6 +36,7 @@ SPF_PASSES_FORGERIES = {"spf.all_pass"}
 # What a finding about the MX hosts becomes when another organisation runs them all.
 PROVIDER_HOSTED = {
     "mx.no_ipv6": "add IPv6",
+    "mx.ptr_mismatch": "set the reverse DNS of its addresses",
     "dnssec.mx_unsigned": "sign the hosts' zone with DNSSEC",
     "dane.missing": "publish TLSA records in the hosts' zone",
 }

@@ -154,11 +154,12 @@ def test_a_dmarc_that_could_not_be_tested_changes_nothing():
     ],
 )
 def test_provider_hosted_findings_weigh_nothing(hosts, expected):
+    mx = [finding("mx.no_ipv6", "evidence"), finding("mx.ptr_mismatch", "evidence")]
     results = {
-        "mx": scored("mx", finding("mx.no_ipv6", "evidence"), data={"hosts": hosts}),
+        "mx": scored("mx", *mx, data={"hosts": hosts}),
         "dnssec": scored("dnssec", finding("dnssec.mx_unsigned", "evidence")),
     }
     calibrate(results, "x.example")
-    assert results["mx"].findings[0].severity == expected
+    assert [f.severity for f in results["mx"].findings] == [expected, expected]
     assert results["dnssec"].findings[0].severity == expected
     assert (results["mx"].score == 100) == (expected == Severity.INFO)
