@@ -74,9 +74,15 @@ def test_the_order_of_typical_domains(runs):
         assert score(runs, name) < score(runs, "nodmarconly.test"), name
 
 
-def test_plus_all_stays_critical_under_dmarc_reject(runs):
+def test_plus_all_stays_critical_under_dmarc_reject(runs, knot):
     (plus,) = [f for f in runs["plusallreject.test"].findings if f.id == "spf.all_pass"]
     assert plus.severity == Severity.CRITICAL  # it passes forged mail through DMARC too
+    # The same reached through an include, or written as ip4:0.0.0.0/0 (both beside p=reject).
+    for name in ("inclpassall.test", "ip4all.test"):
+        run = check_domain(name, session=DnsSession([(knot.host, knot.port)]))
+        severities = {f.severity for f in run.findings if f.id == "spf.all_pass"}
+        assert severities == {Severity.CRITICAL}, name
+        assert run.grade == "F", name
 
 
 def test_a_provider_hosted_mx_without_ipv6_says_so_and_weighs_nothing(runs):
