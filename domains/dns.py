@@ -536,7 +536,14 @@ class DnsSession:
             signed = answer.response is not None and any(
                 rrset.rdtype == dns.rdatatype.RRSIG for rrset in answer.response.answer
             )
-            if answer.exists and not signed:
+            if not answer.exists:
+                return (
+                    f"The resolver ({servers}) says {zone or '.'}, whose key is a configured "
+                    f"trust anchor, has no DNSKEY ({answer.status.upper()}): it strips DNSSEC "
+                    "records (or MAILSEC_DNSSEC_TRUST_ANCHORS names the wrong zone), so every "
+                    "signed domain would look bogus."
+                )
+            if not signed:
                 return (
                     f"The resolver ({servers}) answers DNSKEY {zone or '.'} without its RRSIG "
                     "although asked with DO: it strips DNSSEC signatures, so every signed "

@@ -122,8 +122,11 @@ class Domain(models.Model):
         "CheckRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_checked_at = models.DateTimeField(null=True, blank=True)
+    # The last known grade: a run that could not test keeps the one before it on show.
     score = models.PositiveSmallIntegerField(null=True, blank=True)
     grade = models.CharField(max_length=2, blank=True)
+    graded_at = models.DateTimeField(null=True, blank=True)  # when that grade was computed
+    grade_partial = models.BooleanField(default=False)  # computed without some categories
     # When the scheduler checks it next; claimed with a conditional UPDATE (see scheduling.py).
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
@@ -151,6 +154,16 @@ class Domain(models.Model):
     def lookalike(self) -> str:
         """Why the Unicode form could be mistaken for another name, or ""."""
         return lookalike_reason(self.unicode_name) if self.unicode_name != self.name else ""
+
+    @property
+    def grade_is_last_known(self) -> bool:
+        """The latest check could not test: the grade shown is an earlier one."""
+        return bool(
+            self.grade
+            and self.graded_at
+            and self.last_checked_at
+            and self.graded_at < self.last_checked_at
+        )
 
     @property
     def check_interval_label(self) -> str:
@@ -193,9 +206,11 @@ class CheckRunManager(models.Manager):
             for f in result.findings
         )
         if domain is not None:
-            Domain.objects.filter(pk=domain.pk).update(
-                last_run=run, last_checked_at=run.finished_at, score=run.score, grade=run.grade
-            )
+            latest = {"last_run": run, "last_checked_at": run.finished_at}
+            if run.grade:  # a run that could not test leaves the last known grade on show
+                latest |= {"score": run.score, "grade": run.grade, "graded_at": run.finished_at}
+                latest["grade_partial"] = run.status == RunStatus.PARTIAL
+            Domain.objects.filter(pk=domain.pk).update(**latest)
         return run
 
 

@@ -17,7 +17,15 @@ from domains import charts
 from domains.checks import ORDER
 from domains.checks.base import Severity
 from domains.findings import CATALOGUE
-from domains.models import CheckRun, Domain, DomainEvent, Finding, ManualCheck, Organization
+from domains.models import (
+    CheckRun,
+    Domain,
+    DomainEvent,
+    Finding,
+    ManualCheck,
+    Organization,
+    RunStatus,
+)
 from domains.names import display_domain
 
 PER_PAGE = 100
@@ -27,6 +35,7 @@ TIMELINE_LENGTH = 50
 COMMON_FINDINGS = 8
 PENDING_FOR = timedelta(minutes=30)  # a "check now" older than this is lost, not pending
 GRADES = ["A+", "A", "B", "C", "D", "F"]
+RESOLVER_BROKEN = "dns.resolver_broken"
 NOT_CHECKED, UNSCORED = "none", "error"  # the grade filter's values beside the grades
 CATEGORY_LABELS = {
     "mx": "MX",
@@ -261,8 +270,8 @@ def list_page(organization: Organization, query: ListQuery, now: datetime) -> Li
 def _filtered(domains, query: ListQuery):
     if query.grade == NOT_CHECKED:
         domains = domains.filter(last_run__isnull=True)
-    elif query.grade == UNSCORED:
-        domains = domains.filter(last_run__isnull=False, grade="")
+    elif query.grade == UNSCORED:  # the latest check could not test (a last known grade or not)
+        domains = domains.filter(last_run__status=RunStatus.ERROR)
     elif query.grade:
         domains = domains.filter(grade=query.grade)
     if query.finding:
@@ -281,11 +290,17 @@ def _filtered(domains, query: ListQuery):
 
 def _grade_counts(domains, query: ListQuery) -> tuple[int, list[GradeOption]]:
     rows = domains.values("grade").annotate(
-        n=Count("pk"), unchecked=Count("pk", filter=Q(last_run__isnull=True))
+        n=Count("pk"),
+        unchecked=Count("pk", filter=Q(last_run__isnull=True)),
+        failed=Count("pk", filter=Q(last_run__status=RunStatus.ERROR)),
     )
-    counts = Counter()
+    counts, total = Counter(), 0
     for row in rows:
-        counts[row["grade"] or UNSCORED] += row["n"] - row["unchecked"]
+        # A domain whose latest check could not test counts under its last known grade too.
+        total += row["n"]
+        if row["grade"]:
+            counts[row["grade"]] += row["n"]
+        counts[UNSCORED] += row["failed"]
         counts[NOT_CHECKED] += row["unchecked"]
     labels = [(g, g, grade_class(g)) for g in GRADES]
     labels += [(UNSCORED, "Could not test", "none"), (NOT_CHECKED, "Not checked yet", "none")]
@@ -294,7 +309,7 @@ def _grade_counts(domains, query: ListQuery) -> tuple[int, list[GradeOption]]:
         for value, label, css in labels
         if counts[value] or value in GRADES
     ]
-    return sum(counts.values()), shown
+    return total, shown
 
 
 def common_findings(organization: Organization, limit: int = COMMON_FINDINGS) -> list[dict]:
@@ -376,6 +391,7 @@ class DomainPage:
     events: list[DomainEvent]
     records: list[RecordRow]
     pending: ManualCheck | None
+    resolver_problem: Finding | None = None  # why the latest run judged nothing, if no domain's
     history_days: int = HISTORY_DAYS
     grade_class: str = field(init=False)
 
@@ -401,11 +417,24 @@ def domain_page(domain: Domain, now: datetime) -> DomainPage:
         chart=mark_safe(chart),  # noqa: S308  (charts.py escapes every text it draws)
         events=list(domain.events.all()[:TIMELINE_LENGTH]),
         records=record_rows(run.categories) if run else [],
+        resolver_problem=next((f for f in findings if f.kind == RESOLVER_BROKEN), None),
         pending=domain.manual_checks.filter(
             state__in=[ManualCheck.State.QUEUED, ManualCheck.State.RUNNING],
             requested_at__gte=now - PENDING_FOR,
         ).first(),
     )
+
+
+def resolver_trouble() -> Finding | None:
+    """The resolver finding of the newest run that had one, when no run since has been
+    judged: every check then says "could not test" for a reason that is no domain's (the staff
+    banner says so). Two indexed queries."""
+    latest = Finding.objects.filter(kind=RESOLVER_BROKEN).select_related("run").order_by("-pk")
+    latest = latest.first()
+    if latest is None:
+        return None
+    since = CheckRun.objects.filter(pk__gt=latest.run_id).exclude(status=RunStatus.ERROR)
+    return None if since.exists() else latest
 
 
 def _in_order(categories: dict) -> list[str]:

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from domains import tenancy
+from domains import pages, tenancy
 from mailsec.models import WorkerHeartbeat
 
 WORKER_STALE_AFTER = timedelta(minutes=3)
@@ -20,4 +20,5 @@ def navigation(request):
         beat = WorkerHeartbeat.latest()
         context["worker_heartbeat"] = beat
         context["worker_stale"] = beat is None or timezone.now() - beat.seen_at > WORKER_STALE_AFTER
+        context["resolver_trouble"] = pages.resolver_trouble()
     return context

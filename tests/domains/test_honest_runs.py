@@ -71,7 +71,9 @@ BROKEN = ["1.127.in-addr.arpa", "broken-vendor.test", "google._domainkey.dkimfai
 
 @pytest.fixture(scope="module")
 def dns_server(tmp_path_factory):
-    server = KnotServer(tmp_path_factory.mktemp("knot-honest"), zones(), broken=BROKEN)
+    server = KnotServer(
+        tmp_path_factory.mktemp("knot-honest"), zones(), signed=["test"], broken=BROKEN
+    )
     server.start()
     yield server
     server.stop()
@@ -119,7 +121,8 @@ def test_a_record_changed_between_two_runs_of_one_process_is_seen(dns_server, se
     assert ids(third) == []  # and back
 
 
-def test_every_query_goes_to_the_configured_resolver_and_port(dns_server):
+def test_every_query_goes_to_the_configured_resolver_and_port(dns_server, settings):
+    settings.MAILSEC_DNSSEC_TRUST_ANCHORS = dns_server.trust_anchors
     assert dns_server.port != 53
     with netguard.recording() as seen:
         result = check_domain(

@@ -123,8 +123,12 @@ def flip_zone(spf: str) -> dict:
 @pytest.fixture(scope="module")
 def two_worlds(tmp_path_factory):
     """The same domain before (good) and after (SPF +all) a change, on two DNS servers."""
-    before = KnotServer(tmp_path_factory.mktemp("before"), flip_zone("v=spf1 mx -all"))
-    after = KnotServer(tmp_path_factory.mktemp("after"), flip_zone("v=spf1 mx +all"))
+    before = KnotServer(
+        tmp_path_factory.mktemp("before"), flip_zone("v=spf1 mx -all"), signed=["test"]
+    )
+    after = KnotServer(
+        tmp_path_factory.mktemp("after"), flip_zone("v=spf1 mx +all"), signed=["test"]
+    )
     before.start()
     after.start()
     yield before, after
@@ -136,9 +140,11 @@ def test_a_score_drop_becomes_events(two_worlds, acme, settings):
     before, after = two_worlds
     domain = Domain.objects.create(organization=acme, name="flip.test")
     settings.MAILSEC_DNS_NAMESERVERS = [(before.host, before.port)]
+    settings.MAILSEC_DNSSEC_TRUST_ANCHORS = before.trust_anchors
     first = scheduling.run_check(domain.pk)
     assert DomainEvent.objects.count() == 0  # nothing to compare with
     settings.MAILSEC_DNS_NAMESERVERS = [(after.host, after.port)]
+    settings.MAILSEC_DNSSEC_TRUST_ANCHORS = after.trust_anchors
     second = scheduling.run_check(domain.pk)
     assert second.score < first.score
     kinds = sorted(DomainEvent.objects.values_list("kind", flat=True))
@@ -149,6 +155,7 @@ def test_a_score_drop_becomes_events(two_worlds, acme, settings):
     assert changed.data["after"]["TXT"] == ["v=spf1 mx +all"]
     # Back to good: resolved, raised, changed again.
     settings.MAILSEC_DNS_NAMESERVERS = [(before.host, before.port)]
+    settings.MAILSEC_DNSSEC_TRUST_ANCHORS = before.trust_anchors
     scheduling.run_check(domain.pk)
     newest = set(
         DomainEvent.objects.filter(run=Domain.objects.get().last_run).values_list("kind", flat=True)
@@ -160,10 +167,12 @@ def test_an_outage_is_not_a_resolution(two_worlds, acme, settings, knot):
     _, after = two_worlds
     domain = Domain.objects.create(organization=acme, name="flip.test")
     settings.MAILSEC_DNS_NAMESERVERS = [(after.host, after.port)]
+    settings.MAILSEC_DNSSEC_TRUST_ANCHORS = after.trust_anchors
     scheduling.run_check(domain.pk)
     # Every lookup now fails with SERVFAIL.
     Domain.objects.filter(pk=domain.pk).update(name="broken.test")
     settings.MAILSEC_DNS_NAMESERVERS = [(knot.host, knot.port)]
+    settings.MAILSEC_DNSSEC_TRUST_ANCHORS = knot.trust_anchors
     run = scheduling.run_check(domain.pk)
     assert run.status == "error"
     kinds = set(DomainEvent.objects.values_list("kind", flat=True))
