@@ -41,9 +41,18 @@ def _grade(previous: CheckRun, run: CheckRun) -> list[DomainEvent]:
 def _failures(previous: CheckRun, run: CheckRun) -> list[DomainEvent]:
     """Categories that could be tested before and cannot now."""
     events = []
+    # A failed lookup is one finding per failing zone (or one about the resolver), kept in the
+    # first category it voided: the others that it voided give it as their reason too.
+    shared = [
+        f["detail"]
+        for result in run.categories.values()
+        for f in result.get("findings", [])
+        if f["id"].startswith("dns.")
+    ]
     for category, result in run.categories.items():
         if result.get("status") == "error" and _tested(previous, category):
-            reasons = "; ".join(f["detail"] for f in result.get("findings", []))[:250]
+            own = [f["detail"] for f in result.get("findings", [])]
+            reasons = "; ".join(own or shared)[:250]
             events.append(
                 DomainEvent(
                     kind=EventKind.CHECK_FAILED,

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from domains import scheduling
-from domains.models import Domain
+from domains.models import Domain, DomainEvent, EventKind
 from tests.conftest import client_for
 from tests.lying_resolver import NXDOMAIN_EVERYTHING, LyingResolver
 
@@ -46,6 +46,10 @@ def test_a_run_that_could_not_test_keeps_the_last_known_grade(alice, acme, knot,
     assert (domain.grade, domain.score) == (good.grade, good.score)  # not "?"
     assert domain.graded_at == good.finished_at < domain.last_checked_at
     assert domain.grade_is_last_known and not domain.grade_partial
+    # Every category it could test before says why it cannot now (one finding holds the reason).
+    events = DomainEvent.objects.filter(domain=domain, kind=EventKind.CHECK_FAILED)
+    assert events.count() == len(failed.categories)
+    assert all("answers NXDOMAIN for the root zone's SOA" in e.summary for e in events)
 
     client = client_for(alice)
     cell = grade_cell(client.get(reverse("domains:list")).content.decode(), "good.test")
