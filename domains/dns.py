@@ -8,7 +8,11 @@ over a slow network. checkdmarc gets the same session through
 `session.checkdmarc_resolver`, so its queries are counted, shared and bounded like ours.
 
 A failure (timeout, SERVFAIL, REFUSED, network error) is never turned into "no such record":
-`lookup()` raises `LookupFailed`, and every failure is noted for the category that met it.
+`lookup()` raises `LookupFailed`, and every failure is noted for the category that met it,
+with what it voids (`optional`: one verdict; otherwise the category). `failing_zones` says
+which zone a failure points at, `resolver_problem` whether the resolver can be believed at all.
+Nothing outlives the session (one run, or one batch): checkdmarc's own process-wide cache is
+turned off below, and its lookups are handed to the session.
 """
 
 import contextlib

@@ -191,7 +191,12 @@ def _report_failures(ctx: Context, met: dict[str, list[Met]], results) -> None:
 def _failure_detail(zone: str, entries: list[tuple[str, Met]]) -> str:
     lookups = list(dict.fromkeys(f"{m.failure.query} ({m.failure.reason})" for _, m in entries))
     shown = "; ".join(lookups[:5]) + (f"; and {len(lookups) - 5} more" if len(lookups) > 5 else "")
-    where = f"the name servers of {zone}" if zone else "the resolver"
+    if not zone:
+        where = "the resolver"
+    elif "." not in zone:  # a top-level domain fails far less often than a resolver
+        where = f"the resolver (or the name servers of {zone})"
+    else:
+        where = f"the name servers of {zone}"
     untested = list(dict.fromkeys(m.voids for _, m in entries if m.voids))
     if len(untested) > 5:
         untested = [*untested[:5], f"and {len(untested) - 5} more"]
