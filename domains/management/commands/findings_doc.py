@@ -7,9 +7,10 @@ HEADER = """# Findings
 Every finding mailsec reports, by category. The id is stable: pages, alerts, history and the
 `check_domain --json` output use it. Severity is the usual one; a few findings take another when
 the evidence or the rest of the run calls for it (noted in the fix; docs/scoring.md, "Severity in
-context", gives the rules). A category where a DNS lookup failed reports
-`dns.lookup_failed` instead of guessing: its status is `error` ("could not test"), never
-"missing".
+context", gives the rules). A failed DNS lookup is never taken for a missing record: it
+voids the verdicts that need its answer (a whole category, then "could not test"), and the run
+reports it once per failing zone (`dns.lookup_failed`, `dns.partial_lookup_failed`), or once
+about the resolver when that cannot be trusted (`dns.resolver_broken`).
 
 This file is generated from `domains/findings.py` by `python manage.py findings_doc >
 docs/findings.md`; a test keeps the two in step.
