@@ -263,3 +263,24 @@ def test_check_domain_command_against_a_lying_resolver_exits_2(knot, db, capsys)
     assert out.count("could not test") == 2
     assert out.count("dns.resolver_broken") == 2
     assert "good.test: could not test" in out and "nodmarc.test: could not test" in out
+
+
+def command(*args) -> int:
+    try:
+        call_command("check_domain", "--no-save", *args)
+    except SystemExit as exited:
+        return exited.code
+    return 0
+
+
+def test_check_domain_exit_codes(knot, db, capsys):
+    ns = f"{knot.host}:{knot.port}"
+    assert command("--nameserver", ns, "good.test") == 0
+    # Partial (DMARC's record cannot be had): checked, graded, exit 0.
+    with LyingResolver((knot.host, knot.port), refuse=["_dmarc.good.test"]) as liar:
+        assert command("--json", "--nameserver", f"{liar.host}:{liar.port}", "good.test") == 0
+    assert '"status": "partial"' in capsys.readouterr().out
+    with LyingResolver((knot.host, knot.port), lie=NXDOMAIN_EVERYTHING) as liar:
+        lying = f"{liar.host}:{liar.port}"
+        assert command("--nameserver", lying, "good.test") == 2
+        assert command("--nameserver", lying, "good.test", "not a domain") == 1  # 1 wins
