@@ -85,7 +85,7 @@ class DkimCheck(Check):
         selectors = self._selectors_to_probe(ctx)
         names = {s: f"{s}._domainkey.{ctx.domain}" for s in selectors}
         ctx.dns.prefetch(*[(name, "TXT") for name in names.values()])
-        keys = {}
+        keys, answered = {}, set()
         for selector, name in names.items():
             # One selector failing voids only that selector: the keys found stay judged.
             with ctx.dns.optional(f"DKIM selector {selector} not probed"):
