@@ -6,7 +6,7 @@ finding, instead of grading every domain F for the resolver's lies.
 
 Failed lookups void only what needs their answer. A lookup that fails outside any `optional`
 scope is the category's core: the category becomes "could not test". One that fails inside
-`with ctx.dns.optional("PTR of 192.0.2.1: FCrDNS not tested"):` ends that block (a LookupFailed
+`with ctx.dns.optional("FCrDNS of 192.0.2.1 not tested"):` ends that block (a LookupFailed
 raised there is swallowed) and leaves the category its status from what was answered; the run
 then says what went untested. Checks wrap every lookup that only some verdict needs in such a
 scope (a PTR, a report vendor's authorisation record, one DKIM selector among many, the SPF
@@ -204,8 +204,8 @@ def _failure_detail(zone: str, entries: list[tuple[str, Met]]) -> str:
     detail = f"No usable answer from {where}: {shown}."
     if voided:
         detail += f" Could not test: {', '.join(voided)}."
-    if untested:
-        detail += f" Not tested: {'; '.join(untested)}."
+    if untested:  # each says itself what it leaves untested
+        detail += f" {'; '.join(untested)}."
     return detail
 
 

@@ -115,7 +115,7 @@ class DkimCheck(Check):
     def _selectors_to_probe(ctx: Context) -> list[str]:
         """All likely selectors, unless `_domainkey.<domain>` does not exist: then nothing does
         below it (RFC 8020), and only the selectors the user named are asked."""
-        with ctx.dns.optional(f"whether _domainkey.{ctx.domain} exists (all selectors probed)"):
+        with ctx.dns.optional(f"_domainkey.{ctx.domain} unknown, so every selector probed"):
             if ctx.dns.lookup(f"_domainkey.{ctx.domain}", "TXT").status == "nxdomain":
                 return list(dict.fromkeys(ctx.dkim_selectors))
         return selectors_for(ctx)
