@@ -149,6 +149,7 @@ class CeleryWorker:
         queue_prefix: str,
         log: Path,
         extra_env: dict[str, str] | None = None,
+        concurrency: int = 2,
     ):
         self.log_path = log
         env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database)
@@ -165,7 +166,7 @@ class CeleryWorker:
                 "--loglevel",
                 "INFO",
                 "--concurrency",
-                "2",
+                str(concurrency),
                 "--without-gossip",
                 "--without-mingle",
                 "--hostname",

@@ -284,3 +284,56 @@ def test_check_domain_exit_codes(knot, db, capsys):
         lying = f"{liar.host}:{liar.port}"
         assert command("--nameserver", lying, "good.test") == 2
         assert command("--nameserver", lying, "good.test", "not a domain") == 1  # 1 wins
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_lived_worker_sees_a_changed_record(
+    dns_server, celery_queue, redis_url, acme, tmp_path
+):
+    """Item 1 through a real Celery worker with ONE pool process, so both checks run in the
+    same long-lived process, as in production: the second must see the changed DMARC record
+    and the changed SPF include target (checkdmarc's per-process cache served the old ones)."""
+    from django.db import connection
+
+    from domains.models import CheckRun, Domain
+    from domains.tasks import check_domain_task
+    from tests.servers import CeleryWorker, database_url
+
+    domain = Domain.objects.create(organization=acme, name="fresh.test")
+    worker = CeleryWorker(
+        redis_url=redis_url,
+        database=database_url(connection.settings_dict),
+        queue_prefix=celery_queue,
+        log=tmp_path / "worker.log",
+        concurrency=1,
+        extra_env={
+            "MAILSEC_DNS_NAMESERVERS": f"{dns_server.host}:{dns_server.port}",
+            "MAILSEC_DNSSEC_TRUST_ANCHORS": ",".join(dns_server.trust_anchors),
+        },
+    )
+
+    def run_once() -> CheckRun:
+        try:
+            run_id = check_domain_task.delay(domain.pk).get(timeout=90)
+        except Exception as exc:
+            pytest.fail(f"the check failed ({exc!r}); worker log:\n{worker.output()}")
+        return CheckRun.objects.get(pk=run_id)
+
+    def finding_ids(run: CheckRun) -> set[str]:
+        return {f["id"] for c in run.categories.values() for f in c.get("findings", [])}
+
+    try:
+        first = run_once()
+        assert first.categories["dmarc"]["status"] == "pass", first.categories["dmarc"]
+        assert "spf.include_not_found" not in finding_ids(first)
+        dns_server.set_records(
+            "fresh.test", "_dmarc.fresh.test.", "TXT", txt(FRESH_DMARC.replace("reject", "none"))
+        )
+        dns_server.set_records("fresh.test", "inc.fresh.test.", "TXT", txt("no policy here"))
+        second = run_once()
+    finally:
+        worker.stop()
+        dns_server.set_records("fresh.test", "_dmarc.fresh.test.", "TXT", txt(FRESH_DMARC))
+        dns_server.set_records("fresh.test", "inc.fresh.test.", "TXT", txt(INCLUDED))
+    assert "dmarc.policy_none" in finding_ids(second), second.categories["dmarc"]
+    assert "spf.include_not_found" in finding_ids(second), second.categories["spf"]
