@@ -26,8 +26,13 @@ class Reach(StrEnum):
     NO_GREETING = "no_greeting"  # connected, but no greeting in time (tarpit)
     RESET = "reset"  # the connection was closed or reset during the conversation
     BAD_GREETING = "bad_greeting"  # a greeting that is not the protocol's (or a refusal: 554)
-    REFUSED_TARGET = "refused_target"  # a private address while MAILSEC_ALLOW_PRIVATE_TARGETS is off
+    REFUSED_TARGET = (
+        "refused_target"  # a private address while MAILSEC_ALLOW_PRIVATE_TARGETS is off
+    )
     ERROR = "error"  # any other network error (in `error`)
+    # Added by the probes: connected, but the implicit-TLS handshake (465/993/995) failed or
+    # timed out, so no greeting could come; `tls` says why.
+    TLS_FAILED = "tls_failed"
 
 
 @dataclass
@@ -72,6 +77,10 @@ class TlsInfo:
     cipher: str = ""
     accepted_versions: list[str] = field(default_factory=list)  # e.g. ["TLSv1.2", "TLSv1.3"]
     certificate: Certificate | None = None
+    # Added by the probes: versions whose own handshake the server refused, and those that could
+    # not be tried (the connection failed before the handshake: neither accepted nor refused).
+    refused_versions: list[str] = field(default_factory=list)
+    untested_versions: dict[str, str] = field(default_factory=dict)  # version -> why
 
 
 @dataclass
@@ -93,6 +102,9 @@ class ProbeResult:
     ehlo_name: str = ""  # the name the server gives in its greeting / EHLO reply (smtp)
     ptr_names: list[str] = field(default_factory=list)  # PTR of the address
     fcrdns: bool | None = None  # a PTR name resolves back to the address; None if not tested
+    # Added by the probes:
+    connections: int = 0  # TCP connections this probe opened (one, plus one per TLS version tried)
+    ptr_error: str = ""  # why ptr_names / fcrdns are unknown (a failed DNS lookup)
 
     def as_dict(self) -> dict:
         return asdict(self)
