@@ -16,6 +16,7 @@ say *what* is wrong (untrusted, expired, another name) and DANE needs the chain 
 import datetime
 import functools
 import ssl
+import warnings
 from pathlib import Path
 
 from cryptography import x509
@@ -29,9 +30,27 @@ from domains.probes.results import Certificate
 SYSTEM_CA_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
 
+PEM_END = b"-----END CERTIFICATE-----"
+
+
 @functools.lru_cache(maxsize=4)
 def _store(ca_file: str) -> verification.Store:
-    return verification.Store(x509.load_pem_x509_certificates(Path(ca_file).read_bytes()))
+    """The certificates of the file, each loaded on its own: a system bundle may hold one that
+    `cryptography` rejects (or, today, warns about: a negative serial number), which must not
+    cost the trust in all the others."""
+    anchors = []
+    for block in Path(ca_file).read_bytes().split(PEM_END):
+        if b"-----BEGIN CERTIFICATE-----" not in block:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                anchors.append(x509.load_pem_x509_certificate(block + PEM_END))
+            except ValueError:
+                continue
+    if not anchors:
+        raise ValueError(f"{ca_file} holds no usable certificate")
+    return verification.Store(anchors)
 
 
 def ca_file() -> str:
