@@ -257,7 +257,7 @@ def test_submission_server_certificate_problems_are_high():
     result = run(
         [probe("smtp.example.com", port=465, service=SUBMISSION, mode=IMPLICIT, certificate=bad)],
         SUBMISSION,
-    )  # noqa: E501
+    )
     assert ids(result) == ["submission.cert_untrusted"]
     assert result.findings[0].severity == Severity.HIGH
 
