@@ -194,8 +194,11 @@ def plan_one(check, ctx: Context) -> list:
     return targets
 
 
-def _lookup_failed(check, ctx: Context, failures) -> CategoryResult:
-    result = CategoryResult(check.name, status=Status.ERROR, score=None)
+def _lookup_failed(check, ctx: Context, failures, result=None) -> CategoryResult:
+    """ "Could not test": the findings name the failed lookups; what the check found before
+    (its data) stays available to the checks that need it."""
+    result = result or CategoryResult(check.name)
+    result.status, result.score = Status.ERROR, None
     result.findings = [
         finding(
             "dns.lookup_failed", f"{f.query}: {f.reason}.", domain=ctx.domain, category=check.name
@@ -213,7 +216,7 @@ def run_one(check, ctx: Context) -> CategoryResult:
         except LookupFailed:
             result = CategoryResult(check.name)
     if failures:
-        return _lookup_failed(check, ctx, failures)
+        return _lookup_failed(check, ctx, failures, result)
     result.status, result.score = category_score(result)
     return result
 
