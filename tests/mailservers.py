@@ -248,6 +248,24 @@ DOVECOT_CASES = {  # name: (address, host name, DovecotServer options)
     "oldtls": ("127.0.31.4", "mail-oldtls.probes.test", {"old_tls": True}),
 }
 TARPIT, REFUSED, BLACKHOLE = "127.0.32.1", "127.0.32.2", "127.0.32.3"
+SCRIPTED = {  # name: (address, greeting, replies to the lines received, close at once)
+    "refusing": ("127.0.33.1", b"554 5.7.1 no service for you\r\n", (), False),
+    "endless": ("127.0.33.2", b"220 " + b"x" * 20000, (), False),
+    "hangup": ("127.0.33.3", b"", (), True),
+    "dropout": ("127.0.33.4", b"220 dropout.probes.test ESMTP\r\n", (), False),
+    "multiline": (
+        "127.0.33.5",
+        b"220-multiline.probes.test ESMTP\r\n220-second line\r\n220 last\r\n",
+        (
+            b"250-multiline.probes.test\r\n250-AUTH LOGIN\r\n250 8BITMIME\r\n",
+            b"250 ok\r\n",
+            b"550 5.7.1 relaying denied\r\n",
+            b"250 ok\r\n",
+            b"221 bye\r\n",
+        ),
+        False,
+    ),
+}
 PTR = {  # address -> PTR name (plain, 127.0.30.2, has none)
     "127.0.30.1": "mx-good.probes.test",
     "127.0.30.3": "mx-expired.probes.test",
@@ -415,7 +433,8 @@ class Tarpit:
 
     def __init__(self, address: str, port: int = 25):
         self.address, self.port = address, port
-        self.sock = socket.create_server((address, port), reuse_port=False, backlog=64)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        self.sock = socket.create_server((address, port), family=family, backlog=64)
         self.connections = 0
         self.open = 0
         self.most_open = 0
@@ -455,6 +474,46 @@ class Tarpit:
         self.sock.close()
 
 
+class Scripted:
+    """A server that misbehaves the same way on every connection: sends `greeting` (bytes),
+    then, for each line it receives, `replies` in turn; when they run out (or with
+    `close_after_greeting`) it closes the connection. For the cases Postfix and dovecot never
+    produce: a refusal greeting, an endless line, a close before or during the conversation."""
+
+    def __init__(self, address: str, port: int, greeting: bytes, replies=(), *, close=False):
+        self.greeting, self.replies, self.close = greeting, list(replies), close
+        self.sock = socket.create_server((address, port))
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(client,), daemon=True).start()
+
+    def _talk(self, client: socket.socket) -> None:
+        with client:
+            client.settimeout(5)
+            try:
+                client.sendall(self.greeting)
+                if self.close:
+                    return
+                reader = client.makefile("rb")
+                for reply in self.replies:
+                    if not reader.readline():
+                        return
+                    client.sendall(reply)
+                reader.readline()
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
 class Blackhole:
     """A listener that never accepts, its one-slot backlog filled by a connection of its own:
     the kernel then drops new connection attempts (no reset), so they time out."""
@@ -481,6 +540,7 @@ class MailLab:
         self.postfix: PostfixServer | None = None
         self.tarpit: Tarpit | None = None
         self.blackhole: Blackhole | None = None
+        self.scripted: list[Scripted] = []
         self.ca_bundle = self.workdir / "ca-bundle.pem"
 
     def start(self) -> None:
@@ -490,6 +550,7 @@ class MailLab:
             self._start_postfix()
             self.tarpit = Tarpit(TARPIT)
             self.blackhole = Blackhole(BLACKHOLE)
+            self._start_scripted()
         except BaseException:
             self.stop()
             raise
@@ -498,6 +559,11 @@ class MailLab:
         bundle = [self.ca.cert_path.read_bytes()]
         bundle += [d.ca_file.read_bytes() for d in self.dovecots.values() if d.ca_file]
         self.ca_bundle.write_bytes(b"".join(bundle))
+
+    def _start_scripted(self) -> None:
+        for name, (address, greeting, replies, close) in SCRIPTED.items():
+            self.scripted.append(Scripted(address, 25, greeting, replies, close=close))
+            self.endpoints[name] = Endpoint(name, f"{name}.{ZONE}", address, 25, SMTP, STARTTLS)
 
     def _start_dovecots(self) -> None:
         for name, (address, host, options) in DOVECOT_CASES.items():
@@ -538,11 +604,12 @@ class MailLab:
         self.postfix.start()
 
     def stop(self) -> None:
-        for server in (self.tarpit, self.blackhole, self.postfix, *self.dovecots.values()):
+        servers = (self.tarpit, self.blackhole, self.postfix, *self.dovecots.values())
+        for server in (*servers, *self.scripted):
             if server is not None:
                 server.stop()
         self.tarpit = self.blackhole = self.postfix = None
-        self.dovecots = {}
+        self.dovecots, self.scripted = {}, []
 
 
 # --- fixtures (imported by tests/conftest.py, so every test directory shares one lab) ---------

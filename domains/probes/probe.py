@@ -33,6 +33,7 @@ TLS_VERSIONS = {
     "TLSv1.2": ssl.TLSVersion.TLSv1_2,
     "TLSv1.3": ssl.TLSVersion.TLSv1_3,
 }
+NO_ANSWER = "no answer: "
 MAX_PTR_NAMES = 5  # forward-confirm at most this many PTR names (each costs lookups)
 
 
@@ -178,8 +179,14 @@ def _upgrade(target, result, channel, dialect, capabilities, timeouts) -> bool:
 def _handshake(target: Target, result: ProbeResult, channel, timeouts: Timeouts) -> bool:
     try:
         tls = channel.starttls(target.host, timeouts.command)
-    except (net.TlsFailed, net.NetTimeout) as exc:
+    except net.TlsFailed as exc:
         result.tls = TlsInfo(ok=False, error=str(exc))
+        return False
+    except net.NetTimeout as exc:  # a server that does not answer a handshake: no more tries
+        why = "not tried: the first handshake got no answer"
+        result.tls = TlsInfo(
+            ok=False, error=str(exc), untested_versions=dict.fromkeys(TLS_VERSIONS, why)
+        )
         return False
     version = tls.version() or ""
     result.tls = TlsInfo(
@@ -230,7 +237,7 @@ def _other_versions(target: Target, result: ProbeResult, timeouts: Timeouts) -> 
     """One connection per version not yet seen, offering only that version."""
     info = result.tls
     for name, version in TLS_VERSIONS.items():
-        if name in info.accepted_versions:
+        if name in info.accepted_versions or name in info.untested_versions:
             continue
         outcome, chain = _try_version(target, result, version, timeouts)
         if outcome == "accepted":
@@ -241,6 +248,10 @@ def _other_versions(target: Target, result: ProbeResult, timeouts: Timeouts) -> 
             info.refused_versions.append(name)
         else:
             info.untested_versions[name] = outcome
+            if outcome.startswith(NO_ANSWER):  # a stalling server: no more timeouts spent on it
+                for rest in TLS_VERSIONS:
+                    if rest not in info.accepted_versions + info.refused_versions:
+                        info.untested_versions.setdefault(rest, outcome)
     order = list(TLS_VERSIONS)
     info.accepted_versions.sort(key=order.index)
 
@@ -267,6 +278,8 @@ def _try_version(target, result, version, timeouts) -> tuple[str, list[bytes]]:
             if "NO_PROTOCOLS_AVAILABLE" in str(exc):
                 return "this machine's OpenSSL cannot offer that version", []
             return "refused", []
+        except net.NetTimeout as exc:
+            return f"{NO_ANSWER}{exc}", []
         except (net.NetError, ProtocolError) as exc:
             return str(exc), []
         chain = channel.served_chain()

@@ -259,3 +259,58 @@ def test_private_address_refusal_covers_ipv4_mapped_ipv6(settings):
     target = Target("x.probes.test", "::ffff:10.0.0.1", 25, Service.SMTP, TlsMode.STARTTLS)
     result = probe(target, None, FAST)
     assert result.reach is Reach.REFUSED_TARGET and "private" in result.error
+
+
+# --- servers that misbehave (tests/mailservers.py: Scripted) ----------------------------------
+
+
+def test_refusal_greeting(run):
+    result = run("refusing")
+    assert result.reach is Reach.BAD_GREETING
+    assert result.greeting == "554 5.7.1 no service for you"
+    assert "554 5.7.1 no service for you" in result.error
+
+
+def test_endless_line_is_cut(run):
+    result = run("endless")
+    assert result.reach is Reach.BAD_GREETING
+    assert "sent a line longer than 4096 bytes" in result.error
+
+
+def test_closed_before_greeting(run):
+    result = run("hangup")
+    assert result.reach is Reach.RESET
+    assert result.error.startswith("closed before any greeting")
+
+
+def test_closed_during_the_conversation(run):
+    result = run("dropout")
+    assert result.reach is Reach.RESET
+    assert result.greeting == "220 dropout.probes.test ESMTP"
+    assert "connection lost (closed by the server)" in result.error
+
+
+def test_multiline_replies(run):
+    result = run("multiline")
+    assert result.reach is Reach.OK
+    assert result.greeting == "220 multiline.probes.test ESMTP"
+    assert result.capabilities_plain == ["AUTH LOGIN", "8BITMIME"]
+    assert result.starttls_offered is False and result.tls is None
+    assert result.plaintext_auth is True  # AUTH offered on port 25 without TLS
+    assert result.open_relay is False and "550 5.7.1 relaying denied" in result.relay_evidence
+
+
+def test_ipv6_address(lab_trust):
+    from tests.mailservers import Tarpit
+    from tests.servers import free_port
+
+    tarpit = Tarpit("::1", free_port())
+    try:
+        target = Target("v6.probes.test", "::1", tarpit.port, Service.IMAP, TlsMode.IMPLICIT)
+        result = probe(target, None, Timeouts(connect=1, greeting=1, command=1))
+    finally:
+        tarpit.stop()
+    assert result.reach is Reach.TLS_FAILED and tarpit.connections == 1
+    assert "no TLS handshake with ::1" in result.error
+    assert result.duration_ms < 2000  # one timeout: no handshake per TLS version after it
+    assert set(result.tls.untested_versions) == {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"}
