@@ -33,6 +33,7 @@ The names live in `probes.test` (`lab_zones()`, with PTR records for 127.0.30.0/
 """
 
 import datetime
+import fcntl
 import hashlib
 import shutil
 import socket
@@ -54,6 +55,7 @@ from tests.dovecot import DovecotServer
 from tests.servers import ServerProcess, need_binary
 
 ZONE = "probes.test"
+LOCK_PATH = Path(tempfile.gettempdir()) / "mailsec-mail-lab.lock"
 SMTP, SUBMISSION, IMAP, POP3 = Service.SMTP, Service.SUBMISSION, Service.IMAP, Service.POP3
 STARTTLS, IMPLICIT = TlsMode.STARTTLS, TlsMode.IMPLICIT
 OLD_TLS = {
@@ -427,21 +429,39 @@ def _wait_for(address: str, port: int, timeout: float, log) -> None:
 # --- silent servers -------------------------------------------------------------------------
 
 
+TCP_ESTABLISHED = 1  # tcp_info's first byte: the connection's state (include/net/tcp_states.h)
+
+
+def still_open(sock: socket.socket) -> bool:
+    """Whether the client has not closed its side yet, as the kernel knows it: a FIN moves the
+    connection out of ESTABLISHED at once, before any thread of ours has read it."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == TCP_ESTABLISHED
+    except OSError:
+        return False
+
+
 class Tarpit:
-    """Accepts every connection and never sends a byte; counts connections and the most open
-    at once. Connections are held until the client gives up or the tarpit stops."""
+    """Accepts every connection and never sends a byte; counts connections, and the most open
+    at once (`most_open`, counted by the kernel's state of each connection when a new one is
+    accepted). Connections are held until the client gives up or the tarpit stops."""
 
     def __init__(self, address: str, port: int = 25):
         self.address, self.port = address, port
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         self.sock = socket.create_server((address, port), family=family, backlog=64)
         self.connections = 0
-        self.open = 0
         self.most_open = 0
+        self._held: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
+
+    @property
+    def open(self) -> int:
+        with self._lock:
+            return sum(still_open(client) for client in self._held)
 
     def _serve(self) -> None:
         while not self._stopping.is_set():
@@ -451,23 +471,24 @@ class Tarpit:
                 return
             with self._lock:
                 self.connections += 1
-                self.open += 1
-                self.most_open = max(self.most_open, self.open)
+                self._held.add(client)
+                now_open = sum(still_open(c) for c in self._held)
+                self.most_open = max(self.most_open, now_open)
             threading.Thread(target=self._hold, args=(client,), daemon=True).start()
 
     def _hold(self, client: socket.socket) -> None:
-        with client:
-            client.settimeout(0.2)
-            while not self._stopping.is_set():
-                try:
-                    if not client.recv(4096):
-                        break  # the client closed
-                except TimeoutError:
-                    continue
-                except OSError:
-                    break
+        client.settimeout(0.2)
+        while not self._stopping.is_set():
+            try:
+                if not client.recv(4096):
+                    break  # the client closed
+            except TimeoutError:
+                continue
+            except OSError:
+                break
         with self._lock:
-            self.open -= 1
+            self._held.discard(client)
+        client.close()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -541,10 +562,12 @@ class MailLab:
         self.tarpit: Tarpit | None = None
         self.blackhole: Blackhole | None = None
         self.scripted: list[Scripted] = []
+        self._lock_file = None
         self.ca_bundle = self.workdir / "ca-bundle.pem"
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._lock_addresses()
         try:
             self._start_dovecots()
             self._start_postfix()
@@ -559,6 +582,21 @@ class MailLab:
         bundle = [self.ca.cert_path.read_bytes()]
         bundle += [d.ca_file.read_bytes() for d in self.dovecots.values() if d.ca_file]
         self.ca_bundle.write_bytes(b"".join(bundle))
+
+    def _lock_addresses(self, timeout: float = 1800) -> None:
+        """The lab's addresses are fixed (tests name them), so two test runs on one machine
+        (two worktrees, or a helper beside the lead) would fight over them: the second waits
+        for the first's lab to stop."""
+        self._lock_file = open(LOCK_PATH, "a")  # noqa: SIM115  (closed in stop())
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"another test run holds {LOCK_PATH}") from None
+                time.sleep(0.5)
 
     def _start_scripted(self) -> None:
         for name, (address, greeting, replies, close) in SCRIPTED.items():
@@ -610,6 +648,9 @@ class MailLab:
                 server.stop()
         self.tarpit = self.blackhole = self.postfix = None
         self.dovecots, self.scripted = {}, []
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
+            self._lock_file = None
 
 
 # --- fixtures (imported by tests/conftest.py, so every test directory shares one lab) ---------
