@@ -88,36 +88,48 @@ DOMAINS = [
 ACCESS_HOSTS = {"custom.test": ["mx-good.probes.test"]}
 
 
-@pytest.fixture(scope="module")
-def https(tmp_path_factory):
-    ca = CertificateAuthority(tmp_path_factory.mktemp("stsca"), "sts")
+def start_https(directory):
+    """The HTTPS server of stsenforce.test's MTA-STS policy (enforce, every lab MX)."""
+    ca = CertificateAuthority(directory, "sts")
     server = HttpsServer(
         {"mta-sts.stsenforce.test": ca.issue("mta-sts.stsenforce.test")}, port=mta_sts.POLICY_PORT
     )
     body = b"version: STSv1\r\nmode: enforce\r\nmx: *.probes.test\r\nmax_age: 604800\r\n"
     server.routes[("mta-sts.stsenforce.test", "/.well-known/mta-sts.txt")] = Reply(body=body)
     server.ca = ca
+    return server
+
+
+def start_knot(directory, lab, https) -> KnotServer:
+    server = KnotServer(directory, world(lab, https.host), signed=["test", "probes.test"])
+    server.start()
+    return server
+
+
+def trust_file(directory, lab, https) -> str:
+    """The lab's CAs and the MTA-STS server's, in one file (MAILSEC_TLS_CA_FILE)."""
+    bundle = directory / "ca.pem"
+    bundle.write_bytes(lab.ca_bundle.read_bytes() + https.ca.cert_path.read_bytes())
+    return str(bundle)
+
+
+@pytest.fixture(scope="module")
+def https(tmp_path_factory):
+    server = start_https(tmp_path_factory.mktemp("stsca"))
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def knot(tmp_path_factory, mail_lab, https):
-    server = KnotServer(
-        tmp_path_factory.mktemp("probeknot"),
-        world(mail_lab, https.host),
-        signed=["test", "probes.test"],
-    )
-    server.start()
+    server = start_knot(tmp_path_factory.mktemp("probeknot"), mail_lab, https)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def trust(tmp_path_factory, mail_lab, https):
-    bundle = tmp_path_factory.mktemp("trust") / "ca.pem"
-    bundle.write_bytes(mail_lab.ca_bundle.read_bytes() + https.ca.cert_path.read_bytes())
-    return str(bundle)
+    return trust_file(tmp_path_factory.mktemp("trust"), mail_lab, https)
 
 
 def lab_settings(knot, trust, **extra):
@@ -296,3 +308,37 @@ def test_private_addresses_are_refused_while_not_allowed(knot, trust):
     assert str(smtp.status) == "error"
     assert "a private address (MAILSEC_ALLOW_PRIVATE_TARGETS is off)" in smtp.findings[0].detail
     assert smtp.servers[0]["reach"] == "refused_target"
+
+
+def test_check_domain_command_lists_the_servers(db, knot, trust):
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    with lab_settings(knot, trust):
+        call_command(
+            "check_domain",
+            "--json",
+            "--no-save",
+            "--nameserver",
+            f"{knot.host}:{knot.port}",
+            "--checks",
+            "smtp,submission,imap,pop3",
+            "relay.test",
+            stdout=out,
+        )
+    line = json.loads(out.getvalue())
+    assert set(line["categories"]) == {"smtp", "submission", "imap", "pop3"}
+    (mx,) = line["categories"]["smtp"]["servers"]
+    assert {
+        "host", "address", "port", "reachable", "tls_versions", "certificate", "dane",
+        "plaintext_auth", "open_relay",
+    } <= set(mx)  # fmt: skip
+    assert (mx["host"], mx["address"], mx["port"]) == ("mx-relay.probes.test", "127.0.30.5", 25)
+    assert mx["reachable"] is True and mx["open_relay"] is True
+    assert {"subject", "issuer", "not_after", "names", "trusted"} <= set(mx["certificate"])
+    assert mx["dane"] == "none" and mx["plaintext_auth"] is False
+    assert line["categories"]["imap"]["servers"] == []
+    assert "smtp.open_relay" in [f["id"] for f in line["findings"]]
