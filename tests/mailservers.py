@@ -32,6 +32,7 @@ Certificates are made by `LabCA` (the "mailsec lab CA"); `ROGUE` signs the untru
 The names live in `probes.test` (`lab_zones()`, with PTR records for 127.0.30.0/24).
 """
 
+import contextlib
 import datetime
 import fcntl
 import hashlib
@@ -492,7 +493,8 @@ class Tarpit:
 
     def stop(self) -> None:
         self._stopping.set()
-        self.sock.close()
+        _close_listener(self.sock)
+        self._thread.join(5)
 
 
 class Scripted:
@@ -532,7 +534,16 @@ class Scripted:
                 return
 
     def stop(self) -> None:
-        self.sock.close()
+        _close_listener(self.sock)
+        self._thread.join(5)
+
+
+def _close_listener(sock: socket.socket) -> None:
+    """Stop listening now: a thread blocked in accept() keeps a merely closed socket listening
+    until a connection comes; shutdown() wakes it."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
 
 
 class Blackhole:
