@@ -25,6 +25,12 @@ What runs (every address is on loopback; Postfix binds port 25, so the tests run
 - refused (127.0.32.2:25): nothing listens, the kernel answers with a reset.
 - blackhole (127.0.32.3:25): a listener whose backlog is kept full, so new connection attempts
   get no answer at all: a connect timeout, as from a firewall that drops packets.
+- scripted servers on 127.0.33.1-5:25 (`SCRIPTED`): a 554 refusal greeting ("refusing"), a
+  greeting line that never ends ("endless"), a close before any greeting ("hangup"), a close
+  after the greeting ("dropout"), multi-line replies with AUTH and no STARTTLS ("multiline").
+
+The addresses are fixed (tests name them), so one lab runs on a machine at a time: `start()`
+waits for a lock file (LOCK_PATH) that another test run's lab holds.
 
 Leaf keys are derived from the host name (`leaf_key`), so a TLSA record of selector 1 (the
 public key) can be written into a zone before the servers start: `spki_sha256(host)`.
