@@ -285,12 +285,12 @@ def _judge_server(service, target, probe: ProbeResult, policy, now, found: _Foun
     smtp = service == Service.SMTP
     tls = probe.tls
     if target.tls_mode == TlsMode.STARTTLS and not probe.starttls_offered:
-        verb = {Service.SMTP: "EHLO", Service.SUBMISSION: "EHLO", Service.IMAP: "CAPABILITY"}
+        command, asked = {
+            Service.IMAP: ("STARTTLS", "CAPABILITY"),
+            Service.POP3: ("STLS", "CAPA"),
+        }.get(service, ("STARTTLS", "EHLO"))
         said = " ".join(probe.capabilities_plain[:12])
-        found.add(
-            "tls_missing",
-            f"{at}: STARTTLS not offered ({verb.get(service, 'CAPA')} says: {said or 'nothing'})",
-        )
+        found.add("tls_missing", f"{at}: {command} not offered ({asked} says: {said or 'nothing'})")
     elif tls is None or not tls.ok:
         error = (tls.error if tls else "") or probe.error or "no handshake"
         accepted = ", ".join(tls.accepted_versions) if tls else ""

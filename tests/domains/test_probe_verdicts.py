@@ -308,3 +308,10 @@ def test_access_hosts_parse(line, expected):
 def test_access_hosts_refused(line, message):
     with pytest.raises(AccessHostError, match=message):
         parse_access_host(line)
+
+
+def test_pop3_without_stls_says_stls():
+    result = run(
+        [probe("mail.example.com", port=110, service=Service.POP3, starttls=False)], Service.POP3
+    )
+    assert "STLS not offered (CAPA says: nothing)" in result.findings[0].detail
