@@ -27,7 +27,8 @@ What runs (every address is on loopback; Postfix binds port 25, so the tests run
   get no answer at all: a connect timeout, as from a firewall that drops packets.
 - scripted servers on 127.0.33.1-5:25 (`SCRIPTED`): a 554 refusal greeting ("refusing"), a
   greeting line that never ends ("endless"), a close before any greeting ("hangup"), a close
-  after the greeting ("dropout"), multi-line replies with AUTH and no STARTTLS ("multiline").
+  after the greeting ("dropout"), multi-line replies with AUTH and no STARTTLS ("multiline"),
+  STARTTLS offered and then refused ("tlsrefused", 127.0.33.6).
 
 The addresses are fixed (tests name them), so one lab runs on a machine at a time: `start()`
 waits for a lock file (LOCK_PATH) that another test run's lab holds.
@@ -275,6 +276,19 @@ SCRIPTED = {  # name: (address, greeting, replies to the lines received, close a
         False,
     ),
 }
+SCRIPTED["tlsrefused"] = (  # offers STARTTLS, then refuses it
+    "127.0.33.6",
+    b"220 tlsrefused.probes.test ESMTP\r\n",
+    (
+        b"250-tlsrefused.probes.test\r\n250 STARTTLS\r\n",
+        b"454 4.7.0 TLS not available\r\n",
+        b"250 ok\r\n",
+        b"554 5.7.1 relaying denied\r\n",
+        b"250 ok\r\n",
+        b"221 bye\r\n",
+    ),
+    False,
+)
 PTR = {  # address -> PTR name (plain, 127.0.30.2, has none)
     "127.0.30.1": "mx-good.probes.test",
     "127.0.30.3": "mx-expired.probes.test",

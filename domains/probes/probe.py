@@ -163,7 +163,11 @@ def _upgrade(target, result, channel, dialect, capabilities, timeouts) -> bool:
     if result.starttls_offered:
         accepted, reply = dialect.request_tls()
         if not accepted:
-            result.tls = TlsInfo(ok=False, error=f"TLS is offered but refused: {reply[:200]}")
+            error = f"TLS is offered but refused: {reply[:200]}"
+            why = "not tried: the server refused to start TLS"
+            result.tls = TlsInfo(
+                ok=False, error=error, untested_versions=dict.fromkeys(TLS_VERSIONS, why)
+            )
         elif _handshake(target, result, channel, timeouts):
             result.capabilities_tls = dialect.capabilities()
         else:

@@ -314,3 +314,13 @@ def test_ipv6_address(lab_trust):
     assert "no TLS handshake with ::1" in result.error
     assert result.duration_ms < 2000  # one timeout: no handshake per TLS version after it
     assert set(result.tls.untested_versions) == {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"}
+
+
+def test_starttls_offered_but_refused(run):
+    result = run("tlsrefused")
+    assert result.reach is Reach.OK and result.starttls_offered is True
+    assert result.tls.ok is False
+    assert result.tls.error == "TLS is offered but refused: 454 4.7.0 TLS not available"
+    assert result.tls.accepted_versions == [] and len(result.tls.untested_versions) == 4
+    assert result.connections == 1  # no handshake per version where TLS cannot start at all
+    assert result.open_relay is False and "554 5.7.1" in result.relay_evidence
