@@ -199,6 +199,8 @@ def _lookup_failed(check, ctx: Context, failures, result=None) -> CategoryResult
     (its data) stays available to the checks that need it."""
     result = result or CategoryResult(check.name)
     result.status, result.score = Status.ERROR, None
+    if check.probes and result.servers is None:
+        result.servers = []  # a probe category always lists its servers (none known here)
     result.findings = [
         finding(
             "dns.lookup_failed", f"{f.query}: {f.reason}.", domain=ctx.domain, category=check.name

@@ -342,3 +342,24 @@ def test_check_domain_command_lists_the_servers(db, knot, trust):
     assert mx["dane"] == "none" and mx["plaintext_auth"] is False
     assert line["categories"]["imap"]["servers"] == []
     assert "smtp.open_relay" in [f["id"] for f in line["findings"]]
+
+
+def test_a_failed_srv_lookup_is_could_not_test(knot, trust):
+    from bench.dns_forwarder import DnsForwarder
+
+    proxy = DnsForwarder((knot.host, knot.port), drop=["_imaps._tcp.good.test"])
+    proxy.start()
+    try:
+        with lab_settings(knot, trust):
+            run = check_domain(
+                "good.test",
+                categories=["imap", "pop3"],
+                session=DnsSession([(proxy.host, proxy.port)], lifetime=1.0),
+            )
+    finally:
+        proxy.stop()
+    imap = run.categories["imap"]
+    assert (str(imap.status), imap.servers) == ("error", [])
+    assert [f.id for f in imap.findings] == ["dns.lookup_failed"]
+    assert "SRV _imaps._tcp.good.test" in imap.findings[0].detail
+    assert str(run.categories["pop3"].status) == "pass"  # only the verdict that needs it
