@@ -64,9 +64,17 @@ def world(lab, https_host: str) -> dict[str, str]:
     test += srv("plainauth", "_pop3._tcp", port["pop3-plain"], "mail-plain.probes.test")
     test += srv("oldtls", "_imaps._tcp", port["imaps-oldtls"], "mail-oldtls.probes.test")
     test += "_submission._tcp.notoffered SRV 0 0 0 .\n"
+    # Access services on servers with certificate problems (SRV may name any port).
+    test += "altnames MX 10 mx-good.probes.test.\n"
+    test += srv("altnames", "_imaps._tcp", port["imaps-secure"], "alias-mail.probes.test")
+    test += srv("altnames", "_submission._tcp", 25, "mx-untrusted.probes.test")
+    test += srv("altnames", "_pop3s._tcp", 995, "refused.probes.test")
+    test += "expiredsub MX 10 mx-good.probes.test.\n"
+    test += srv("expiredsub", "_submission._tcp", 25, "mx-expired.probes.test")
     test += '_mta-sts.stsenforce TXT "v=STSv1; id=1"\n'
     test += f"mta-sts.stsenforce A {https_host}\n"
     probes = lab_zones()["probes.test"]
+    probes += f"alias-mail.probes.test. A {ep['imaps-secure'].address}\n"  # not in its certificate
     probes += f"_25._tcp.mx-good.probes.test. TLSA 3 1 1 {spki_sha256('mx-good.probes.test')}\n"
     probes += f"_465._tcp.mx-good.probes.test. TLSA 3 1 1 {spki_sha256('mx-good.probes.test')}\n"
     probes += f"_25._tcp.mx-expired.probes.test. TLSA 3 1 1 {WRONG}\n"
@@ -83,7 +91,7 @@ DOMAINS = [
     "good.test", "plain.test", "expired.test", "wrongname.test", "relay.test", "tls10.test",
     "untrusted.test", "stsenforce.test", "banner.test", "tarpit.test", "refused.test",
     "mixed.test", "authplain.test", "notls.test", "plainauth.test", "oldtls.test", "nosrv.test",
-    "notoffered.test", "custom.test",
+    "notoffered.test", "custom.test", "altnames.test", "expiredsub.test",
 ]  # fmt: skip
 ACCESS_HOSTS = {"custom.test": ["mx-good.probes.test"]}
 
@@ -254,6 +262,25 @@ def test_submission_imap_pop3_findings(results):
     assert probe_ids(results["oldtls.test"]) == [
         "dane.mismatch", "imap.tls_outdated", "pop3.no_hosts", "submission.no_hosts"
     ]  # fmt: skip
+
+
+def test_certificate_problems_of_access_services_are_high(results):
+    def found(domain):
+        return {f.id: str(f.severity) for f in results[domain].findings if f.id in PROBLEMS}
+
+    PROBLEMS = {
+        "imap.cert_name_mismatch", "submission.cert_untrusted", "pop3.unreachable",
+        "submission.cert_expired",
+    }  # fmt: skip
+    assert found("altnames.test") == {
+        "imap.cert_name_mismatch": "high",
+        "submission.cert_untrusted": "high",
+        "pop3.unreachable": "high",
+    }
+    assert found("expiredsub.test") == {"submission.cert_expired": "high"}
+    detail = next(f.detail for f in results["altnames.test"].findings if f.id == "pop3.unreachable")
+    assert "refused.probes.test (127.0.32.2) port 995: connection refused" in detail
+    assert found("good.test") == {}
 
 
 def test_srv_with_non_standard_ports_is_followed(results, mail_lab):
