@@ -525,6 +525,7 @@ class Scripted:
 
     def __init__(self, address: str, port: int, greeting: bytes, replies=(), *, close=False):
         self.greeting, self.replies, self.close = greeting, list(replies), close
+        self.received: list[list[str]] = []  # the lines of each connection, as received
         self.sock = socket.create_server((address, port))
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -545,11 +546,16 @@ class Scripted:
                 if self.close:
                     return
                 reader = client.makefile("rb")
+                lines = []
+                self.received.append(lines)
                 for reply in self.replies:
-                    if not reader.readline():
+                    line = reader.readline()
+                    if not line:
                         return
+                    lines.append(line.decode("ascii", "replace").rstrip("\r\n"))
                     client.sendall(reply)
-                reader.readline()
+                if line := reader.readline():
+                    lines.append(line.decode("ascii", "replace").rstrip("\r\n"))
             except OSError:
                 return
 

@@ -2,6 +2,7 @@
 a tarpit, a refusing host and one that drops connection attempts."""
 
 import datetime
+import time
 
 import pytest
 
@@ -92,6 +93,31 @@ def test_open_relay(run):
     assert result.relay_evidence.startswith("RCPT TO:<mailsec-probe@example.invalid> answered 250")
     # its PTR names a host without an address: no forward confirmation
     assert result.ptr_names == ["not-forward.probes.test"] and result.fcrdns is False
+
+
+def test_relay_probe_sends_no_data_and_no_login(run, mail_lab):
+    """What Postfix itself counted: its log's "disconnect" line lists every command by name."""
+    log = mail_lab.postfix.log_path
+    start = len(log.read_bytes())
+    run("relay")
+    deadline = time.monotonic() + 5
+    while True:
+        lines = log.read_bytes()[start:].decode(errors="replace").splitlines()
+        ends = [
+            line
+            for line in lines
+            if " mx-relay postfix/smtpd" in line
+            and "disconnect" in line
+            and "commands=0/0" not in line  # the lab's readiness checks at its start
+        ]
+        if len(ends) >= 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(ends) == 4  # the conversation, and TLS 1.0, 1.1, 1.2 tried one by one
+    conversation = [line for line in ends if "rcpt=" in line]
+    assert len(conversation) == 1
+    assert "ehlo=2 starttls=1 mail=1 rcpt=1 rset=1 quit=1 commands=7" in conversation[0]
+    assert not any("data=" in line or "auth=" in line for line in ends)
 
 
 def test_old_tls_versions_each_tried_with_its_own_handshake(run):
@@ -290,7 +316,9 @@ def test_closed_during_the_conversation(run):
     assert "connection lost (closed by the server)" in result.error
 
 
-def test_multiline_replies(run):
+def test_multiline_replies(run, mail_lab):
+    server = next(s for s in mail_lab.scripted if s.greeting.startswith(b"220-multiline"))
+    server.received.clear()
     result = run("multiline")
     assert result.reach is Reach.OK
     assert result.greeting == "220 multiline.probes.test ESMTP"
@@ -298,6 +326,14 @@ def test_multiline_replies(run):
     assert result.starttls_offered is False and result.tls is None
     assert result.plaintext_auth is True  # AUTH offered on port 25 without TLS
     assert result.open_relay is False and "550 5.7.1 relaying denied" in result.relay_evidence
+    (said,) = server.received  # one connection: no TLS, so no handshake per version
+    assert [line.split(" ")[0].split(":")[0] for line in said] == [
+        "EHLO",
+        "MAIL",
+        "RCPT",
+        "RSET",
+        "QUIT",
+    ]  # never AUTH, never DATA, though AUTH is offered and the sender was accepted
 
 
 def test_ipv6_address(lab_trust):
