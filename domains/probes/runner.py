@@ -26,6 +26,10 @@ key before probing (a hit is returned as it is: its `probed_at` tells its age); 
 fresh result. Both are called from worker threads (use a database connection per thread, as
 Django does). A cache that raises is not trusted for that key: the host is probed.
 
+Options: `timeouts` (domains.probes.probe.Timeouts: connect, greeting, command seconds),
+`per_address` (2), `workers` (32). `probe_one(target, session)` is probe_many for one target;
+`probed` counts the probes actually run (not shared, not from the cache).
+
 `session` is the DnsSession of the caller: it is used for the PTR / forward-confirmation lookups
 of SMTP probes (the first caller's session, since the probe is shared). None skips them.
 """
@@ -100,7 +104,10 @@ class Prober:
                 if following is None:
                     self._active[target.address] -= 1
             if following is not None:
-                self._pool.submit(self._run, *following)
+                try:
+                    self._pool.submit(self._run, *following)
+                except RuntimeError:  # closed meanwhile: the waiting caller must not hang
+                    following[2].set_exception(RuntimeError("the Prober was closed"))
 
     def _result(self, target: Target, session: DnsSession | None) -> ProbeResult:
         cached = self._cached(target)
