@@ -171,7 +171,9 @@ def judge(
         policy = policies.get(target.key) or HostPolicy()
         if probe is not None and answered(probe):
             policy.dane, policy.dane_reason = dane_state(policy, probe, match or _no_matcher)
-        rows.append(server_summary(probe, target, policy))
+        row = server_summary(probe, target, policy)
+        row["priority"] = plan.priority.get(target.key)  # MX preference or SRV priority
+        rows.append(row)
     result.servers = rows
     result.data = {"servers": rows, "dane": _dane_lines(plan, policies)}
     probed = {t.key: results.get(t.key) for t in plan.targets}

@@ -290,6 +290,9 @@ def test_srv_with_non_standard_ports_is_followed(results, mail_lab):
         mail_lab.endpoints["imap-secure"].port,
     }
     assert {r["tls_mode"] for r in rows} == {"implicit", "starttls"}
+    assert {r["priority"] for r in rows} == {0}  # the SRV records' priority
+    mixed = results["mixed.test"].categories["smtp"].servers
+    assert [r["priority"] for r in mixed] == [10, 20, 30, 40]  # the MX preferences
 
 
 def test_no_srv_and_not_offered_are_not_applicable(results):
