@@ -127,3 +127,23 @@ def test_a_failing_cache_means_probing(lab_trust, mail_lab):
     with Prober(timeouts=FAST, cache=Broken()) as prober:
         result = prober.probe_one(mail_lab.endpoints["good"].target())
     assert result.reach is Reach.OK and prober.probed == 1
+
+
+def test_closing_fails_waiting_probes_instead_of_hanging(lab_trust, mail_lab):
+    prober = Prober(timeouts=FAST, per_address=1)
+    targets = [mail_lab.endpoints["tarpit"].target(f"c{i}.probes.test") for i in range(2)]
+    outcome = []
+
+    def caller():
+        try:
+            outcome.append(prober.probe_many(targets))
+        except RuntimeError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    time.sleep(0.2)  # the first probe runs, the second waits for the address's one slot
+    prober.close()  # waits for the running probe (one timeout)
+    thread.join(5)
+    assert not thread.is_alive()
+    assert isinstance(outcome[0], RuntimeError) and str(outcome[0]) == "the Prober was closed"
