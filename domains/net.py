@@ -6,6 +6,13 @@ multicast, reserved and unspecified addresses are refused unless
 `settings.MAILSEC_ALLOW_PRIVATE_TARGETS` is on. Together that is what keeps a domain's owner
 from making mailsec probe the network it runs in (server-side request forgery).
 
+Two kinds of exchange go through here: HTTPS fetches (`fetch_https`, MTA-STS policies) and the
+line conversations of the protocol probes (`LineChannel`: SMTP, IMAP, POP3, with STARTTLS or
+implicit TLS, certificates not verified here but judged by domains.probes.certs). A probe
+connects to one address it was given (`connect_address`, screened like every other), and the
+failures it must tell apart have their own classes: Refused, ConnectTimeout, ReadTimeout,
+Closed, LineTooLong, TlsFailed.
+
 Every failure is a `NetError` whose message a user can act on. A DNS lookup that fails
 (timeout, SERVFAIL, REFUSED) is NOT wrapped: `domains.dns.LookupFailed` propagates unchanged,
 because the engine turns it into "could not test" rather than a verdict about the host.
