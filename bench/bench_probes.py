@@ -47,7 +47,8 @@ from domains.probes.results import Reach, Service, Target, TlsMode  # noqa: E402
 from domains.probes.runner import Prober  # noqa: E402
 from tests import netguard  # noqa: E402
 from tests.knot import KnotServer  # noqa: E402
-from tests.mailservers import MailLab, Tarpit, still_open  # noqa: E402
+from tests.mailservers import MailLab  # noqa: E402
+from tests.silent_servers import Tarpit, still_open  # noqa: E402
 
 SERVERS, TARPITS = 20, 2
 SOA = "@ SOA ns.bench.test. hostmaster.bench.test. 1 3600 600 86400 300\n@ NS ns.bench.test.\n"

@@ -337,8 +337,8 @@ def test_multiline_replies(run, mail_lab):
 
 
 def test_ipv6_address(lab_trust):
-    from tests.mailservers import Tarpit
     from tests.servers import free_port
+    from tests.silent_servers import Tarpit
 
     tarpit = Tarpit("::1", free_port())
     try:
