@@ -512,7 +512,8 @@ class LineChannel:
         self.sock.settimeout(timeout)
         try:
             self.tls = probe_tls_context(version).wrap_socket(
-                self.sock, server_hostname=server_name
+                self.sock,
+                server_hostname=server_name.rstrip("."),  # SNI: no final dot
             )
         except TimeoutError:
             raise NetTimeout(

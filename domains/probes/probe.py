@@ -46,10 +46,18 @@ class Timeouts:
     command: float = 15.0
 
 
-def helo_name() -> str:
-    """The name mailsec gives in EHLO: MAILSEC_PROBE_HELO_NAME, else this machine's name (never
-    looked up in DNS)."""
-    return getattr(settings, "MAILSEC_PROBE_HELO_NAME", "") or socket.gethostname()
+def helo_name(channel: net.LineChannel) -> str:
+    """What mailsec says in EHLO: MAILSEC_PROBE_HELO_NAME, else this machine's name when it is a
+    fully qualified one (never looked up in DNS), else the address literal of this end of the
+    connection (RFC 5321 4.1.3), which strict servers accept where a bare name is refused."""
+    configured = getattr(settings, "MAILSEC_PROBE_HELO_NAME", "")
+    if configured:
+        return configured
+    name = socket.gethostname()
+    if "." in name.strip("."):
+        return name
+    local = ipaddress.ip_address(channel.sock.getsockname()[0])
+    return f"[IPv6:{local}]" if local.version == 6 else f"[{local}]"
 
 
 def probe(target: Target, session: DnsSession | None = None, timeouts=Timeouts()) -> ProbeResult:
@@ -98,7 +106,7 @@ def _main_conversation(target: Target, result: ProbeResult, timeouts: Timeouts) 
     if channel is None:
         return
     with channel:
-        dialect = DIALECTS[target.service](channel, timeouts.command, helo_name())
+        dialect = DIALECTS[target.service](channel, timeouts.command, helo_name(channel))
         try:
             _talk(target, result, channel, dialect, timeouts)
         except net.Closed as exc:
@@ -213,7 +221,7 @@ def _relay_in_the_clear(target: Target, result: ProbeResult, timeouts: Timeouts)
         return
     result.connections += 1
     with channel:
-        dialect = DIALECTS[target.service](channel, timeouts.command, helo_name())
+        dialect = DIALECTS[target.service](channel, timeouts.command, helo_name(channel))
         try:
             if _greet(scratch, dialect, timeouts):
                 dialect.capabilities()
@@ -268,7 +276,7 @@ def _try_version(target, result, version, timeouts) -> tuple[str, list[bytes]]:
         return scratch.error, []
     result.connections += 1
     with channel:
-        dialect = DIALECTS[target.service](channel, timeouts.command, helo_name())
+        dialect = DIALECTS[target.service](channel, timeouts.command, helo_name(channel))
         try:
             if target.tls_mode is TlsMode.STARTTLS:
                 if not _greet(scratch, dialect, timeouts):

@@ -360,3 +360,20 @@ def test_starttls_offered_but_refused(run):
     assert result.tls.accepted_versions == [] and len(result.tls.untested_versions) == 4
     assert result.connections == 1  # no handshake per version where TLS cannot start at all
     assert result.open_relay is False and "554 5.7.1" in result.relay_evidence
+
+
+@pytest.mark.parametrize(
+    "configured,machine,expected",
+    [
+        ("probe.mailsec.test", "vm", "EHLO probe.mailsec.test"),
+        ("", "probe-host.example.test", "EHLO probe-host.example.test"),
+        ("", "vm", "EHLO [127.0.0.1]"),  # a bare name: the address literal of our end instead
+    ],
+)
+def test_ehlo_name(run, mail_lab, settings, monkeypatch, configured, machine, expected):
+    settings.MAILSEC_PROBE_HELO_NAME = configured
+    monkeypatch.setattr("domains.probes.probe.socket.gethostname", lambda: machine)
+    server = next(s for s in mail_lab.scripted if s.greeting.startswith(b"220-multiline"))
+    server.received.clear()
+    run("multiline")
+    assert server.received[0][0] == expected
