@@ -28,7 +28,8 @@ What runs (every address is on loopback; Postfix binds port 25, so the tests run
 - scripted servers on 127.0.33.1-5:25 (`SCRIPTED`): a 554 refusal greeting ("refusing"), a
   greeting line that never ends ("endless"), a close before any greeting ("hangup"), a close
   after the greeting ("dropout"), multi-line replies with AUTH and no STARTTLS ("multiline"),
-  STARTTLS offered and then refused ("tlsrefused", 127.0.33.6).
+  STARTTLS offered and then refused ("tlsrefused", 127.0.33.6), an answer to EHLO that is no
+  SMTP reply ("garbled", 127.0.33.7).
 
 The addresses are fixed (tests name them), so one lab runs on a machine at a time: `start()`
 waits for a lock file (LOCK_PATH) that another test run's lab holds.
@@ -287,6 +288,12 @@ SCRIPTED["tlsrefused"] = (  # offers STARTTLS, then refuses it
         b"250 ok\r\n",
         b"221 bye\r\n",
     ),
+    False,
+)
+SCRIPTED["garbled"] = (  # greets, then answers EHLO with something that is no SMTP reply
+    "127.0.33.7",
+    b"220 garbled.probes.test ESMTP\r\n",
+    (b"hello there\r\n",),
     False,
 )
 PTR = {  # address -> PTR name (plain, 127.0.30.2, has none)

@@ -47,7 +47,7 @@ class Target:
     tls_mode: TlsMode
 
     @property
-    def key(self) -> tuple[str, int, str, str]:
+    def key(self) -> tuple[str, int, str, str, str]:
         """Probes are shared by this key: same address, port, protocol and TLS mode. The host
         name matters for SNI and name checks, so it is part of the key too."""
         return (self.address, self.port, str(self.service), str(self.tls_mode), self.host)

@@ -377,3 +377,10 @@ def test_ehlo_name(run, mail_lab, settings, monkeypatch, configured, machine, ex
     server.received.clear()
     run("multiline")
     assert server.received[0][0] == expected
+
+
+def test_an_answer_that_is_no_smtp(run):
+    result = run("garbled")
+    assert result.reach is Reach.ERROR
+    assert result.greeting == "220 garbled.probes.test ESMTP"
+    assert result.error == "not an SMTP reply: 'hello there'"
