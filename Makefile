@@ -8,7 +8,8 @@ export PORT
 VAR_DIR := $(or $(MAILSEC_VAR_DIR),var)
 
 # Binaries the test suite starts, and the Debian packages that bring them.
-TEST_BINARIES := redis-server:redis-server knotd:knot keymgr:knot chromium:chromium dovecot:dovecot-imapd doveadm:dovecot-core
+TEST_BINARIES := redis-server:redis-server knotd:knot keymgr:knot chromium:chromium dovecot:dovecot-imapd doveadm:dovecot-core \
+  postfix:postfix /usr/lib/dovecot/pop3-login:dovecot-pop3d
 
 .PHONY: run test lint format system-packages build-tools clean
 
@@ -71,6 +72,7 @@ system-packages:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "The tests need:$$missing (run make test as root, or apt-get install them)"; exit 1; fi; \
 	  echo "Installing$$missing"; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 

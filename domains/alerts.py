@@ -47,8 +47,15 @@ from domains.net import TargetRefused, allowed_addresses, tls_context
 
 logger = logging.getLogger(__name__)
 
-# A new finding alerts only from this severity up: the others wait for the domain page.
+# A new finding alerts only from this severity up: the others wait for the domain page ...
 ALERT_SEVERITIES = ("critical", "high")
+# ... except these, whatever their severity: a certificate about to expire (or expired) needs
+# someone to act before mail or logins fail.
+ALWAYS_ALERT = [
+    f"{service}.{kind}"
+    for service in ("smtp", "submission", "imap", "pop3")
+    for kind in ("cert_expiring", "cert_expired")
+] + ["smtp.open_relay"]
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = 30  # seconds before the first retry; each further one waits 4 times longer
 DISABLE_AFTER = 5  # final failures in a row that switch a channel off
@@ -85,6 +92,7 @@ def alerting(organization: Organization) -> Q:
     rule = Q(kind__in=sorted(kinds - {EventKind.FINDING_APPEARED}))
     if EventKind.FINDING_APPEARED in kinds:
         rule |= Q(kind=EventKind.FINDING_APPEARED, severity__in=ALERT_SEVERITIES)
+        rule |= Q(kind=EventKind.FINDING_APPEARED, data__finding__in=ALWAYS_ALERT)
     return rule
 
 
@@ -193,6 +201,7 @@ def _describe(events: list[DomainEvent]) -> str:
         (EventKind.FINDING_APPEARED, "new finding", "new findings"),
         (EventKind.FINDING_RESOLVED, "finding resolved", "findings resolved"),
         (EventKind.RECORD_CHANGED, "record changed", "records changed"),
+        (EventKind.SERVER_CHANGED, "mail server changed", "mail servers changed"),
         (EventKind.CHECK_FAILED, "check failed", "checks failed"),
     ):
         if counts[kind]:

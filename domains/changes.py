@@ -8,7 +8,12 @@ from domains.models import CheckRun, DomainEvent, EventKind
 
 GRADE_ORDER = ["F", "D", "C", "B", "A", "A+"]
 # Records whose change is news (MTA-STS: the record's id and the policy).
-WATCHED_RECORDS = ["mx", "spf", "dmarc", "dkim", "mta_sts"]
+WATCHED_RECORDS = ["mx", "spf", "dmarc", "dkim", "mta_sts", "submission", "imap", "pop3"]
+# What a mail server change is made of: the facts of a server that answered in both runs (one
+# that stopped answering is a finding, smtp.unreachable or "could not test", not a change).
+SERVER_FACTS = ["starttls", "tls_versions", "certificate", "dane", "plaintext_auth", "open_relay"]
+CERT_FACTS = ["subject", "issuer", "not_after", "trusted", "name_matches"]
+PROBE_CATEGORIES = ["smtp", "submission", "imap", "pop3"]
 
 
 def compare(previous: CheckRun | None, run: CheckRun) -> list[DomainEvent]:
@@ -18,6 +23,7 @@ def compare(previous: CheckRun | None, run: CheckRun) -> list[DomainEvent]:
     tested = [c for c in run.categories if _tested(previous, c) and _tested(run, c)]
     events += _findings(previous, run, tested)
     events += _records(previous, run, tested)
+    events += _servers(previous, run, tested)
     for event in events:
         event.domain_id, event.run, event.created_at = run.domain_id, run, run.finished_at
     return events
@@ -97,6 +103,51 @@ def _records(previous: CheckRun, run: CheckRun, tested: list[str]) -> list[Domai
                     kind=EventKind.RECORD_CHANGED,
                     summary=f"{category.upper().replace('_', '-')} records changed",
                     data={"category": category, "before": before, "after": after},
+                )
+            )
+    return events
+
+
+def _facts(row: dict) -> dict:
+    facts = {name: row.get(name) for name in SERVER_FACTS}
+    cert = row.get("certificate")
+    facts["certificate"] = {k: cert.get(k) for k in CERT_FACTS} if cert else None
+    return facts
+
+
+def _reached(run: CheckRun, category: str) -> dict:
+    rows = (run.categories.get(category) or {}).get("servers") or []
+    return {
+        (r["host"], r["address"], r["port"], r.get("tls_mode")): _facts(r)
+        for r in rows
+        if r.get("reachable")
+    }
+
+
+def _servers(previous: CheckRun, run: CheckRun, tested: list[str]) -> list[DomainEvent]:
+    """A server that answered both times and now serves another certificate, other TLS
+    versions, no STARTTLS, relays ..."""
+    events = []
+    for category in PROBE_CATEGORIES:
+        if category not in tested:
+            continue
+        before, after = _reached(previous, category), _reached(run, category)
+        for key in sorted(before.keys() & after.keys()):
+            if before[key] == after[key]:
+                continue
+            changed = [n for n in SERVER_FACTS if before[key][n] != after[key][n]]
+            host, address, port, _ = key
+            events.append(
+                DomainEvent(
+                    kind=EventKind.SERVER_CHANGED,
+                    summary=f"{category.upper()} server {host} ({address}) port {port}: "
+                    f"{', '.join(changed).replace('_', ' ')} changed"[:300],
+                    data={
+                        "category": category,
+                        "server": f"{host} ({address}) port {port}",
+                        "before": before[key],
+                        "after": after[key],
+                    },
                 )
             )
     return events

@@ -12,6 +12,11 @@ then says what went untested. Checks wrap every lookup that only some verdict ne
 scope (a PTR, a report vendor's authorisation record, one DKIM selector among many, the SPF
 type-99 record). Failures are reported once per failing zone (`DnsSession.failing_zones`), not
 once per lookup and category.
+
+Protocol probe categories (smtp, submission, imap, pop3) run in two steps: every domain of a
+batch first runs its DNS categories and names its probe targets, then all the targets are
+probed at once (one probe per address and port, see domains/probes/runner.py), then every
+domain's probe verdicts are judged. A batch takes as long as its slowest host, not the sum.
 """
 
 import multiprocessing
@@ -28,15 +33,22 @@ from domains.checks import (  # noqa: F401  (importing a check registers it)
     dkim,
     dmarc,
     dnssec,
+    imap,
     mta_sts,
     mx,
+    pop3,
+    smtp,
     spf,
+    submission,
     tls_rpt,
 )
-from domains.checks.base import REGISTRY, CategoryResult, Context, Status
+from domains.checks.base import REGISTRY, CategoryResult, Check, Context, Status
 from domains.dns import DnsSession, LookupFailed, Met, SharedLookups
 from domains.findings import finding
 from domains.scoring import calibrate, category_score, overall
+
+PROBE_CATEGORIES = [name for name in ORDER if REGISTRY[name].probes]
+DNS_CATEGORIES = [name for name in ORDER if not REGISTRY[name].probes]
 
 DEFAULT_CONCURRENCY = 16
 
@@ -82,44 +94,123 @@ def plan(requested: list[str] | None) -> tuple[list[str], list[str]]:
     return [n for n in order if n in names], order
 
 
+class ProbeSource:
+    """Where a run's probe results come from: `probe(targets, session)` -> {key: ProbeResult}.
+
+    The default probes now, through a Prober of its own (the `check_domain` command). The
+    scheduler passes one with the database cache (domains/probing.py), or one that only reads
+    stored results (the DNS checks between two probe runs)."""
+
+    stored = False  # True: the results are kept ones, nothing is probed
+
+    def __init__(self, prober=None):
+        self._prober = prober
+
+    def probe(self, targets: list, session: DnsSession | None) -> dict:
+        if not targets:
+            return {}
+        if self._prober is None:
+            from domains.probes.runner import Prober
+
+            self._prober = Prober()
+        return self._prober.probe_many(targets, session)
+
+    def close(self) -> None:
+        if self._prober is not None:
+            self._prober.close()
+
+
+@dataclass
+class _Job:
+    """One domain between the two steps of its run: DNS checks done and probe targets known,
+    then (once every domain of the batch has them) the probe verdicts."""
+
+    ctx: Context
+    requested: list[str]
+    checks: list[Check]
+    started: datetime
+    targets: list = field(default_factory=list)
+    met: dict[str, list[Met]] = field(default_factory=dict)  # failed lookups, by category
+    not_tested: "RunResult | None" = None  # the resolver could not be believed: judged nothing
+
+
 def check_domain(
     domain: str,
     *,
     categories: list[str] | None = None,
     dkim_selectors: list[str] = (),
     session: DnsSession | None = None,
+    access_hosts: list[str] = (),
+    probes: ProbeSource | None = None,
 ) -> RunResult:
+    """Check one domain. Protocol probe categories probe through `probes` (by default a new
+    ProbeSource, closed at the end)."""
+    job = _start(domain, categories, dkim_selectors, session or DnsSession(), access_hosts)
+    own = probes is None
+    probes = probes or ProbeSource()
+    try:
+        return _finish(job, probes.probe(job.targets, job.ctx.dns), probes.stored)
+    finally:
+        if own:
+            probes.close()
+
+
+def _start(domain, categories, dkim_selectors, session, access_hosts) -> _Job:
     requested, order = plan(categories)
-    session = session or DnsSession()
-    ctx = Context(domain=domain, dns=session, dkim_selectors=list(dkim_selectors))
-    started = datetime.now(UTC)
+    ctx = Context(
+        domain=domain,
+        dns=session,
+        dkim_selectors=list(dkim_selectors),
+        access_hosts=list(access_hosts),
+    )
+    job = _Job(ctx, requested, [REGISTRY[name]() for name in order], datetime.now(UTC))
     problem = session.resolver_problem(signed_zones(order))
     if problem:
-        return _not_tested(domain, requested, problem, started, session)
-    instances = [REGISTRY[name]() for name in order]
-    for check in instances:
+        job.not_tested = _not_tested(domain, requested, problem, job.started, session)
+        return job
+    for check in job.checks:
         session.prefetch(*check.prefetch(ctx))
-    met: dict[str, list[Met]] = {}
-    for check in instances:
-        ctx.results[check.name], met[check.name] = run_one(check, ctx)
-    results = {name: ctx.results[name] for name in requested}
+    # Every DNS category first (none needs a probe category), then the probe targets.
+    for check in job.checks:
+        if not check.probes:
+            ctx.results[check.name], job.met[check.name] = run_one(check, ctx)
+    for check in job.checks:
+        if check.probes:
+            job.targets += plan_one(check, ctx, job)
+    return job
+
+
+def _finish(job: _Job, probed: dict, stored: bool) -> RunResult:
+    if job.not_tested is not None:
+        return job.not_tested
+    ctx = job.ctx
+    ctx.probes, ctx.probe_source = probed, "stored" if stored else "live"
+    for check in job.checks:
+        if check.probes and check.name not in ctx.results:
+            ctx.results[check.name], met = run_one(check, ctx)
+            job.met[check.name] = job.met.get(check.name, []) + met
+    for check in job.checks:
+        result = ctx.results[check.name]
+        if result.status != Status.ERROR and check.finish(ctx, result):
+            result.status, result.score = category_score(result)
+    results = {name: ctx.results[name] for name in job.requested}
     # Severities that depend on other categories (docs/scoring.md), from every category run.
-    calibrate(ctx.results, domain)
-    _report_failures(ctx, {name: met[name] for name in requested}, results)
+    calibrate(ctx.results, ctx.domain)
+    _report_failures(ctx, {name: job.met.get(name, []) for name in job.requested}, results)
     total = overall(results, dmarc_reject=ctx.data("dmarc").get("policy") == "reject")
     status = "complete" if total.complete else "partial"
     if total.score is None:
         status = "error"
     return RunResult(
-        domain=domain,
-        started_at=started,
+        domain=ctx.domain,
+        started_at=job.started,
         finished_at=datetime.now(UTC),
         categories=results,
         score=total.score,
         grade=total.grade,
         status=status,
-        queries=session.queries,
-        requested=requested,
+        queries=ctx.dns.queries,
+        requested=job.requested,
     )
 
 
@@ -154,6 +245,22 @@ def _not_tested(domain, requested, problem, started, session) -> RunResult:
     )
 
 
+def plan_one(check, ctx: Context, job: _Job) -> list:
+    """A probe category's targets; a failed core lookup makes it "could not test" at once."""
+    with ctx.dns.watch() as met:
+        try:
+            targets = check.targets(ctx)
+        except LookupFailed:
+            targets = []
+    job.met[check.name] = list(met)
+    if any(not m.voids for m in met):
+        result = CategoryResult(check.name, status=Status.ERROR, score=None)
+        result.servers = []  # a probe category always lists its servers (none known here)
+        ctx.results[check.name] = result
+        return []
+    return targets
+
+
 def run_one(check, ctx: Context) -> tuple[CategoryResult, list[Met]]:
     """One category, and the failed lookups it met. A failed core lookup makes it "could not
     test", never "missing"; failed optional ones leave it the status of what was answered."""
@@ -165,6 +272,8 @@ def run_one(check, ctx: Context) -> tuple[CategoryResult, list[Met]]:
     if any(not m.voids for m in met):
         result.status, result.score = Status.ERROR, None
         result.findings = []  # judged from half the answers: says nothing
+        if check.probes and result.servers is None:
+            result.servers = []
     else:
         result.status, result.score = category_score(result)
     return result, list(met)
@@ -217,14 +326,24 @@ def check_domains(
     categories: list[str] | None = None,
     nameservers: list[tuple[str, int]] | None = None,
     selectors: dict[str, list[str]] | None = None,
+    access_hosts: dict[str, list[str]] | None = None,
+    probes: ProbeSource | None = None,
 ) -> list[RunResult]:
     """Check several domains at once (bounded); results in input order.
 
     Within a process, `concurrency` domains are checked side by side and share their lookups
     (a name several domains ask about is asked once). On a fast network parsing answers keeps a
-    core busy, so `processes` > 1 spreads the batch over that many worker processes too."""
-    options = {"categories": categories, "nameservers": nameservers, "selectors": selectors or {}}
-    if processes > 1 and len(domains) > 1:
+    core busy, so `processes` > 1 spreads the batch over that many worker processes too, unless
+    protocol probes are asked for: every domain of the batch must then share one Prober (one
+    probe per address and port for the whole run), so the batch stays in one process."""
+    options = {
+        "categories": categories,
+        "nameservers": nameservers,
+        "selectors": selectors or {},
+        "access_hosts": access_hosts or {},
+    }
+    probing = any(name in PROBE_CATEGORIES for name in plan(categories)[1])
+    if processes > 1 and len(domains) > 1 and not probing:
         chunks = [domains[i::processes] for i in range(processes)]
         context = multiprocessing.get_context("forkserver")
         # Workers fork from a server that has the checks imported: they start in milliseconds
@@ -236,22 +355,36 @@ def check_domains(
             )
         by_name = {r.domain: r for part in parts for r in part}
         return [by_name[name] for name in domains]
-    return _check_batch(domains, concurrency, options)
+    return _check_batch(domains, concurrency, options, probes)
 
 
-def _check_batch(domains: list[str], concurrency: int, options: dict) -> list[RunResult]:
-    shared = SharedLookups()
-    selectors = options["selectors"]
-
-    def one(name: str) -> RunResult:
-        return check_domain(
-            name,
-            categories=options["categories"],
-            dkim_selectors=selectors.get(name, []),
-            session=DnsSession(options["nameservers"], shared=shared),
-        )
-
+def _check_batch(
+    domains: list[str], concurrency: int, options: dict, probes: ProbeSource | None = None
+) -> list[RunResult]:
+    """Two steps over the whole batch: every domain's DNS checks and probe targets, then all
+    the targets probed at once (a run takes as long as its slowest host, not the sum), then
+    every domain's probe verdicts."""
     if not domains:
         return []
-    with ThreadPoolExecutor(max(1, min(concurrency, len(domains)))) as pool:
-        return list(pool.map(one, domains))
+    shared = SharedLookups()
+    selectors, hosts = options["selectors"], options["access_hosts"]
+
+    def start(name: str) -> _Job:
+        session = DnsSession(options["nameservers"], shared=shared)
+        return _start(
+            name, options["categories"], selectors.get(name, []), session, hosts.get(name, [])
+        )
+
+    own = probes is None
+    probes = probes or ProbeSource()
+    try:
+        with ThreadPoolExecutor(max(1, min(concurrency, len(domains)))) as pool:
+            jobs = list(pool.map(start, domains))
+            targets = list({t.key: t for job in jobs for t in job.targets}.values())
+            # The PTR lookups of shared SMTP probes go through one session of the batch.
+            session = jobs[0].ctx.dns
+            probed = probes.probe(targets, session)
+            return list(pool.map(lambda job: _finish(job, probed, probes.stored), jobs))
+    finally:
+        if own:
+            probes.close()

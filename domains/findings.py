@@ -24,6 +24,160 @@ class Kind:
         return self.id.split(".", 1)[0]
 
 
+# --- protocol probes: smtp, submission, imap, pop3 (see docs/scoring.md for the severities) ---
+# What each service is to its users, for the titles and fixes.
+SERVICES = {
+    "smtp": ("SMTP (port 25)", "an MX host", "mail servers delivering to you"),
+    "submission": ("submission", "a submission server", "your users' mail programs"),
+    "imap": ("IMAP", "an IMAP server", "your users' mail programs"),
+    "pop3": ("POP3", "a POP3 server", "your users' mail programs"),
+}
+# The severities of port 25 are those of opportunistic TLS: senders deliver over a bad certificate
+# unless DANE or an enforced MTA-STS policy says otherwise (the verdict raises them then).
+PROBE_SEVERITIES = {
+    "smtp": {"unreachable": MEDIUM, "cert": LOW, "cert_expiring": LOW},
+    "submission": {"unreachable": HIGH, "cert": HIGH, "cert_expiring": MEDIUM},
+    "imap": {"unreachable": HIGH, "cert": HIGH, "cert_expiring": MEDIUM},
+    "pop3": {"unreachable": HIGH, "cert": HIGH, "cert_expiring": MEDIUM},
+}
+
+
+def _probe_kinds(service: str) -> list[Kind]:
+    label, server, users = SERVICES[service]
+    severity = PROBE_SEVERITIES[service]
+    start = "STARTTLS" if service != "pop3" else "STLS"
+    if service == "smtp":
+        tls_fix = (
+            "Offer STARTTLS on port 25 with a certificate for the MX name (Postfix: "
+            "`smtpd_tls_security_level = may` with `smtpd_tls_cert_file`/`smtpd_tls_key_file`)."
+        )
+        auth_fix = (
+            "Do not advertise AUTH before STARTTLS (Postfix: `smtpd_tls_auth_only = yes`); "
+            "users should submit on port 465 or 587 anyway."
+        )
+    else:
+        tls_fix = (
+            f"Serve {label} with TLS: implicit TLS on its own port (RFC 8314 recommends it), or "
+            f"{start} that works, with a certificate for the host name."
+        )
+        auth_fix = {
+            "submission": "Advertise AUTH only after STARTTLS (Postfix: `smtpd_tls_auth_only = "
+            "yes`), or offer submission on port 465 (implicit TLS) only.",
+            "imap": "Refuse logins before TLS: dovecot `auth_allow_cleartext = no` (2.4) or "
+            "`disable_plaintext_auth = yes` (2.3), so the server announces LOGINDISABLED.",
+            "pop3": "Refuse USER/PASS before TLS: dovecot `auth_allow_cleartext = no` (2.4) or "
+            "`disable_plaintext_auth = yes` (2.3).",
+        }[service]
+    return [
+        Kind(
+            f"{service}.unreachable",
+            severity["unreachable"],
+            f"{server.capitalize()} does not answer",
+            f"Make sure the {label} service listens on every address published for it and that "
+            f"no firewall drops or refuses the port; {users} cannot connect otherwise.",
+        ),
+        Kind(
+            f"{service}.tls_missing",
+            HIGH,
+            f"{label} without working TLS",
+            tls_fix,
+        ),
+        Kind(
+            f"{service}.plaintext_auth",
+            HIGH,
+            f"{label} accepts passwords before TLS",
+            auth_fix,
+        ),
+        Kind(
+            f"{service}.tls_outdated",
+            MEDIUM,
+            f"{label} accepts TLS 1.0 or 1.1",
+            "TLS 1.0 and 1.1 are deprecated (RFC 8996): accept TLS 1.2 and 1.3 only (Postfix: "
+            "`smtpd_tls_protocols = >=TLSv1.2`; dovecot: `ssl_min_protocol = TLSv1.2`).",
+        ),
+        Kind(
+            f"{service}.cert_untrusted",
+            severity["cert"],
+            f"{label} certificate is not trusted",
+            "Serve a certificate from a public CA with its whole chain (the intermediate "
+            "certificates too), e.g. from Let's Encrypt; a self-signed certificate is trusted "
+            "only through DANE.",
+        ),
+        Kind(
+            f"{service}.cert_name_mismatch",
+            severity["cert"],
+            f"{label} certificate does not name the host",
+            "Serve a certificate whose subjectAltName lists the host name clients connect to "
+            "(the MX or SRV target name), or point the record at a name the certificate has.",
+        ),
+        Kind(
+            f"{service}.cert_expired",
+            severity["cert"],
+            f"{label} certificate has expired",
+            "Renew the certificate and reload the server; automate renewal (e.g. certbot or "
+            "acme.sh with a reload hook).",
+        ),
+        Kind(
+            f"{service}.cert_expiring",
+            severity["cert_expiring"],
+            f"{label} certificate expires within 14 days",
+            "Renew the certificate now and reload the server; if renewal is automated, check "
+            "why it has not happened (renewals normally run 30 days ahead).",
+        ),
+        Kind(
+            f"{service}.no_hosts",
+            INFO,
+            f"No {label} server to probe",
+            {
+                "smtp": "Nothing to do: the domain publishes no MX host to probe.",
+                "submission": "Publish where users submit mail (RFC 6186/8314), e.g. "
+                "`_submissions._tcp.{domain}. SRV 0 1 465 mail.{domain}.`, or list the hosts "
+                "under “mail access hosts” on the domain's settings. `SRV 0 0 0 .` says the "
+                "service is not offered.",
+                "imap": "Publish where users read mail (RFC 6186/8314), e.g. "
+                "`_imaps._tcp.{domain}. SRV 0 1 993 mail.{domain}.`, or list the hosts under "
+                "“mail access hosts” on the domain's settings. `SRV 0 0 0 .` says the "
+                "service is not offered.",
+                "pop3": "Publish it (RFC 6186/8314), e.g. `_pop3s._tcp.{domain}. SRV 0 1 995 "
+                "mail.{domain}.`, or list the hosts under “mail access hosts” on the domain's "
+                "settings. `SRV 0 0 0 .` says the service is not offered.",
+            }[service],
+        ),
+    ]
+
+
+PROBE_KINDS = [
+    *_probe_kinds("smtp"),
+    Kind(
+        "smtp.open_relay",
+        CRITICAL,
+        "An MX host is an open relay",
+        "The server accepted a recipient in another domain from an unauthenticated sender: "
+        "anyone can send spam through it, and it will be blocklisted. Relay only for your own "
+        "domains and for authenticated users (Postfix: `smtpd_relay_restrictions = "
+        "permit_mynetworks permit_sasl_authenticated reject_unauth_destination`, with "
+        "`mynetworks` limited to your own hosts).",
+    ),
+    Kind(
+        "smtp.banner_mismatch",
+        LOW,
+        "The SMTP banner does not name the server's address",
+        "Make the name in the 220 greeting and the EHLO reply the one the address's PTR record "
+        "gives (Postfix: `myhostname`), and make that name resolve back to the address.",
+    ),
+    *_probe_kinds("submission"),
+    *_probe_kinds("imap"),
+    *_probe_kinds("pop3"),
+    Kind(
+        "probe.not_tested",
+        INFO,
+        "Could not test the mail servers",
+        "Nothing to fix on the servers if they work for others. Outbound port 25 is blocked in "
+        "many hosting networks: run mailsec's probes from a machine that can reach port 25 (see "
+        "the README, “Protocol probes”).",
+    ),
+]
+
 KINDS = [
     # --- mx ---------------------------------------------------------------------------------
     Kind(
@@ -352,6 +506,15 @@ KINDS = [
         "Senders that enforce the policy refuse to deliver to an MX it does not list: add an "
         "`mx:` line for every MX host (wildcards like `*.{domain}` allowed).",
     ),
+    Kind(
+        "mta_sts.mx_cert_invalid",
+        HIGH,
+        "An MX host's certificate fails the MTA-STS policy",
+        "Under an MTA-STS policy senders require a certificate that chains to a public CA, has "
+        "not expired and names the MX host (RFC 8461 4.2); in enforce mode they refuse to deliver "
+        "otherwise. Install such a certificate on every MX (e.g. from Let's Encrypt), or set "
+        "`mode: testing` until it is.",
+    ),
     # --- tls_rpt ----------------------------------------------------------------------------
     Kind(
         "tls_rpt.missing",
@@ -439,6 +602,16 @@ KINDS = [
         "For SMTP use `3 1 1` (DANE-EE, public key, SHA-256) or `2 1 1` (DANE-TA); usages 0/1 "
         "and full-data matching (0) are not meant for SMTP (RFC 7672 3.1).",
     ),
+    Kind(
+        "dane.mismatch",
+        CRITICAL,
+        "The TLSA records do not match the certificate served",
+        "DANE senders refuse to deliver to a server whose certificate chain matches none of its "
+        "TLSA records (RFC 7672 2.2). Publish a TLSA record for the certificate really served "
+        "(`3 1 1` with the SHA-256 of its public key), or serve the certificate the records "
+        "name; when renewing, publish the new key's record before switching.",
+    ),
+    *PROBE_KINDS,
     # --- dns --------------------------------------------------------------------------------
     Kind(
         "dns.lookup_failed",

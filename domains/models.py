@@ -6,6 +6,17 @@ from django.db import models, transaction
 
 from domains.names import display_domain, lookalike_reason, unicode_domain
 
+MIN_PROBE_INTERVAL = timedelta(hours=1)
+DEFAULT_PROBE_INTERVAL = timedelta(days=1)
+# How often the mail servers are probed (protocol probes are slower and less polite to repeat).
+PROBE_INTERVALS = {
+    timedelta(hours=1): "every hour",
+    timedelta(hours=6): "every 6 hours",
+    timedelta(hours=12): "every 12 hours",
+    timedelta(days=1): "daily",
+    timedelta(days=3): "every 3 days",
+    timedelta(days=7): "weekly",
+}
 MIN_CHECK_INTERVAL = timedelta(minutes=15)
 MAX_CHECK_INTERVAL = timedelta(days=7)
 DEFAULT_CHECK_INTERVAL = timedelta(hours=6)
@@ -29,7 +40,7 @@ class OrganizationQuerySet(models.QuerySet):
 
 
 def default_alert_events() -> list[str]:
-    return ["grade_dropped", "finding_appeared", "record_changed"]
+    return ["grade_dropped", "finding_appeared", "record_changed", "server_changed"]
 
 
 class Organization(models.Model):
@@ -129,6 +140,14 @@ class Domain(models.Model):
     grade_partial = models.BooleanField(default=False)  # computed without some categories
     # When the scheduler checks it next; claimed with a conditional UPDATE (see scheduling.py).
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Where users submit and read mail when SRV records do not say: "host" or "host:port".
+    mail_access_hosts = models.JSONField(default=list, blank=True)
+    # The protocol probes of the mail servers have their own schedule (see scheduling.py).
+    probe_interval = models.DurationField(
+        default=DEFAULT_PROBE_INTERVAL,
+        validators=[MinValueValidator(MIN_PROBE_INTERVAL), MaxValueValidator(MAX_CHECK_INTERVAL)],
+    )
+    next_probe_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     objects = DomainQuerySet.as_manager()
 
@@ -169,6 +188,11 @@ class Domain(models.Model):
     def check_interval_label(self) -> str:
         label = CHECK_INTERVALS.get(self.check_interval)
         return label or f"every {int(self.check_interval.total_seconds() // 60)} minutes"
+
+    @property
+    def probe_interval_label(self) -> str:
+        label = PROBE_INTERVALS.get(self.probe_interval)
+        return label or f"every {int(self.probe_interval.total_seconds() // 3600)} hours"
 
 
 class RunStatus(models.TextChoices):
@@ -264,6 +288,7 @@ class EventKind(models.TextChoices):
     FINDING_APPEARED = "finding_appeared", "Finding appeared"
     FINDING_RESOLVED = "finding_resolved", "Finding resolved"
     RECORD_CHANGED = "record_changed", "DNS record changed"
+    SERVER_CHANGED = "server_changed", "Mail server changed"
     CHECK_FAILED = "check_failed", "Could not test"
 
 
@@ -364,3 +389,62 @@ class AlertDelivery(models.Model):
 
     def __str__(self):
         return f"{self.channel}: {self.subject} ({self.state})"
+
+
+class ServerProbeQuerySet(models.QuerySet):
+    def latest_results(self, keys, since=None) -> dict:
+        """The stored ProbeResult of each key (probed after `since`, when given)."""
+        from domains.probing import result_from_dict
+
+        rows = self.filter(key__in=[probe_key(k) for k in keys])
+        if since is not None:
+            rows = rows.filter(probed_at__gt=since)
+        by_text = {probe_key(k): k for k in keys}
+        return {by_text[row.key]: result_from_dict(row.result) for row in rows}
+
+    def store(self, results) -> None:
+        """Keep the latest result of each key (one row per key, replaced)."""
+        from domains.probing import result_to_dict
+
+        for result in results:
+            target = result.target
+            self.update_or_create(
+                key=probe_key(target.key),
+                defaults={
+                    "host": target.host,
+                    "address": target.address,
+                    "port": target.port,
+                    "service": str(target.service),
+                    "tls_mode": str(target.tls_mode),
+                    "result": result_to_dict(result),
+                    "probed_at": result.probed_at,
+                },
+            )
+
+
+def probe_key(key) -> str:
+    """A Target.key as one string: address|port|service|mode|host."""
+    return "|".join(str(part) for part in key)
+
+
+class ServerProbe(models.Model):
+    """The latest probe of one (address, port, service, TLS mode, host name), shared by every
+    domain whose mail servers include it: reused within a probe interval, and what the DNS
+    checks between two probe runs judge (with its time)."""
+
+    key = models.CharField(max_length=400, unique=True)
+    host = models.CharField(max_length=253)
+    address = models.CharField(max_length=45)
+    port = models.PositiveIntegerField()
+    service = models.CharField(max_length=12)
+    tls_mode = models.CharField(max_length=10)
+    result = models.JSONField(default=dict)  # the ProbeResult (domains/probes/results.py)
+    probed_at = models.DateTimeField(db_index=True)
+
+    objects = ServerProbeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["host", "address", "port"]
+
+    def __str__(self):
+        return f"{self.host} ({self.address}) port {self.port} at {self.probed_at:%Y-%m-%d %H:%M}"

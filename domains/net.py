@@ -6,17 +6,26 @@ multicast, reserved and unspecified addresses are refused unless
 `settings.MAILSEC_ALLOW_PRIVATE_TARGETS` is on. Together that is what keeps a domain's owner
 from making mailsec probe the network it runs in (server-side request forgery).
 
+Two kinds of exchange go through here: HTTPS fetches (`fetch_https`, MTA-STS policies) and the
+line conversations of the protocol probes (`LineChannel`: SMTP, IMAP, POP3, with STARTTLS or
+implicit TLS, certificates not verified here but judged by domains.probes.certs). A probe
+connects to one address it was given (`connect_address`, screened like every other), and the
+failures it must tell apart have their own classes: Refused, ConnectTimeout, ReadTimeout,
+Closed, LineTooLong, TlsFailed.
+
 Every failure is a `NetError` whose message a user can act on. A DNS lookup that fails
 (timeout, SERVFAIL, REFUSED) is NOT wrapped: `domains.dns.LookupFailed` propagates unchanged,
 because the engine turns it into "could not test" rather than a verdict about the host.
 """
 
+import contextlib
 import http.client
 import io
 import ipaddress
 import socket
 import ssl
 import time
+import warnings
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -340,3 +349,206 @@ def _read_body(response: http.client.HTTPResponse, url: str, host: str, max_byte
         if size > max_bytes:
             raise TooLarge(too_large, host=host)
     return b"".join(chunks)
+
+
+# --- line conversations (the protocol probes) -------------------------------------------------
+
+
+class Refused(ConnectFailed):
+    """The host answered the connection attempt with a reset: nothing listens on that port."""
+
+
+class ConnectTimeout(NetTimeout):
+    """No TCP connection within the timeout (a firewall dropping packets, or no host)."""
+
+
+class ReadTimeout(NetTimeout):
+    """Connected, but the awaited line did not come in time."""
+
+
+class Closed(NetError):
+    """The server closed or reset the connection in the middle of the conversation."""
+
+
+class LineTooLong(NetError):
+    """A line longer than the caller accepts: the rest is never read."""
+
+
+def screen_address(address: str) -> None:
+    """TargetRefused when mailsec must not connect to `address` (see the module docstring)."""
+    reason = None if settings.MAILSEC_ALLOW_PRIVATE_TARGETS else refusal_reason(address)
+    if reason:
+        raise TargetRefused(
+            f"{address} is {reason}: mailsec does not connect to such addresses "
+            "(MAILSEC_ALLOW_PRIVATE_TARGETS is off)",
+            host=address,
+        )
+
+
+def connect_address(address: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to one screened address, or Refused / ConnectTimeout / ConnectFailed:
+    the three are told apart because they mean different things about the host."""
+    screen_address(address)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect((address, port))
+    except TimeoutError:
+        sock.close()
+        raise ConnectTimeout(
+            f"no TCP connection to {address} port {port} within {timeout:g} s", host=address
+        ) from None
+    except ConnectionRefusedError:
+        sock.close()
+        raise Refused(
+            f"{address} port {port} refused the connection (nothing listens there)", host=address
+        ) from None
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        raise ConnectFailed(
+            f"cannot connect to {address} port {port}: {reason}", host=address
+        ) from None
+    return sock
+
+
+def probe_tls_context(version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    """A client context that verifies nothing: the probes judge the certificate themselves
+    (domains.probes.certs), so that an untrusted or expired one is reported, not just refused.
+
+    With `version`, exactly that TLS version is offered. TLS 1.0 and 1.1 need OpenSSL's security
+    level 0 (their SHA-1 based handshake signatures are refused above it) just to be tried."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if version is not None:
+        with warnings.catch_warnings():  # ssl deprecates TLS 1.0/1.1: trying them is the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if version in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
+                context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            context.minimum_version = version
+            context.maximum_version = version
+    return context
+
+
+class LineChannel:
+    """One conversation with a line protocol server (SMTP, IMAP, POP3) over one connection:
+    every read waits at most its own timeout and never reads past `max_line` bytes for a line,
+    so a server that trickles, floods or says nothing costs a bounded time and memory.
+
+    `starttls` upgrades the same connection (STARTTLS / STLS, or implicit TLS right after the
+    connect) without verifying the certificate, and keeps the TLS socket for inspection."""
+
+    def __init__(self, sock: socket.socket, address: str, port: int, *, max_line: int = 4096):
+        self.sock, self.address, self.port, self.max_line = sock, address, port, max_line
+        self.tls: ssl.SSLSocket | None = None
+        self._buffer = bytearray()
+
+    @classmethod
+    def open(cls, address: str, port: int, timeout: float, **kwargs) -> "LineChannel":
+        return cls(connect_address(address, port, timeout), address, port, **kwargs)
+
+    def read_line(self, timeout: float) -> str:
+        """The next line without its line ending (decoded leniently), within `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while (end := self._buffer.find(b"\n")) < 0:
+            if len(self._buffer) > self.max_line:
+                raise LineTooLong(
+                    f"{self.address} port {self.port} sent a line longer than "
+                    f"{self.max_line} bytes",
+                    host=self.address,
+                )
+            self._buffer += self._receive(deadline, timeout)
+        line, self._buffer = bytes(self._buffer[:end]), self._buffer[end + 1 :]
+        if len(line) > self.max_line:
+            raise LineTooLong(
+                f"{self.address} port {self.port} sent a line longer than {self.max_line} bytes",
+                host=self.address,
+            )
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def _receive(self, deadline: float, timeout: float) -> bytes:
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            self.sock.settimeout(left)
+            data = self.sock.recv(self.max_line + 1)
+        except TimeoutError:
+            raise ReadTimeout(
+                f"{self.address} port {self.port} sent no complete line within {timeout:g} s",
+                host=self.address,
+            ) from None
+        except ssl.SSLError as exc:
+            raise Closed(self._lost(exc.reason or str(exc)), host=self.address) from None
+        except OSError as exc:
+            raise Closed(self._lost(exc.strerror or str(exc)), host=self.address) from None
+        if not data:
+            raise Closed(self._lost("closed by the server"), host=self.address)
+        return data
+
+    def _lost(self, reason: str) -> str:
+        return f"{self.address} port {self.port}: connection lost ({str(reason).lower()})"
+
+    def send_line(self, text: str, timeout: float) -> None:
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.sendall(text.encode("ascii") + b"\r\n")
+        except TimeoutError:
+            raise ReadTimeout(
+                f"{self.address} port {self.port} took no data within {timeout:g} s",
+                host=self.address,
+            ) from None
+        except OSError as exc:
+            raise Closed(self._lost(exc.strerror or str(exc)), host=self.address) from None
+
+    def starttls(self, server_name: str, timeout: float, version=None) -> ssl.SSLSocket:
+        """A TLS handshake on this connection (SNI `server_name`), certificate not verified.
+
+        Whatever the server sent after its answer to STARTTLS and before the handshake is
+        dropped: it was not protected by TLS (a man in the middle could have put it there)."""
+        self._buffer.clear()
+        self.sock.settimeout(timeout)
+        try:
+            self.tls = probe_tls_context(version).wrap_socket(
+                self.sock,
+                server_hostname=server_name.rstrip("."),  # SNI: no final dot
+            )
+        except TimeoutError:
+            raise NetTimeout(
+                f"no TLS handshake with {self.address} port {self.port} within {timeout:g} s",
+                host=self.address,
+            ) from None
+        except ssl.SSLError as exc:
+            raise TlsFailed(
+                f"TLS with {self.address} port {self.port} failed: {exc.reason or exc}",
+                host=self.address,
+            ) from None
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or "connection closed"
+            raise TlsFailed(
+                f"TLS with {self.address} port {self.port} failed: {reason}", host=self.address
+            ) from None
+        self.sock = self.tls
+        return self.tls
+
+    def served_chain(self) -> list[bytes]:
+        """The certificates the server sent, leaf first, as DER (empty before TLS).
+
+        Python 3.11 has no public call for the chain (3.13 adds SSLSocket.get_unverified_chain);
+        the private method of the underlying SSL object is the same one, present since 3.10."""
+        if self.tls is None:
+            return []
+        chain = self.tls._sslobj.get_unverified_chain() or []
+        return [cert.public_bytes(ssl._ssl.ENCODING_DER) for cert in chain]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

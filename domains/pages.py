@@ -47,6 +47,30 @@ CATEGORY_LABELS = {
     "dnssec": "DNSSEC",
     "dane": "DANE",
     "bimi": "BIMI",
+    "smtp": "SMTP (port 25)",
+    "submission": "Submission",
+    "imap": "IMAP",
+    "pop3": "POP3",
+}
+PROBE_CATEGORIES = ["smtp", "submission", "imap", "pop3"]
+# The list's "certificate" filter: a probed certificate about to expire, or expired.
+CERT_FILTERS = {
+    "expiring": (
+        "Certificate expiring or expired",
+        [f"{c}.{k}" for c in PROBE_CATEGORIES for k in ("cert_expiring", "cert_expired")],
+    ),
+}
+REACH_LABELS = {
+    "ok": "answers",
+    "refused": "refused",
+    "timeout": "no connection (timeout)",
+    "no_greeting": "no greeting (timeout)",
+    "reset": "connection reset",
+    "bad_greeting": "unexpected greeting",
+    "refused_target": "not probed (private address)",
+    "error": "network error",
+    "tls_failed": "TLS handshake failed",
+    "pending": "not probed yet",
 }
 STATUS_LABELS = {
     "pass": "Pass",
@@ -119,6 +143,7 @@ class ListQuery:
     grade: str = ""
     q: str = ""
     finding: str = ""
+    cert: str = ""
     page: str = "1"
 
     @classmethod
@@ -133,6 +158,7 @@ class ListQuery:
             grade=grade if grade in [*GRADES, NOT_CHECKED, UNSCORED] else "",
             q=params.get("q", "").strip()[:253],
             finding=finding if finding in CATALOGUE else "",
+            cert=params.get("cert", "") if params.get("cert", "") in CERT_FILTERS else "",
             page=params.get("page", "1"),
         )
 
@@ -146,6 +172,7 @@ class ListQuery:
             "q": self.q,
             "grade": self.grade,
             "finding": self.finding,
+            "cert": self.cert,
             "sort": "" if self.sort_param == "name" else self.sort_param,
             "page": "",
         }
@@ -277,6 +304,10 @@ def _filtered(domains, query: ListQuery):
     if query.finding:
         latest = Finding.objects.filter(run=OuterRef("last_run"), kind=query.finding)
         domains = domains.filter(Exists(latest))
+    if query.cert:
+        kinds = CERT_FILTERS[query.cert][1]
+        latest = Finding.objects.filter(run=OuterRef("last_run"), kind__in=kinds)
+        domains = domains.filter(Exists(latest))
     if query.q:
         matches = Q(name__icontains=query.q)
         if not query.q.isascii():
@@ -375,6 +406,50 @@ class FindingView:
 
 
 @dataclass
+class ServerRow:
+    """One (host, address, port) of the mail servers section."""
+
+    category: str
+    row: dict  # as the probe category stored it (checks/verdicts.py server_summary)
+    now: datetime
+
+    @property
+    def reach_label(self) -> str:
+        return REACH_LABELS.get(self.row.get("reach", ""), self.row.get("reach", ""))
+
+    @property
+    def certificate(self) -> dict | None:
+        return self.row.get("certificate")
+
+    @property
+    def not_after(self) -> datetime | None:
+        cert = self.certificate
+        return datetime.fromisoformat(cert["not_after"]) if cert else None
+
+    @property
+    def days_left(self) -> int | None:
+        return (self.not_after - self.now).days if self.not_after else None
+
+    @property
+    def outdated(self) -> list[str]:
+        old = {"SSLv3", "TLSv1", "TLSv1.0", "TLSv1.1"}
+        return [v for v in self.row.get("tls_versions", []) if v in old]
+
+    @property
+    def probed_at(self) -> datetime | None:
+        at = self.row.get("probed_at")
+        return datetime.fromisoformat(at) if at else None
+
+
+def server_rows(categories: dict, now: datetime) -> list[ServerRow]:
+    return [
+        ServerRow(CATEGORY_LABELS[name], row, now)
+        for name in PROBE_CATEGORIES
+        for row in (categories.get(name) or {}).get("servers") or []
+    ]
+
+
+@dataclass
 class RecordRow:
     category: str
     name: str
@@ -392,6 +467,7 @@ class DomainPage:
     records: list[RecordRow]
     pending: ManualCheck | None
     resolver_problem: Finding | None = None  # why the latest run judged nothing, if no domain's
+    servers: list[ServerRow] = field(default_factory=list)
     history_days: int = HISTORY_DAYS
     grade_class: str = field(init=False)
 
@@ -418,6 +494,7 @@ def domain_page(domain: Domain, now: datetime) -> DomainPage:
         events=list(domain.events.all()[:TIMELINE_LENGTH]),
         records=record_rows(run.categories) if run else [],
         resolver_problem=next((f for f in findings if f.kind == RESOLVER_BROKEN), None),
+        servers=server_rows(run.categories, now) if run else [],
         pending=domain.manual_checks.filter(
             state__in=[ManualCheck.State.QUEUED, ManualCheck.State.RUNNING],
             requested_at__gte=now - PENDING_FOR,

@@ -1,4 +1,10 @@
-"""When domains are checked: the dispatcher's race-free claim, "check now", and one check."""
+"""When domains are checked: the dispatcher's race-free claim, "check now", and one check.
+
+DNS checks and protocol probes have their own schedules (`check_interval`, `probe_interval`).
+A probe run (queue "probes") checks DNS too and probes the mail servers, reusing any probe of
+the same address and port younger than the domain's probe interval; a DNS check (queue "checks")
+judges the mail servers from the stored probes, without connecting to them. "Check now" is a
+probe run with fresh probes, so it shows both."""
 
 from datetime import timedelta
 
@@ -8,9 +14,11 @@ from django.utils import timezone
 
 from domains import changes, engine
 from domains.models import CheckRun, Domain, DomainEvent, ManualCheck
+from domains.probing import LiveProbes, StoredProbes
 from reports.models import ReportedSelector
 
 CLAIM_BATCH = 500  # domains one dispatcher pass enqueues at most
+PROBE_BATCH = 25  # domains per probe task: they share one Prober (one probe per address/port)
 DOMAIN_COOLDOWN = timedelta(seconds=60)  # "check now" on one domain at most this often
 USER_LIMIT, USER_WINDOW = 10, timedelta(minutes=10)
 
@@ -28,6 +36,36 @@ def claim(domain_id: int, now) -> bool:
     of two dispatchers (or a dispatcher and a retry) only one sees a row change."""
     later = ExpressionWrapper(Value(now) + F("check_interval"), output_field=DateTimeField())
     return Domain.objects.filter(due(now), pk=domain_id).update(next_check_at=later) == 1
+
+
+def probe_due(now) -> Q:
+    return Q(next_probe_at__isnull=True) | Q(next_probe_at__lte=now)
+
+
+def claim_probe(domain_id: int, now) -> bool:
+    """The same conditional UPDATE as `claim`, for the probe schedule."""
+    later = ExpressionWrapper(Value(now) + F("probe_interval"), output_field=DateTimeField())
+    return Domain.objects.filter(probe_due(now), pk=domain_id).update(next_probe_at=later) == 1
+
+
+def dispatch_due_probes(now=None, enqueue=None) -> int:
+    """Claim the domains due for probes and enqueue them in batches of PROBE_BATCH
+    (`enqueue(domain_ids)`, by default the Celery task on the probes queue)."""
+    if enqueue is None:
+        from domains.tasks import probe_domains_task
+
+        enqueue = probe_domains_task.delay
+    now = now or timezone.now()
+    candidates = (
+        Domain.objects.filter(probe_due(now))
+        .order_by(F("next_probe_at").asc(nulls_first=True))
+        .values_list("pk", flat=True)[:CLAIM_BATCH]
+    )
+    claimed = [pk for pk in candidates if claim_probe(pk, now)]
+    for i in range(0, len(claimed), PROBE_BATCH):
+        batch = claimed[i : i + PROBE_BATCH]
+        transaction.on_commit(lambda batch=batch: enqueue(batch))
+    return len(claimed)
 
 
 def dispatch_due(now=None, enqueue=None) -> int:
@@ -51,7 +89,7 @@ def dispatch_due(now=None, enqueue=None) -> int:
 
 def request_check(domain: Domain, user) -> ManualCheck:
     """ "Check now": queue a check of the domain, unless it or the user asked too recently."""
-    from domains.tasks import check_domain_task
+    from domains.tasks import probe_domains_task
 
     now = timezone.now()
     if ManualCheck.objects.filter(domain=domain, requested_at__gt=now - DOMAIN_COOLDOWN).exists():
@@ -60,28 +98,82 @@ def request_check(domain: Domain, user) -> ManualCheck:
     if recent >= USER_LIMIT:
         raise RateLimited(f"You asked for {recent} checks in the last 10 minutes; wait a bit.")
     manual = ManualCheck.objects.create(domain=domain, user=user, requested_at=now)
-    transaction.on_commit(lambda: check_domain_task.delay(domain.pk, manual.pk))
+    transaction.on_commit(lambda: probe_domains_task.delay([domain.pk], manual.pk))
     return manual
 
 
+def _selectors(domain: Domain) -> list[str]:
+    return domain.dkim_selectors + [
+        s for s in ReportedSelector.for_domain(domain.name) if s not in domain.dkim_selectors
+    ]
+
+
 def run_check(domain_id: int, manual_id: int | None = None) -> CheckRun | None:
-    """Check one domain, store the run and its events, and hand the events to the alerts.
-    None when the domain was deleted meanwhile."""
-    domain = Domain.objects.filter(pk=domain_id).select_related("last_run").first()
+    """Check one domain's DNS, judge its mail servers from the stored probes, store the run and
+    its events, and hand the events to the alerts. None when the domain was deleted meanwhile."""
+    domain = Domain.objects.filter(pk=domain_id).first()
     manual = ManualCheck.objects.filter(pk=manual_id).first() if manual_id else None
     if domain is None:
         return None
     if manual:
         ManualCheck.objects.filter(pk=manual.pk).update(state=ManualCheck.State.RUNNING)
-    previous = domain.last_run
-    selectors = domain.dkim_selectors + [
-        s for s in ReportedSelector.for_domain(domain.name) if s not in domain.dkim_selectors
-    ]
-    result = engine.check_domain(domain.name, dkim_selectors=selectors)
-    with transaction.atomic():
-        run = CheckRun.objects.record(
-            result, domain=domain, trigger="manual" if manual else "schedule"
+    result = engine.check_domain(
+        domain.name,
+        dkim_selectors=_selectors(domain),
+        access_hosts=domain.mail_access_hosts,
+        probes=StoredProbes(),
+    )
+    run = record(domain, result, "manual" if manual else "schedule", manual)
+    if _not_probed(run):
+        # New mail servers (or none probed yet): probe them soon rather than at the next turn.
+        Domain.objects.filter(pk=domain.pk, next_probe_at__gt=timezone.now()).update(
+            next_probe_at=timezone.now()
         )
+    return run
+
+
+def run_probes(domain_ids: list[int], manual_id: int | None = None) -> list[CheckRun]:
+    """A probe run of these domains as one batch: DNS checks, and the mail servers probed (each
+    address and port once for the batch; a probe younger than the smallest probe interval of
+    the batch is reused, none for "check now"). Every domain's run is stored as `run_check`'s."""
+    domains = list(Domain.objects.filter(pk__in=domain_ids).order_by("pk"))
+    manual = ManualCheck.objects.filter(pk=manual_id).first() if manual_id else None
+    if manual:
+        ManualCheck.objects.filter(pk=manual.pk).update(state=ManualCheck.State.RUNNING)
+    if not domains:
+        return []
+    names = list(dict.fromkeys(d.name for d in domains))
+    selectors, hosts = {}, {}
+    for domain in domains:  # one name in two teams is checked once, with both teams' settings
+        selectors[domain.name] = list(
+            dict.fromkeys(selectors.get(domain.name, []) + _selectors(domain))
+        )
+        hosts[domain.name] = list(
+            dict.fromkeys(hosts.get(domain.name, []) + domain.mail_access_hosts)
+        )
+    max_age = timedelta(0) if manual else min(d.probe_interval for d in domains)
+    results = engine.check_domains(
+        names, selectors=selectors, access_hosts=hosts, probes=LiveProbes(max_age)
+    )
+    by_name = dict(zip(names, results, strict=True))
+    trigger = "manual" if manual else "probe"
+    runs = [record(d, by_name[d.name], trigger, manual) for d in domains]
+    # The next probe run is an interval after this one's end (a DNS check that found servers
+    # not yet probed may have asked for one meanwhile: this run has probed them).
+    later = ExpressionWrapper(
+        Value(timezone.now()) + F("probe_interval"), output_field=DateTimeField()
+    )
+    Domain.objects.filter(pk__in=domain_ids).update(next_probe_at=later)
+    return runs
+
+
+def record(domain: Domain, result, trigger: str, manual: ManualCheck | None = None) -> CheckRun:
+    """Store a run, the events since the domain's previous run, and alert them."""
+    with transaction.atomic():
+        previous = CheckRun.objects.filter(
+            pk=Domain.objects.filter(pk=domain.pk).values("last_run")[:1]
+        ).first()
+        run = CheckRun.objects.record(result, domain=domain, trigger=trigger)
         events = DomainEvent.objects.bulk_create(changes.compare(previous, run))
         if manual:
             ManualCheck.objects.filter(pk=manual.pk).update(state=ManualCheck.State.DONE, run=run)
@@ -90,3 +182,11 @@ def run_check(domain_id: int, manual_id: int | None = None) -> CheckRun | None:
 
             alerts.notify(events)
     return run
+
+
+def _not_probed(run: CheckRun) -> bool:
+    return any(
+        server.get("reach") == "pending"
+        for category in engine.PROBE_CATEGORIES
+        for server in (run.categories.get(category) or {}).get("servers", [])
+    )

@@ -10,13 +10,18 @@ from domains.names import org_domain
 WEIGHTS = {
     "spf": 20,
     "dmarc": 25,
-    "dkim": 15,
-    "mx": 8,
-    "dnssec": 10,
-    "mta_sts": 8,
-    "tls_rpt": 4,
-    "dane": 7,
-    "bimi": 3,
+    "dkim": 12,
+    "mx": 6,
+    "dnssec": 8,
+    "mta_sts": 6,
+    "tls_rpt": 3,
+    "dane": 5,
+    "bimi": 2,
+    # What the servers do (protocol probes); see docs/scoring.md.
+    "smtp": 7,
+    "submission": 2,
+    "imap": 2,
+    "pop3": 2,
 }
 # What one finding takes off its category's 100 points.
 PENALTY = {

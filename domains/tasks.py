@@ -13,7 +13,7 @@ INFRASTRUCTURE_ERRORS = (DatabaseError, ConnectionError)
 
 @shared_task(time_limit=55, soft_time_limit=50)
 def dispatch_due_checks() -> int:
-    return scheduling.dispatch_due()
+    return scheduling.dispatch_due() + scheduling.dispatch_due_probes()
 
 
 @shared_task(
@@ -39,6 +39,33 @@ def check_domain_task(self, domain_id: int, manual_id: int | None = None) -> int
             )
         raise
     return run.pk if run else None
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=INFRASTRUCTURE_ERRORS,
+    retry_backoff=30,
+    retry_backoff_max=900,
+    max_retries=3,
+    # A batch takes about as long as its slowest host: a tarpit's greeting timeout plus the
+    # TLS versions tried, with room for the DNS checks.
+    time_limit=600,
+    soft_time_limit=540,
+)
+def probe_domains_task(self, domain_ids: list[int], manual_id: int | None = None) -> list[int]:
+    try:
+        runs = scheduling.run_probes(domain_ids, manual_id)
+    except Exception as exc:
+        if manual_id and (
+            self.request.retries >= self.max_retries or not isinstance(exc, INFRASTRUCTURE_ERRORS)
+        ):
+            ManualCheck.objects.filter(pk=manual_id).update(
+                state=ManualCheck.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:500]
+            )
+        raise
+    return [run.pk for run in runs]
 
 
 @shared_task(bind=True, acks_late=True, max_retries=8, time_limit=60, soft_time_limit=45)

@@ -10,6 +10,7 @@ NAMES = ["default", "dispatch", "checks", "probes", "ingest", "alerts"]
 ROUTES = {
     "domains.tasks.dispatch_due_checks": "dispatch",
     "domains.tasks.check_domain_task": "checks",
+    "domains.tasks.probe_domains_task": "probes",
     "domains.tasks.deliver_alert": "alerts",
     "domains.tasks.send_digests": "alerts",
     "reports.tasks.poll_mailboxes": "dispatch",

@@ -156,6 +156,9 @@ MAILSEC_DNSSEC_TRUST_ANCHORS = env.list(
 # Certificates of remote servers (MTA-STS policy hosts, later SMTP) are checked against this
 # PEM bundle; unset: the system's trust store.
 MAILSEC_TLS_CA_FILE = env.str("MAILSEC_TLS_CA_FILE")
+# The name the protocol probes give in EHLO; unset: this machine's name when it is fully
+# qualified, else the address literal of the connection's local end (domains/probes/probe.py).
+MAILSEC_PROBE_HELO_NAME = env.str("MAILSEC_PROBE_HELO_NAME", "")
 
 # Celery: Redis when REDIS_URL is set, else a broker in files under var/ so `make run` needs no
 # server (one machine only).

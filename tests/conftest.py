@@ -9,6 +9,7 @@ from mailsec.queues import celery_queue_settings
 from tests import netguard
 from tests.domains import dns_world
 from tests.knot import KnotServer
+from tests.mailservers import lab_trust, mail_lab  # noqa: F401  (fixtures, shared)
 from tests.servers import CeleryWorker, RedisServer, database_url
 
 netguard.install()

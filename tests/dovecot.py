@@ -25,6 +25,14 @@ Options, for the tests that need them:
 - wrong_cert: the server presents a self-signed certificate that `ca_file` does not vouch for.
 - tls=False: `ssl = no`, so no STARTTLS is offered and there is no implicit TLS listener.
 - hostnames: the DNS names of the server certificate (127.0.0.1 is always in it too).
+- host: the loopback address it listens on (127.0.0.1). Dovecot treats a connection whose
+  source and destination addresses are equal as secure (plaintext login allowed, no
+  LOGINDISABLED): the protocol probes use another address, which clients reach from 127.0.0.1.
+- pop3: POP3 too, on pop3_port (STLS or plaintext) and pop3s_port (implicit TLS).
+- plaintext_auth=False: `disable_plaintext_auth = yes` (LOGINDISABLED and no USER before TLS);
+  the readiness check and `client()` then log in after STARTTLS.
+- old_tls: TLS 1.0 and 1.1 accepted (OpenSSL security level 0).
+- sasl_socket: an auth socket for Postfix's SASL (`sasl_path`), mode 0666.
 """
 
 import datetime
@@ -35,6 +43,7 @@ import pwd
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -127,10 +136,13 @@ def _certificate(subject: str, key, issuer_name: str, issuer_key, *, ca: bool, s
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def make_certificates(directory: Path, hostnames, *, wrong_cert: bool) -> tuple[Path, Path, Path]:
+def make_certificates(
+    directory: Path, hostnames, *, wrong_cert: bool, address: str = HOST
+) -> tuple[Path, Path, Path]:
     """(CA file, server certificate, server key): the server's signed by the CA, or, with
     wrong_cert, self-signed (so the CA file does not vouch for it)."""
-    sans = [x509.DNSName(name) for name in hostnames] + [x509.IPAddress(ipaddress.ip_address(HOST))]
+    sans = [x509.DNSName(name) for name in hostnames]
+    sans.append(x509.IPAddress(ipaddress.ip_address(address)))
     ca_key, server_key = _key(), _key()
     ca = _certificate("mailsec test CA", ca_key, "mailsec test CA", ca_key, ca=True)
     if wrong_cert:
@@ -164,6 +176,11 @@ class DovecotServer(ServerProcess):
         tls: bool = True,
         hostnames: tuple[str, ...] = ("localhost",),
         users: dict[str, str] | None = None,
+        host: str = HOST,
+        pop3: bool = False,
+        plaintext_auth: bool = True,
+        old_tls: bool = False,
+        sasl_socket: bool = False,
     ):
         if separator not in ("/", "."):
             raise ValueError(f"separator must be '/' or '.', not {separator!r}")
@@ -172,9 +189,13 @@ class DovecotServer(ServerProcess):
         self.disable_move, self.disable_uidplus = disable_move, disable_uidplus
         self.wrong_cert, self.tls = wrong_cert, tls
         self.hostnames = tuple(hostnames)
-        self.host = HOST
+        self.host = host
+        self.pop3, self.plaintext_auth, self.old_tls = pop3, plaintext_auth, old_tls
+        self.sasl_socket = sasl_socket
         self.imap_port = free_port()
         self.imaps_port = free_port() if tls else None
+        self.pop3_port = free_port() if pop3 else None
+        self.pop3s_port = free_port() if pop3 and tls else None
         self.users: dict[str, str] = {PROBE_USER: uuid.uuid4().hex, **(users or {})}
         self.runtime: Path | None = None
         self.ca_file: Path | None = None
@@ -195,6 +216,10 @@ class DovecotServer(ServerProcess):
     @property
     def users_dir(self) -> Path:
         return self.runtime / "users"
+
+    @property
+    def sasl_path(self) -> Path:
+        return self.runtime / "run" / "auth-postfix"
 
     @property
     def capabilities(self) -> list[str]:
@@ -236,7 +261,7 @@ class DovecotServer(ServerProcess):
         cert = key = None
         if self.tls:
             self.ca_file, cert, key = make_certificates(
-                self.workdir, self.hostnames, wrong_cert=self.wrong_cert
+                self.workdir, self.hostnames, wrong_cert=self.wrong_cert, address=self.host
             )
         self.config_path.write_text(self._config(cert, key))
 
@@ -322,11 +347,19 @@ class DovecotServer(ServerProcess):
         """A logged-in stdlib client on the plaintext listener (independent of mailsec's)."""
         imap = imaplib.IMAP4(self.host, self.imap_port, timeout=10)
         try:
+            if not self.plaintext_auth:
+                imap.starttls(self._client_tls())
             imap.login(user, self.users[user])
         except BaseException:
             imap.shutdown()
             raise
         return imap
+
+    def _client_tls(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.wrong_cert:  # the test client only needs to log in
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        return context
 
     def doveadm(self, *args: str, stdin: bytes | None = None, allowed=(0,)) -> str | None:
         """doveadm's output; None when it exits with an allowed status other than 0."""
@@ -370,13 +403,13 @@ class DovecotServer(ServerProcess):
     def _config(self, cert: Path | None, key: Path | None) -> str:
         runtime = self.runtime
         lines = [
-            "protocols = imap",
+            f"protocols = imap{' pop3' if self.pop3 else ''}",
             f"listen = {self.host}",
             f"base_dir = {runtime}/run",
             f"state_dir = {runtime}/state",
             "log_path = /dev/stderr",
             "info_log_path = /dev/stderr",
-            "disable_plaintext_auth = no",
+            f"disable_plaintext_auth = {'no' if self.plaintext_auth else 'yes'}",
             # Every test connects from 127.0.0.1: no growing delay after the wrong-password
             # tests (anvil's auth penalty, up to 15 s), and no 2 s wait for each of them.
             "auth_failure_delay = 0",
@@ -418,8 +451,30 @@ class DovecotServer(ServerProcess):
                 f"ssl_key = <{key}",
                 "ssl_dh = </usr/share/dovecot/dh.pem",
             ]
+            if self.old_tls:
+                lines += ["ssl_min_protocol = TLSv1", "ssl_cipher_list = DEFAULT:@SECLEVEL=0"]
         else:
             lines.append("ssl = no")
+        if self.pop3:
+            lines += [
+                "service pop3-login {",
+                "  inet_listener pop3 {",
+                f"    port = {self.pop3_port}",
+                "  }",
+                "  inet_listener pop3s {",
+                f"    port = {self.pop3s_port or 0}",
+                "    ssl = yes",
+                "  }",
+                "}",
+            ]
+        if self.sasl_socket:
+            lines += [
+                "service auth {",
+                f"  unix_listener {self.sasl_path} {{",
+                "    mode = 0666",
+                "  }",
+                "}",
+            ]
         if self.disable_move or self.disable_uidplus:
             lines.append(f"imap_capability = {' '.join(self.capabilities)}")
         if os.geteuid() != 0:
@@ -436,7 +491,7 @@ class DovecotServer(ServerProcess):
         """Until a real LOGIN succeeds: a listening port alone does not mean auth is up."""
         deadline = time.monotonic() + timeout
         try:
-            wait_for_port(self.imap_port, self.process, timeout)
+            wait_for_port(self.imap_port, self.process, timeout, host=self.host)
         except RuntimeError as exc:
             raise RuntimeError(f"dovecot did not start ({exc}):\n{self.log()}") from None
         while True:

@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from domains.models import Domain
+from tests.domains import test_probe_engine as probe_world
 from tests.servers import need_binary
 
 # No browser download (it cannot work here): Debian's chromium. The resolver rule keeps it from
@@ -131,3 +132,83 @@ def test_upload_reports_and_see_them_on_the_domain_page(live_server, alice, acme
         page.wait_for_url(f"{base}/reports/domain/{domain.pk}/")
         reports_shown = page.locator("main").inner_text()
     assert "usssa.com" in reports_shown
+
+
+@pytest.fixture
+def probe_worker(celery_queue, redis_url, django_db_blocker, tmp_path, knot_world, lab_trust_file):
+    """A worker of its own on queues of its own, asking the probe world's knot, trusting the
+    mail lab's CA (the session's worker asks the DNS checks' knot)."""
+    import uuid
+
+    from django.db import connection
+
+    from mailsec.celery import app
+    from mailsec.queues import celery_queue_settings
+    from tests.servers import CeleryWorker, database_url
+
+    prefix = f"probe-{uuid.uuid4().hex[:8]}-"
+    with django_db_blocker.unblock():
+        database = database_url(connection.settings_dict)
+    worker = CeleryWorker(
+        redis_url=redis_url,
+        database=database,
+        queue_prefix=prefix,
+        log=tmp_path / "probe-worker.log",
+        extra_env={
+            "MAILSEC_DNS_NAMESERVERS": f"{knot_world.host}:{knot_world.port}",
+            "MAILSEC_DNSSEC_TRUST_ANCHORS": ",".join(knot_world.trust_anchors),
+            "MAILSEC_TLS_CA_FILE": lab_trust_file,
+        },
+    )
+    app.conf.update(**celery_queue_settings(prefix))
+    yield worker
+    app.conf.update(**celery_queue_settings(celery_queue))
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def probe_https(tmp_path_factory):
+    server = probe_world.start_https(tmp_path_factory.mktemp("stsca"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def knot_world(tmp_path_factory, mail_lab, probe_https):
+    """The protocol probes' DNS world (tests/domains/test_probe_engine.py)."""
+    server = probe_world.start_knot(tmp_path_factory.mktemp("probeknot"), mail_lab, probe_https)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def lab_trust_file(tmp_path_factory, mail_lab, probe_https):
+    return probe_world.trust_file(tmp_path_factory.mktemp("trust"), mail_lab, probe_https)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_check_now_shows_the_mail_servers(live_server, probe_worker, alice, acme):
+    Domain.objects.create(organization=acme, name="good.test")
+    base = live_server.url
+    with chromium_page() as page:
+        page.goto(f"{base}/login/")
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", "correct horse 42")
+        page.click("main button[type=submit]")
+        page.wait_for_url(f"{base}/domains/")
+        page.click("table.domains a:text-is('good.test')")
+        page.click("button:text-is('Check now')")
+        status = page.locator("#check-status")
+        try:
+            expect(status.locator("[data-grade]")).to_be_visible(timeout=CHECK_TIMEOUT_MS)
+        except AssertionError:
+            pytest.fail(f"no result; {status.inner_text()!r}; log:\n{probe_worker.output()}")
+        status.locator("a:text-is('Reload the page')").click()
+        servers = page.locator("table.servers")
+        expect(servers).to_contain_text("mx-good.probes.test")
+        shown = servers.inner_text()
+        rows = servers.locator("tbody tr").count()
+    assert "127.0.30.1" in shown and "CN=mx-good.probes.test" in shown
+    assert "TLSv1.2" in shown and "days left" in shown and "match" in shown
+    assert "mail.probes.test" in shown  # IMAP and POP3 from the SRV records
+    assert rows == 7  # 25, 465, 587 on the MX host; IMAP and POP3, both ports, on mail

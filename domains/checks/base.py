@@ -49,15 +49,21 @@ class CategoryResult:
     records: dict = field(default_factory=dict)  # the raw DNS records seen, for history and diffs
     data: dict = field(default_factory=dict)  # parsed facts other checks use
     applicable: bool = True
+    # Protocol probe categories only: one summary per (host, address, port) probed, as the
+    # pages and the JSON output show them (see checks/mailservers.py).
+    servers: list[dict] | None = None
 
     def as_dict(self) -> dict:
-        return {
+        found = {
             "status": str(self.status),
             "score": self.score,
             "applicable": self.applicable,
             "records": self.records,
             "findings": [f.as_dict() for f in self.findings],
         }
+        if self.servers is not None:
+            found["servers"] = self.servers
+        return found
 
 
 @dataclass
@@ -68,6 +74,13 @@ class Context:
     dns: DnsSession
     dkim_selectors: list[str] = field(default_factory=list)
     results: dict[str, CategoryResult] = field(default_factory=dict)
+    # The team's "mail access hosts" ("host" or "host:port"), where SRV records say nothing.
+    access_hosts: list[str] = field(default_factory=list)
+    # Protocol probes: what each target found (by Target.key), filled in by the engine between
+    # the categories' targets() and run(); None for a target not probed (yet).
+    probes: dict = field(default_factory=dict)
+    probe_source: str = "live"  # "live" (probed now or recently) or "stored" (kept results)
+    plans: dict = field(default_factory=dict)  # category -> what its targets() found
 
     def data(self, category: str) -> dict:
         result = self.results.get(category)
@@ -95,10 +108,24 @@ class Context:
 
 
 class Check:
-    """A category: `run()` reads DNS through the context and returns a CategoryResult."""
+    """A category: `run()` reads DNS through the context and returns a CategoryResult.
+
+    A protocol probe category (`probes = True`) runs in two steps: `targets()` finds what to
+    probe (DNS only), the engine has every target of the run probed at once, then `run()` judges
+    the results in `ctx.probes`. After every category has run, `finish()` may add findings that
+    need other categories' results (DANE and MTA-STS against the certificates served)."""
 
     name: str = ""
     requires: tuple[str, ...] = ()  # categories whose data this one reads
+    probes: bool = False
+
+    def targets(self, ctx: Context) -> list:
+        """Protocol probe categories: the Targets to probe."""
+        return []
+
+    def finish(self, ctx: Context, result: CategoryResult) -> bool:
+        """Add findings from the other categories' results; True when it added any."""
+        return False
 
     def prefetch(self, ctx: Context) -> list[tuple[str, str]]:
         """Lookups to start early, in parallel with everything else."""

@@ -5,7 +5,10 @@ from django.conf import settings
 
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
 from domains.checks.dnssec import BOGUS, INSECURE, SECURE, Validator, mail_hosts
+from domains.checks.mailservers import usable_tlsa
 from domains.findings import finding
+
+PROBE_CATEGORIES = ("smtp", "submission", "imap", "pop3")
 
 USAGES = {0: "PKIX-TA", 1: "PKIX-EE", 2: "DANE-TA", 3: "DANE-EE"}
 SELECTORS = {0: "full certificate", 1: "public key (SPKI)"}
@@ -73,13 +76,33 @@ class DaneCheck(Check):
         # dnssec check reports the zone.
         asked = [host for host in hosts if zones[host] != BOGUS]
         ctx.dns.prefetch(*[(tlsa_name(host), "TLSA") for host in asked])
-        tlsa = {}
+        tlsa, usable = {}, {}
         for host in asked:
             records = ctx.dns.lookup(tlsa_name(host), "TLSA").rdatas
             tlsa[host] = [tlsa_text(r) for r in records]
             result.findings += self._judge(ctx, host, zones[host], records)
+            if zones[host] == SECURE:
+                usable[host] = usable_tlsa(records)
         result.records = {"TLSA": tlsa}
+        # For the smtp category: what DANE senders match the served certificates against.
+        result.data = {"zones": zones, "usable": usable}
         return result
+
+    def finish(self, ctx: Context, result: CategoryResult) -> bool:
+        """dane.mismatch: a server whose chain matches none of its usable TLSA records (or
+        that offers no TLS at all), as the probe categories found (RFC 7672 2.2, RFC 7673)."""
+        lines = []
+        for category in PROBE_CATEGORIES:
+            for row in ctx.data(category).get("servers", []):
+                if row.get("dane") == "mismatch":
+                    where = f"{row['host']} ({row['address']}) port {row['port']}"
+                    lines.append(f"{where}: {row.get('dane_detail') or 'no TLSA record matches'}")
+        if not lines:
+            return False
+        detail = "; ".join(sorted(set(lines))) + "."
+        result.findings.append(finding("dane.mismatch", detail, domain=ctx.domain))
+        result.applicable = True
+        return True
 
     @staticmethod
     def _zone_status(ctx: Context, hosts: list[str]) -> dict[str, str]:

@@ -158,6 +158,32 @@ class MtaStsCheck(Check):
                     self._finding(ctx, "mta_sts.mx_mismatch", detail, severity=severity)
                 )
 
+    def finish(self, ctx: Context, result: CategoryResult) -> bool:
+        """mta_sts.mx_cert_invalid: under a policy in enforce or testing mode every MX must
+        present a certificate that is trusted, unexpired and valid for its name (RFC 8461 4.2),
+        as the smtp probes found."""
+        mode = result.data.get("mode")
+        if mode not in ("enforce", "testing"):
+            return False
+        lines = []
+        for row in ctx.data("smtp").get("servers", []):
+            cert = row.get("certificate")
+            if not cert or (cert["trusted"] and cert["name_matches"]):
+                continue
+            problems = [p for p, bad in (
+                ("not trusted (or expired)", not cert["trusted"]),
+                (f"names {', '.join(cert['names']) or 'no DNS name'}", not cert["name_matches"]),
+            ) if bad]  # fmt: skip
+            lines.append(f"{row['host']} ({row['address']}): {'; '.join(problems)}")
+        if not lines:
+            return False
+        detail = f"mode: {mode}; " + "; ".join(sorted(set(lines))) + "."
+        severity = Severity.MEDIUM if mode == "testing" else None
+        result.findings.append(
+            self._finding(ctx, "mta_sts.mx_cert_invalid", detail, severity=severity)
+        )
+        return True
+
     @staticmethod
     def _finding(ctx: Context, kind_id: str, detail: str, *, severity: Severity | None = None):
         return finding(kind_id, detail, domain=ctx.domain, severity=severity)

@@ -39,7 +39,8 @@ def test_json_lines_in_input_order(db, ns):
     assert finding["detail"] == 'every host passes: plusall.test -> +all ("v=spf1 mx +all")'
     assert isinstance(good["score"], int)
     assert set(good["categories"]) == {
-        "mx", "spf", "dmarc", "dkim", "mta_sts", "tls_rpt", "dnssec", "dane", "bimi"
+        "mx", "spf", "dmarc", "dkim", "mta_sts", "tls_rpt", "dnssec", "dane", "bimi",
+        "smtp", "submission", "imap", "pop3",
     }  # fmt: skip
     assert CheckRun.objects.count() == 0  # --no-save
 

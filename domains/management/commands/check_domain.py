@@ -45,6 +45,7 @@ class Command(BaseCommand):
         inputs = [(raw, self._normalize(raw)) for raw in options["domains"]]
         names = [name for _, (name, error) in inputs if not error]
         selectors = self._selectors(names)
+        access_hosts = self._access_hosts(names)
         results = dict(
             zip(
                 names,
@@ -55,6 +56,7 @@ class Command(BaseCommand):
                     categories=categories,
                     nameservers=nameservers,
                     selectors=selectors,
+                    access_hosts=access_hosts,
                 ),
                 strict=True,
             )
@@ -118,6 +120,16 @@ class Command(BaseCommand):
         return selectors
 
     @staticmethod
+    def _access_hosts(names: list[str]) -> dict[str, list[str]]:
+        """The mail access hosts any team configured for these names."""
+        hosts: dict[str, list[str]] = {}
+        rows = Domain.objects.filter(name__in=names).values_list("name", "mail_access_hosts")
+        for name, configured in rows:
+            found = hosts.setdefault(name, [])
+            found += [h for h in configured if h not in found]
+        return hosts
+
+    @staticmethod
     def _save(result) -> None:
         monitored = list(Domain.objects.filter(name=result.domain))
         for domain in monitored or [None]:
@@ -145,12 +157,34 @@ def as_json_line(raw: str, result) -> dict:
         "score": result.score,
         "grade": result.grade,
         "status": result.status,
-        "categories": {
-            name: {"status": str(c.status), "score": c.score}
-            for name, c in result.categories.items()
-        },
+        "categories": {name: _category(c) for name, c in result.categories.items()},
         "findings": [f.as_dict() for f in result.findings],
     }
+
+
+def _category(result) -> dict:
+    """Status and score; the protocol probe categories add their `servers`."""
+    found = {"status": str(result.status), "score": result.score}
+    if result.servers is not None:
+        found["servers"] = result.servers
+    return found
+
+
+def server_line(row: dict) -> str:
+    where = f"{row['host']} ({row['address']}) port {row['port']}"
+    if not row["reachable"]:
+        return f"    {where}: {row['reach'].replace('_', ' ')}"
+    parts = [", ".join(row["tls_versions"]) or "no TLS"]
+    cert = row.get("certificate")
+    if cert:
+        trusted = "trusted" if cert["trusted"] else "untrusted"
+        parts.append(f"certificate {cert['subject']} until {cert['not_after'][:10]} ({trusted})")
+    parts.append(f"DANE {row['dane']}")
+    if row["plaintext_auth"]:
+        parts.append("password before TLS")
+    if row.get("open_relay"):
+        parts.append("OPEN RELAY")
+    return f"    {where}: " + "; ".join(parts)
 
 
 def report(result) -> str:
@@ -168,6 +202,10 @@ def report(result) -> str:
             for name, c in result.categories.items()
         ),
     ]
+    for name, category in result.categories.items():
+        if category.servers:
+            lines.append(f"  {name} servers:")
+            lines += [server_line(row) for row in category.servers]
     for f in result.findings:
         lines.append(f"  [{f.severity.upper()}] {f.id}: {f.title}")
         lines += textwrap.wrap(f.detail, 96, initial_indent="      ", subsequent_indent="      ")
