@@ -8,7 +8,8 @@ matching types; when no usable record is left, the outcome is "none" (as if ther
 - DANE-EE(3): the leaf certificate (selector 0) or its public key (selector 1) matches; its
   names and validity period do not matter (RFC 7672 3.1.1).
 - DANE-TA(2): a certificate the server sent after the leaf matches, and the chain from the leaf
-  up to it is signed link by link (RFC 7671 5.2.2: the server must send the trust anchor).
+  up to it is signed link by link (RFC 7671 5.2.2: the server must send the trust anchor),
+  except for "2 1 0", the anchor's whole public key, which may sign the top of the chain sent.
   The names of the leaf are checked apart (Certificate.name_matches), as for any certificate.
 
 Matching types: 0 the whole DER, 1 its SHA-256, 2 its SHA-512.
@@ -19,7 +20,9 @@ import itertools
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 MATCH, MISMATCH, NONE = "match", "mismatch", "none"
 USAGES = {2: "DANE-TA", 3: "DANE-EE"}
@@ -77,6 +80,42 @@ def _chain_signed_up_to(chain: list[x509.Certificate], index: int) -> bool:
     return True
 
 
+def _signed_by_key(chain: list[x509.Certificate], spki: bytes) -> bool:
+    """RFC 7671 5.2.2: with "2 1 0" the record holds the trust anchor's whole public key, so the
+    server may leave the anchor out: the chain (from the leaf up) must end in a certificate that
+    key signed."""
+    try:
+        key = serialization.load_der_public_key(spki)
+    except (ValueError, TypeError):
+        return False
+    for index, cert in enumerate(chain):
+        if index and not _chain_signed_up_to(chain, index):
+            return False
+        if _verifies(key, cert):
+            return True
+    return False
+
+
+def _verifies(key, cert: x509.Certificate) -> bool:
+    signature, data, algorithm = (
+        cert.signature,
+        cert.tbs_certificate_bytes,
+        cert.signature_hash_algorithm,
+    )
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(algorithm))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, data, padding.PKCS1v15(), algorithm)
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(signature, data)
+        else:
+            return False
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
 def match(tlsa_rdatas, chain_der_hex: list[str]) -> DaneResult:
     """Whether any usable TLSA record matches the chain served (leaf first, DER in hex)."""
     usable, skipped = [], []
@@ -104,5 +143,8 @@ def match(tlsa_rdatas, chain_der_hex: list[str]) -> DaneResult:
                 continue
             where = "the leaf" if index == 0 else f"certificate {index} of the chain"
             return DaneResult(MATCH, [*evidence, f"{text[:80]}: matches {where}"], text)
+        if (usage, selector, mtype) == (2, 1, 0) and _signed_by_key(chain, data):
+            line = f"{text[:80]}: the served chain is signed by this trust-anchor key"
+            return DaneResult(MATCH, [*evidence, line], text)
         evidence.append(f"{text[:80]} ({USAGES[usage]}): matches no certificate served")
     return DaneResult(MISMATCH, evidence)

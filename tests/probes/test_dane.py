@@ -151,3 +151,18 @@ def test_against_the_chain_postfix_serves(lab_trust):
     assert dane.match([record], chain.chain_der_hex).status == dane.MATCH
     other = (3, 1, 1, spki_sha256("mx-other.probes.test"))
     assert dane.match([other], chain.chain_der_hex).status == dane.MISMATCH
+
+
+def test_dane_ta_full_key_may_sign_a_chain_without_the_anchor(chains):
+    """RFC 7671 5.2.2: "2 1 0" carries the anchor's whole key; the server may leave it out."""
+    ca_key = spki(chains["good"][1])
+    leaf_only = chains["good"][:1]
+    result = dane.match([tlsa(2, 1, 0, ca_key)], leaf_only)
+    assert result.status == dane.MATCH
+    assert result.evidence[-1].endswith("the served chain is signed by this trust-anchor key")
+    # a digest of the key is not enough then: the anchor must be in the chain to be hashed
+    assert dane.match([tlsa(2, 1, 1, sha256(ca_key))], leaf_only).status == dane.MISMATCH
+    # nor does the key match a chain it did not sign
+    assert dane.match([tlsa(2, 1, 0, ca_key)], chains["forged"]).status == dane.MISMATCH
+    rogue_leaf = chains["forged"][:1]
+    assert dane.match([tlsa(2, 1, 0, ca_key)], rogue_leaf).status == dane.MISMATCH
