@@ -2,7 +2,9 @@
 computed without some categories is marked "partial"; a run that could not test leaves the
 last known grade on show, marked, instead of "?"; when the resolver could not be trusted the
 domain page and the staff banner say so. Runs are real checks against knot, some through a
-lying resolver in front of it."""
+lying resolver in front of it. The domain whose grades are followed has a null MX and no mail
+access hosts: every category is judged from DNS alone (no mail server to probe), so a run
+that answers everything is "complete"."""
 
 import re
 
@@ -32,7 +34,7 @@ def grade_cell(html: str, name: str) -> str:
 
 
 def test_a_run_that_could_not_test_keeps_the_last_known_grade(alice, acme, knot, use):
-    domain = Domain.objects.create(organization=acme, name="good.test")
+    domain = Domain.objects.create(organization=acme, name="parkednull.test")
     use(knot.host, knot.port)
     good = scheduling.run_check(domain.pk)
     assert good.status == "complete" and good.grade in ("A", "A+")
@@ -52,7 +54,7 @@ def test_a_run_that_could_not_test_keeps_the_last_known_grade(alice, acme, knot,
     assert all("answers NXDOMAIN for the root zone's SOA" in e.summary for e in events)
 
     client = client_for(alice)
-    cell = grade_cell(client.get(reverse("domains:list")).content.decode(), "good.test")
+    cell = grade_cell(client.get(reverse("domains:list")).content.decode(), "parkednull.test")
     assert f">{good.grade}</span>" in cell and "last known" in cell and "?" not in cell
     page = client.get(reverse("domains:detail", args=[domain.pk])).content.decode()
     assert "last known" in page
@@ -61,7 +63,7 @@ def test_a_run_that_could_not_test_keeps_the_last_known_grade(alice, acme, knot,
     assert "answers NXDOMAIN for the root zone&#x27;s SOA" in page
     # The "could not test" filter still finds it.
     listed = client.get(reverse("domains:list") + "?grade=error").content.decode()
-    assert "good.test" in listed
+    assert "parkednull.test" in listed
 
 
 def test_the_staff_banner_says_the_resolver_cannot_be_trusted(alice, acme, knot, use):
@@ -81,9 +83,9 @@ def test_the_staff_banner_says_the_resolver_cannot_be_trusted(alice, acme, knot,
 
 
 def test_a_grade_without_some_categories_is_marked_partial(alice, acme, knot, use):
-    domain = Domain.objects.create(organization=acme, name="good.test")
+    domain = Domain.objects.create(organization=acme, name="parkednull.test")
     # Only DMARC's record cannot be had: the other categories are judged.
-    with LyingResolver((knot.host, knot.port), refuse=["_dmarc.good.test"]) as liar:
+    with LyingResolver((knot.host, knot.port), refuse=["_dmarc.parkednull.test"]) as liar:
         use(liar.host, liar.port)
         run = scheduling.run_check(domain.pk)
     assert run.status == "partial" and run.grade
@@ -92,7 +94,7 @@ def test_a_grade_without_some_categories_is_marked_partial(alice, acme, knot, us
     assert domain.grade_partial and not domain.grade_is_last_known
 
     client = client_for(alice)
-    cell = grade_cell(client.get(reverse("domains:list")).content.decode(), "good.test")
+    cell = grade_cell(client.get(reverse("domains:list")).content.decode(), "parkednull.test")
     assert f">{run.grade}</span>" in cell and "partial" in cell
     page = client.get(reverse("domains:detail", args=[domain.pk])).content.decode()
     assert "This grade is partial" in page
@@ -101,5 +103,5 @@ def test_a_grade_without_some_categories_is_marked_partial(alice, acme, knot, us
     scheduling.run_check(domain.pk)
     domain.refresh_from_db()
     assert not domain.grade_partial
-    cell = grade_cell(client.get(reverse("domains:list")).content.decode(), "good.test")
+    cell = grade_cell(client.get(reverse("domains:list")).content.decode(), "parkednull.test")
     assert "partial" not in cell and "last known" not in cell

@@ -6,7 +6,7 @@ import pytest
 
 from domains.checks.base import CategoryResult, Severity, Status
 from domains.dns import DnsSession
-from domains.engine import check_domain
+from domains.engine import DNS_CATEGORIES, check_domain
 from domains.findings import finding
 from domains.scoring import calibrate, category_score
 
@@ -31,7 +31,9 @@ TYPICAL = [
 def runs(knot, settings):
     settings.MAILSEC_DNSSEC_TRUST_ANCHORS = knot.trust_anchors
     session = DnsSession([(knot.host, knot.port)])
-    return {name: check_domain(name, session=session) for name in TYPICAL}
+    return {
+        name: check_domain(name, categories=DNS_CATEGORIES, session=session) for name in TYPICAL
+    }
 
 
 def score(runs, name) -> int:
@@ -79,7 +81,9 @@ def test_plus_all_stays_critical_under_dmarc_reject(runs, knot):
     assert plus.severity == Severity.CRITICAL  # it passes forged mail through DMARC too
     # The same reached through an include, or written as ip4:0.0.0.0/0 (both beside p=reject).
     for name in ("inclpassall.test", "ip4all.test"):
-        run = check_domain(name, session=DnsSession([(knot.host, knot.port)]))
+        run = check_domain(
+            name, categories=DNS_CATEGORIES, session=DnsSession([(knot.host, knot.port)])
+        )
         severities = {f.severity for f in run.findings if f.id == "spf.all_pass"}
         assert severities == {Severity.CRITICAL}, name
         assert run.grade == "F", name
