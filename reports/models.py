@@ -399,3 +399,55 @@ class ProcessedMessage(models.Model):
 
     def __str__(self):
         return f"{self.folder} {self.uidvalidity}/{self.uid} {self.status}"
+
+
+# --- uploads (parsed by the worker: reports/uploads.py) ---------------------------------------
+
+
+class Upload(models.Model):
+    """One upload of report files by a team member: stored and answered at once, each file
+    parsed on the `ingest` queue; the upload's page follows their progress."""
+
+    organization = models.ForeignKey(
+        "domains.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    uploaded_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return f"upload {self.pk} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class UploadFile(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Parsing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="files")
+    name = models.CharField(max_length=500)
+    raw = models.ForeignKey(RawInput, null=True, on_delete=models.SET_NULL, related_name="+")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)  # parses started (a worker may die)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcomes = models.JSONField(default=list, blank=True)  # reports.ingest.Outcome, as dicts
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["state", "queued_at"])]
+
+    def __str__(self):
+        return f"{self.name} ({self.state})"
+
+    @property
+    def pending(self) -> bool:
+        return self.state in (self.State.QUEUED, self.State.RUNNING)
