@@ -75,7 +75,9 @@ def run_check(domain_id: int, manual_id: int | None = None) -> CheckRun | None:
         ManualCheck.objects.filter(pk=manual.pk).update(state=ManualCheck.State.RUNNING)
     previous = domain.last_run
     selectors = domain.dkim_selectors + [
-        s for s in ReportedSelector.for_domain(domain.name) if s not in domain.dkim_selectors
+        s
+        for s in ReportedSelector.for_domain(domain.organization_id, domain.name)
+        if s not in domain.dkim_selectors
     ]
     result = engine.check_domain(domain.name, dkim_selectors=selectors)
     with transaction.atomic():

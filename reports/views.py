@@ -63,7 +63,9 @@ def _upload(request, membership, handler: CappedUploadHandler):
     form = UploadForm(request.POST, request.FILES, oversized=handler.oversized)
     if not form.is_valid():
         return render(request, "reports/upload.html", _upload_context(form, []))
-    outcomes = _store(form.cleaned_data["files"], handler.oversized, request.user)
+    outcomes = _store(
+        form.cleaned_data["files"], handler.oversized, request.user, membership.organization
+    )
     rows = queries.upload_rows(outcomes, membership.organization)
     return render(request, "reports/upload.html", _upload_context(UploadForm(), rows))
 
@@ -77,15 +79,22 @@ def _limit() -> str:
     return filesizeformat(settings.MAILSEC_REPORT_MAX_BYTES)
 
 
-def _store(uploads, oversized: list[tuple[str, str]], user) -> list[Outcome]:
-    """One Outcome per report found in the uploads, and one per file too large to read."""
+def _store(uploads, oversized: list[tuple[str, str]], user, organization) -> list[Outcome]:
+    """One Outcome per report found in the uploads (stored for the uploader's team), and one
+    per file too large to read."""
     outcomes = []
     for upload in uploads:
         # A large upload already sits in a temporary file: let storage read it from there.
         path = getattr(upload, "temporary_file_path", None)
         source = path() if path else upload.read()
         try:
-            outcomes += ingest_input(source, upload.name, via=InputSource.UPLOAD, user=user)
+            outcomes += ingest_input(
+                source,
+                upload.name,
+                via=InputSource.UPLOAD,
+                organization=organization,
+                user=user,
+            )
         except Exception:
             # One file that breaks storage must not lose the results of the others.
             logger.exception("Storing the upload %r failed", upload.name)
