@@ -11,6 +11,7 @@ urlpatterns = [
     path("refused/", views.refused_inputs, name="refused"),
     path("raw/<int:pk>/", views.raw_download, name="raw"),
     path("unclaimed/", views.unclaimed_reports, name="unclaimed"),
+    path("unclaimed/assign/", views.assign_unclaimed, name="assign"),
 ]
 
 # The report mailboxes (reports/mailbox_views.py).

@@ -5,18 +5,19 @@ import logging
 import re
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from domains import tenancy
-from domains.models import Domain
-from reports import queries
-from reports.forms import CappedUploadHandler, UploadForm
+from domains.models import Domain, Organization
+from reports import claims, queries
+from reports.forms import AssignForm, CappedUploadHandler, UploadForm
 from reports.ingest import Outcome, ingest_input
 from reports.models import InputSource, RawInput
 
@@ -146,4 +147,24 @@ def safe_filename(raw: RawInput) -> str:
 def unclaimed_reports(request):
     _require_staff(request)
     pager = queries.unclaimed(request.GET)
-    return render(request, "reports/unclaimed.html", {"pager": pager})
+    teams = list(Organization.objects.values_list("pk", "name"))
+    context = {"pager": pager, "teams": teams}
+    return render(request, "reports/unclaimed.html", context)
+
+
+@require_POST
+def assign_unclaimed(request):
+    """Staff give a domain's unclaimed reports to the team that received them."""
+    _require_staff(request)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a team for the reports.")
+        return redirect("reports:unclaimed")
+    team, domain = form.cleaned_data["organization"], form.cleaned_data["domain"]
+    done = claims.assign_domain(domain, team)
+    messages.success(
+        request,
+        f"{done['assigned']} reports of {domain} now belong to {team}"
+        + (f" ({done['duplicate']} it already had were dropped)." if done["duplicate"] else "."),
+    )
+    return redirect("reports:unclaimed")
