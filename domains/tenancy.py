@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from domains.models import Membership, Role
+from mailsec.models import Profile
 
 SESSION_KEY = "organization_id"
 
@@ -22,6 +23,9 @@ def current_membership(request) -> Membership | None:
     if not hasattr(request, "_mailsec_membership"):
         memberships = list(memberships_of(request.user)) if request.user.is_authenticated else []
         wanted = request.session.get(SESSION_KEY) if hasattr(request, "session") else None
+        if wanted is None and memberships:
+            # A new session: the team the user last chose, never merely the first by name.
+            wanted = Profile.last_team_of(request.user)
         chosen = next((m for m in memberships if m.organization_id == wanted), None)
         request._mailsec_membership = chosen or (memberships[0] if memberships else None)
         request._mailsec_memberships = memberships
@@ -43,6 +47,7 @@ def select_organization(request, organization_id: int) -> Membership:
         raise Http404("No such team.")
     request.session[SESSION_KEY] = membership.organization_id
     request._mailsec_membership = membership
+    Profile.remember_team(request.user, membership.organization_id)
     return membership
 
 

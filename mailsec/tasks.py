@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.utils import timezone
 
-from mailsec.models import WorkerHeartbeat
+from mailsec.models import AuditEvent, WorkerHeartbeat
 
 
 @shared_task(bind=True, time_limit=30, soft_time_limit=20, ignore_result=False)
@@ -11,3 +11,8 @@ def heartbeat(self) -> str:
         hostname=hostname, defaults={"seen_at": timezone.now()}
     )
     return hostname
+
+
+@shared_task(time_limit=600, soft_time_limit=540)
+def prune_audit_log() -> int:
+    return AuditEvent.prune()
