@@ -6,6 +6,7 @@ app_name = "reports"
 urlpatterns = [
     path("", views.report_index, name="index"),
     path("upload/", views.report_upload, name="upload"),
+    path("upload/<id:pk>/", views.upload_status, name="upload_status"),
     path("aggregate/<id:pk>/", views.aggregate_detail, name="aggregate"),
     path("domain/<id:domain_pk>/", views.domain_reports, name="domain"),
     path("refused/", views.refused_inputs, name="refused"),

@@ -6,6 +6,7 @@ import re
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -16,10 +17,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from domains import tenancy
 from domains.models import Domain, Organization
-from reports import claims, queries
+from domains.views import wants_fragment
+from reports import claims, queries, uploads
 from reports.forms import AssignForm, CappedUploadHandler, UploadForm
-from reports.ingest import Outcome, ingest_input
-from reports.models import InputSource, RawInput
+from reports.models import RawInput, Upload
+from reports.parsing.unpack import MAX_ZIP_MEMBERS
 
 logger = logging.getLogger(__name__)
 
@@ -54,53 +56,63 @@ def report_upload(request):
     tenancy.require_edit(membership)
     handler = CappedUploadHandler(request, limit=settings.MAILSEC_REPORT_MAX_BYTES)
     request.upload_handlers.insert(0, handler)
+    try:
+        request.POST  # noqa: B018  (reads the body: the number of files is checked there)
+    except (TooManyFilesSent, TooManyFieldsSent):
+        context = _upload_context(UploadForm()) | {"refused": too_many_files_message()}
+        return render(request, "reports/upload.html", context, status=400)
     return _upload(request, membership, handler)
+
+
+def too_many_files_message() -> str:
+    most = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+    return (
+        f"An upload may hold at most {most} files: nothing was stored. Upload them in "
+        "smaller groups, or pack them into a zip file (it may hold up to "
+        f"{MAX_ZIP_MEMBERS} reports)."
+    )
 
 
 @csrf_protect
 def _upload(request, membership, handler: CappedUploadHandler):
+    """Store the files and answer at once: the worker parses them, the upload's page follows."""
     if request.method != "POST":
-        return render(request, "reports/upload.html", _upload_context(UploadForm(), []))
+        return render(request, "reports/upload.html", _upload_context(UploadForm()))
     form = UploadForm(request.POST, request.FILES, oversized=handler.oversized)
     if not form.is_valid():
-        return render(request, "reports/upload.html", _upload_context(form, []))
-    outcomes = _store(
-        form.cleaned_data["files"], handler.oversized, request.user, membership.organization
+        return render(request, "reports/upload.html", _upload_context(form))
+    upload = uploads.create(
+        membership.organization, request.user, form.cleaned_data["files"], handler.oversized
     )
-    rows = queries.upload_rows(outcomes, membership.organization)
-    return render(request, "reports/upload.html", _upload_context(UploadForm(), rows))
+    return redirect("reports:upload_status", upload.pk)
 
 
-def _upload_context(form, rows) -> dict:
-    counts = {status: sum(r.outcome.status == status for r in rows) for status in OUTCOMES}
-    return {"form": form, "rows": rows, "counts": counts, "limit": _limit()}
+def _upload_context(form) -> dict:
+    return {
+        "form": form,
+        "limit": filesizeformat(settings.MAILSEC_REPORT_MAX_BYTES),
+        "most_files": settings.DATA_UPLOAD_MAX_NUMBER_FILES,
+    }
 
 
-def _limit() -> str:
-    return filesizeformat(settings.MAILSEC_REPORT_MAX_BYTES)
-
-
-def _store(uploads, oversized: list[tuple[str, str]], user, organization) -> list[Outcome]:
-    """One Outcome per report found in the uploads (stored for the uploader's team), and one
-    per file too large to read."""
-    outcomes = []
-    for upload in uploads:
-        # A large upload already sits in a temporary file: let storage read it from there.
-        path = getattr(upload, "temporary_file_path", None)
-        source = path() if path else upload.read()
-        try:
-            outcomes += ingest_input(
-                source,
-                upload.name,
-                via=InputSource.UPLOAD,
-                organization=organization,
-                user=user,
-            )
-        except Exception:
-            # One file that breaks storage must not lose the results of the others.
-            logger.exception("Storing the upload %r failed", upload.name)
-            outcomes.append(Outcome(upload.name, "invalid", error="Internal error: not stored."))
-    return outcomes + [Outcome(name, "invalid", error=why) for name, why in oversized]
+@require_GET
+def upload_status(request, pk: int):
+    """An upload's files, parsed or still waiting; the fragment is what static/js/mailsec.js
+    polls while any is pending."""
+    membership = tenancy.require_membership(request)
+    upload = get_object_or_404(Upload, pk=pk, organization=membership.organization)
+    files = list(upload.files.all())
+    rows = queries.upload_rows(uploads.outcomes_of(files), membership.organization)
+    context = {
+        "upload": upload,
+        "files": files,
+        "rows": rows,
+        "pending": sum(file.pending for file in files),
+        "counts": {status: sum(r.outcome.status == status for r in rows) for status in OUTCOMES},
+    }
+    if wants_fragment(request):
+        return render(request, "reports/_upload_status.html", context)
+    return render(request, "reports/upload_status.html", context)
 
 
 @require_GET

@@ -582,7 +582,16 @@ def test_admin_lists_and_shows_inputs_without_their_content(db):
 
 
 def upload(client, *files):
-    return client.post("/reports/upload/", {"files": list(files)})
+    """Upload, then parse the files as the worker does (the request only stores them), and
+    return the upload's page."""
+    from reports import uploads
+    from reports.models import UploadFile
+
+    response = client.post("/reports/upload/", {"files": list(files)})
+    assert response.status_code == 302, response.content[:500]
+    for pk in UploadFile.objects.filter(state="queued").values_list("pk", flat=True):
+        uploads.parse(pk)
+    return client.get(response["Location"])
 
 
 def statuses(response) -> list[tuple[str, str]]:
