@@ -68,19 +68,20 @@ def display_domain(name: str) -> str:
 
 
 def normalize_selector(raw: str) -> str:
-    """A DKIM selector (RFC 6376 3.1: dot-separated labels), lower case."""
+    """A DKIM selector (RFC 6376 3.1: dot-separated labels), lower case; DomainNameError (a
+    ValidationError) says why not."""
     name = raw.strip().lower().removesuffix(".")
     if not name:
-        raise ValidationError("Empty DKIM selector.")
+        raise DomainNameError("Empty DKIM selector.")
     if name.endswith("._domainkey") or "._domainkey." in name:
-        raise ValidationError(f"{raw!r}: give the selector only, without ._domainkey.")
+        raise DomainNameError(f"{raw!r}: give the selector only, without ._domainkey.")
     for label in name.split("."):
         if len(label) > MAX_LABEL_LENGTH or not SELECTOR_LABEL.match(label):
-            raise ValidationError(
+            raise DomainNameError(
                 f"{raw!r} is not a valid DKIM selector: use letters, digits, '-' and '_'."
             )
     if len(name) > MAX_NAME_LENGTH // 2:
-        raise ValidationError(f"{raw!r} is too long for a DKIM selector.")
+        raise DomainNameError(f"{raw!r} is too long for a DKIM selector.")
     return name
 
 
