@@ -230,6 +230,20 @@ class AuditEvent(models.Model):
         )
 
     @classmethod
+    def record_each(cls, organization, actor, action: AuditAction, subjects) -> None:
+        """One event per subject (a bulk add of domains), in one query."""
+        cls.objects.bulk_create(
+            cls(
+                organization=organization,
+                actor=actor,
+                actor_name=actor.get_username(),
+                action=action,
+                subject=str(subject)[:300],
+            )
+            for subject in subjects
+        )
+
+    @classmethod
     def prune(cls, now=None) -> int:
         """Delete the events older than the retention; returns how many went."""
         cutoff = (now or timezone.now()) - timedelta(days=settings.MAILSEC_AUDIT_DAYS)
