@@ -1,8 +1,9 @@
 """Which team a request works in, and what the user may do there.
 
 A user may belong to several teams; the one they work in is kept in the session and chosen
-with the switcher in the navigation. Objects of teams the user is not in answer 404, never 403,
-so their existence does not leak; a viewer trying to change something gets 403.
+with the switcher in the navigation; a new session starts in the team last chosen (kept on the
+user's profile: mailsec/accounts/sessions.py). Objects of teams the user is not in answer 404,
+never 403, so their existence does not leak; a viewer trying to change something gets 403.
 """
 
 from django.core.exceptions import PermissionDenied
@@ -23,9 +24,6 @@ def current_membership(request) -> Membership | None:
     if not hasattr(request, "_mailsec_membership"):
         memberships = list(memberships_of(request.user)) if request.user.is_authenticated else []
         wanted = request.session.get(SESSION_KEY) if hasattr(request, "session") else None
-        if wanted is None and memberships:
-            # A new session: the team the user last chose, never merely the first by name.
-            wanted = Profile.last_team_of(request.user)
         chosen = next((m for m in memberships if m.organization_id == wanted), None)
         request._mailsec_membership = chosen or (memberships[0] if memberships else None)
         request._mailsec_memberships = memberships

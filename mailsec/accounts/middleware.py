@@ -45,11 +45,12 @@ class TwoFactorMiddleware:
         if not user.is_authenticated or user.is_verified():
             return None
         name = request.resolver_match.url_name if request.resolver_match else None
-        if two_factor.has_device(user):
+        has_device, required = two_factor.gate_state(user)
+        if has_device:
             if name in PENDING_ALLOWED:
                 return None
             return redirect(_with_next("two_factor_verify", request))
-        if name in ENROLMENT_ALLOWED or not two_factor.required(user):
+        if name in ENROLMENT_ALLOWED or not required:
             return None
         return redirect("two_factor")
 

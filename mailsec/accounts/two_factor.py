@@ -9,7 +9,9 @@ once a code is accepted. Both kinds of device throttle wrong codes (the wait dou
 from base64 import b32encode
 
 import segno
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django_otp import devices_for_user, user_has_device
 from django_otp import login as otp_login
 from django_otp import verify_token as otp_verify_token
@@ -25,6 +27,25 @@ RECOVERY = "Recovery codes"
 
 def has_device(user) -> bool:
     return user_has_device(user, confirmed=True)
+
+
+def gate_state(user) -> tuple[bool, bool]:
+    """(has a second factor, a team of theirs requires one), in one query: asked on every
+    request of a signed-in user whose session has not given a second factor."""
+    teams = TeamSecurity.objects.filter(
+        require_two_factor=True, organization__memberships__user=OuterRef("pk")
+    )
+    row = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .values_list(
+            Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True))
+            | Exists(StaticDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+            Exists(teams),
+        )
+        .first()
+    )
+    return (bool(row[0]), bool(row[1])) if row else (False, False)
 
 
 def required(user) -> bool:
