@@ -238,7 +238,11 @@ REDIS_URL = env.redis_url("REDIS_URL")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A task taken but not acknowledged (a worker died under it) goes back to the queue after
+    # this long: longer than any task may run (the longest time limit is 3600 s), or a task
+    # still running would be handed to a second worker. The reaper (mailsec/reaper.py) queues
+    # what a dead worker held long before this.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
 else:
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_URL = "filesystem://"
@@ -257,6 +261,10 @@ CELERY_RESULT_EXPIRES = timedelta(days=1)
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task is acknowledged once done, and given back to the queue when the process running it
+# dies (the OOM killer), so a worker's death loses nothing: every task is safe to run twice.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 _queues = celery_queue_settings(env.str("MAILSEC_QUEUE_PREFIX", ""))
 CELERY_TASK_DEFAULT_QUEUE = _queues["task_default_queue"]
@@ -269,6 +277,7 @@ CELERY_BEAT_SCHEDULE = {
     "prune-run-details": {"task": "domains.tasks.prune_run_details", "schedule": 86400.0},
     "prune-audit-log": {"task": "mailsec.tasks.prune_audit_log", "schedule": 86400.0},
     "poll-mailboxes": {"task": "reports.tasks.poll_mailboxes", "schedule": 60.0},
+    "reap-stale-work": {"task": "mailsec.tasks.reap_stale", "schedule": 60.0},
 }
 # A team's audit log keeps this many days.
 MAILSEC_AUDIT_DAYS = env.int("MAILSEC_AUDIT_DAYS", 400, minimum=1, maximum=36500)

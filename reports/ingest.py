@@ -37,6 +37,9 @@ INLINE_CONTENT = 1 << 20
 # The reason of an input kept but not parsed yet (or whose parse was killed: the reaper
 # parses those again, mailsec/reaper.py).
 NOT_PARSED = "not parsed yet"
+REPARSING = "not parsed yet: its import was interrupted, it is being parsed again"
+INTERRUPTED = "its import was interrupted twice before it was parsed: import it again"
+UNPARSED = (NOT_PARSED, REPARSING, INTERRUPTED)
 KIND_OF_PAYLOAD = {"xml": "aggregate", "json": "tls", "arf": "failure"}
 
 
@@ -78,7 +81,7 @@ def ingest_kept(raw: models.RawInput, name: str, source=None, *, limit: int | No
     """Store every report of an input already kept (`source`: its bytes or path, by default
     the stored copy). An input refused before is not parsed again: refusing it cost its budget
     once (reports/parsing/unpack.py), and parsing the same bytes again would refuse them again."""
-    if raw.status == models.InputStatus.REFUSED and raw.reason != NOT_PARSED:
+    if raw.status == models.InputStatus.REFUSED and raw.reason not in UNPARSED:
         return [Outcome(name, "invalid", error=f"refused before, not parsed again: {raw.reason}")]
     limit = limit or settings.MAILSEC_REPORT_MAX_BYTES
     outcomes = []
