@@ -149,3 +149,27 @@ def test_turning_it_off(alice):
     client.post("/account/two-factor/disable/")
     assert not TOTPDevice.objects.exists() and not StaticToken.objects.exists()
     assert log_in().get("/domains/").status_code == 200
+
+
+def test_an_open_session_is_held_as_soon_as_the_team_requires_it(alice, bob, acme):
+    member = log_in("bob")
+    assert member.get("/domains/").status_code == 200
+    owner = client_for(alice)
+    enrol(owner)
+    owner.post("/settings/security/", {"require_two_factor": "on"})
+    assert member.get("/domains/")["Location"] == "/account/two-factor/"
+
+
+def test_the_admin_login_needs_the_code_too(alice):
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    device, _ = enrol(client_for(alice))
+    client = Client()
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "alice", "password": PASSWORD}
+    )
+    assert response["Location"] == "/admin/"
+    assert client.get("/admin/")["Location"] == "/login/verify/?next=%2Fadmin%2F"
+    assert client.get("/admin/auth/user/").status_code == 302
+    client.post("/login/verify/", {"code": code_for(device, 1)})
+    assert client.get("/admin/auth/user/").status_code == 200
