@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib.messages.storage.cookie import CookieStorage
+from django.http import HttpRequest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -167,11 +169,20 @@ def test_the_webhook_secret_is_never_in_a_cookie(alice, acme):
     assert response.status_code == 302
     assert response["Location"] == f"/settings/channels/{channel.pk}/secret/"
     assert channel.secret not in str(response.cookies)
+    assert all(channel.secret not in str(m) for m in cookie_messages(client))
     page = client.get(response["Location"])
     assert channel.secret in page.content.decode()
     assert channel.secret not in str(page.cookies) + str(client.cookies)
     assert "no-store" in page["Cache-Control"]
     assert client.get(response["Location"]).status_code == 404  # once only
+
+
+def cookie_messages(client) -> list:
+    """The messages the `messages` cookie carries, decoded (it may be compressed)."""
+    morsel = client.cookies.get("messages")
+    if morsel is None or not morsel.value:
+        return []
+    return CookieStorage(HttpRequest())._decode(morsel.value) or []
 
 
 def test_another_owner_cannot_read_the_secret_page(alice, acme):
