@@ -84,7 +84,9 @@ AXES_COOLOFF_TIME = timedelta(
 )
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_RESET_ON_SUCCESS = True
+# A success does not wipe the count: it would also wipe the failures from the same address,
+# so logging in to one's own account between guesses would lift the lock on another's.
+AXES_RESET_ON_SUCCESS = False
 _proxy_count = env.int("MAILSEC_PROXY_COUNT", 0, minimum=0, maximum=10)
 if _proxy_count:
     AXES_IPWARE_PROXY_COUNT = _proxy_count

@@ -77,3 +77,13 @@ def test_staff_unlock_in_the_admin(alice):
     assert not AccessAttempt.objects.exists()
     back = Client().post("/login/", {"username": "alice", "password": PASSWORD})
     assert back.status_code == 302 and back["Location"] == "/domains/"
+
+
+def test_logging_in_to_ones_own_account_does_not_lift_the_lock_on_another(alice, bob):
+    client = Client(REMOTE_ADDR="192.0.2.9")
+    limit = settings.AXES_FAILURE_LIMIT
+    fail(client, "alice", limit - 1)
+    assert client.post("/login/", {"username": "bob", "password": PASSWORD}).status_code == 302
+    fail(Client(REMOTE_ADDR="192.0.2.10"), "alice", 1)  # the last try, from elsewhere
+    response = Client().post("/login/", {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 429
