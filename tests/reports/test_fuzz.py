@@ -12,6 +12,7 @@ import ipaddress
 import json
 import time
 import tracemalloc
+import warnings
 import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -337,7 +338,11 @@ def gzipped(data: bytes) -> bytes:
 
 def zipped(members: list[tuple[str, bytes]]) -> bytes:
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+    with (
+        warnings.catch_warnings(),  # a name twice is one of the cases
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
+        warnings.simplefilter("ignore", UserWarning)
         for name, data in members:
             archive.writestr(zipfile.ZipInfo(name or "unnamed", (2026, 1, 1, 0, 0, 0)), data)
     return out.getvalue()
