@@ -243,7 +243,7 @@ def test_index_explains_how_reports_arrive_when_there_are_none(alice, victor, ac
 
 def test_index_without_domains_says_to_add_them_first(alice):
     page = page_of(client_for(alice).get("/reports/"))
-    assert "monitors none yet" in page
+    assert "monitors no domain yet" in page
 
 
 def test_index_pages_by_fifty(alice, acme_domain):

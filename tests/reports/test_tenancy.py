@@ -204,3 +204,9 @@ def test_assigning_is_for_staff_only(alice, acme):
     )
     assert answer.status_code == 404
     assert TlsReport.objects.get().organization is None
+
+
+def test_a_team_sees_the_reports_it_received_before_adding_the_domain(acme, alice):
+    [outcome] = receive(TLS, acme)
+    page = page_of(alice, "/reports/?kind=tls")
+    assert outcome.org_name in page and "monitors no domain yet" not in page
