@@ -210,3 +210,23 @@ def test_a_team_sees_the_reports_it_received_before_adding_the_domain(acme, alic
     [outcome] = receive(TLS, acme)
     page = page_of(alice, "/reports/?kind=tls")
     assert outcome.org_name in page and "monitors no domain yet" not in page
+
+
+def test_an_upload_through_the_page_stays_with_the_uploaders_team(acme, globex, alice, olga):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.reports.test_pages import NICE_INPUT, statuses, upload
+
+    ours = Domain.objects.create(organization=acme, name="example.com")
+    Domain.objects.create(organization=globex, name="example.com")
+    data = NICE_INPUT.read_bytes()
+    theirs = upload(client_for(olga), SimpleUploadedFile("forged.xml.gz", data))
+    assert statuses(theirs) == [("forged.xml.gz", "imported")]
+    assert "google.com" not in page_of(alice, "/reports/")
+    assert "google.com" not in page_of(alice, f"/reports/domain/{ours.pk}/")
+    assert client_for(alice).get(theirs.request["PATH_INFO"]).status_code == 404
+    # The same file uploaded by Acme is Acme's own import, not a duplicate of Globex's.
+    mine = upload(client_for(alice), SimpleUploadedFile("nice.xml.gz", data))
+    assert statuses(mine) == [("nice.xml.gz", "imported")]
+    assert AggregateReport.objects.filter(organization=acme).count() == 1
+    assert AggregateReport.objects.filter(organization=globex).count() == 1
