@@ -230,3 +230,14 @@ def test_an_upload_through_the_page_stays_with_the_uploaders_team(acme, globex, 
     assert statuses(mine) == [("nice.xml.gz", "imported")]
     assert AggregateReport.objects.filter(organization=acme).count() == 1
     assert AggregateReport.objects.filter(organization=globex).count() == 1
+
+
+def test_assigning_to_an_id_past_the_range_is_refused_not_an_error(acme):
+    staff = make_user("sam", is_staff=True)
+    receive(TLS, None, "command")
+    for value in ("9223372036854775808", "-1", "x", ""):
+        answer = client_for(staff).post(
+            "/reports/unclaimed/assign/", {"domain": "company-y.example", "organization": value}
+        )
+        assert answer.status_code == 302, value
+    assert TlsReport.objects.get().organization is None
