@@ -55,7 +55,14 @@ def _watch_the_pool(sender, **kwargs):
 
 def _exit_now(consumer) -> None:
     try:
-        consumer.task_consumer.channel.qos.restore_unacked_once()
+        channel = consumer.task_consumer.channel
+        # On Redis a BRPOP may be waiting on the server for this worker: it would take the
+        # very message given back below and hand it to a process about to exit. Its connection
+        # is closed first (kombu keeps it in _in_poll), so the server drops the BRPOP.
+        waiting = getattr(channel, "_in_poll", None)
+        if waiting is not None:
+            waiting.disconnect()
+        channel.qos.restore_unacked_once()
     except Exception:
         logger.exception("Could not give the unacknowledged tasks back")
     logging.shutdown()

@@ -22,6 +22,8 @@ from django.utils import timezone
 MARGIN = timedelta(minutes=2)
 # A message still waiting after this long was lost (a full queue drains long before).
 QUEUED_PATIENCE = timedelta(minutes=30)
+# Past every limit above: what a test (or a look at the reaper by hand) waits for.
+LATE_ENOUGH = timedelta(hours=2)
 # An input kept but never parsed (its import was killed) is parsed again after this long.
 UNPARSED_PATIENCE = timedelta(hours=1)
 
@@ -82,7 +84,7 @@ def scheduled_checks(now) -> int:
 def mailbox_passes(now) -> int:
     """A pass running past fetch_mailbox's time limit, or never started: failed, and a new
     pass queued (the mailbox's lease runs out on its own)."""
-    from reports.models import MailboxPass
+    from reports.models import Mailbox, MailboxPass
     from reports.tasks import fetch_mailbox
 
     State = MailboxPass.State
@@ -97,6 +99,8 @@ def mailbox_passes(now) -> int:
         error = f"Lost: {why} (was the background worker stopped?). Another pass is queued."
         done = MailboxPass.objects.filter(pk=pk, state=state)
         if done.update(state=State.FAILED, error=error, finished_at=now):
+            if state == State.RUNNING:  # its lease died with it: the next pass need not wait
+                Mailbox.objects.filter(pk=mailbox_id).update(locked_until=None)
             transaction.on_commit(lambda m=mailbox_id: fetch_mailbox.delay(m))
             reaped += 1
     return reaped
