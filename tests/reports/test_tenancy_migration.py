@@ -84,6 +84,14 @@ def test_existing_reports_go_to_every_team_that_saw_them(migrator):
     old.get_model("reports", "FailureReport").objects.create(
         raw=_raw(old, "c"), domain="shared.example", feedback_type="auth-failure"
     )
+    # A refused input (no report) fetched by Acme's mailbox, and one uploaded by nobody knows.
+    fetched, uploaded = _raw(old, "d"), _raw(old, "e")
+    mailbox = old.get_model("reports", "Mailbox").objects.create(
+        organization=acme, name="rua", host="imap.example", username="u"
+    )
+    old.get_model("reports", "ProcessedMessage").objects.create(
+        mailbox=mailbox, folder="INBOX", uidvalidity=1, uid=1, raw=fetched, status="refused"
+    )
     for name in ("shared.example", "nobody.example"):
         old.get_model("reports", "DailyRollup").objects.create(
             domain=name, day=date(2026, 1, 1), source_ip="192.0.2.1", messages=7
@@ -116,6 +124,9 @@ def test_existing_reports_go_to_every_team_that_saw_them(migrator):
     assert tls.organization_id == acme.pk and tls.policies.count() == 2
     failures = new.get_model("reports", "FailureReport").objects.all()
     assert sorted(f.organization_id for f in failures) == [acme.pk, globex.pk]
+    Raw = new.get_model("reports", "RawInput")
+    assert Raw.objects.get(pk=fetched.pk).organization_id == acme.pk
+    assert Raw.objects.get(pk=uploaded.pk).organization_id is None
     for model in ("DailyRollup", "ReportedSelector"):
         rows = new.get_model("reports", model).objects.values_list("organization_id", "domain")
         assert sorted(rows) == [(acme.pk, "shared.example"), (globex.pk, "shared.example")]
