@@ -70,11 +70,6 @@ def paginate(queryset, params, per_page: int) -> Pager:
 # --- who sees what --------------------------------------------------------------------------
 
 
-def team_names(organization: Organization) -> QuerySet:
-    """The names the team monitors, as a subquery (a team may have thousands)."""
-    return Domain.objects.filter(organization=organization).values("name")
-
-
 def _about(model, names) -> Q:
     """Reports about these domain names. A TLS report names a domain per policy: it is about
     each of them, not only the first (kept in TlsReport.domain)."""
