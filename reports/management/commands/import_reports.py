@@ -1,5 +1,6 @@
 import json
 import os
+import stat
 from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
@@ -81,8 +82,8 @@ class Command(BaseCommand):
 
     @staticmethod
     def _import(path: str, team: Organization | None) -> list[Outcome]:
-        if not os.path.isfile(path):
-            return [Outcome(path, "invalid", error="no such file")]
+        if problem := not_a_file(path):
+            return [Outcome(path, "invalid", error=problem)]
         try:
             return ingest_input(path, path, via=InputSource.COMMAND, organization=team)
         except OSError as exc:
@@ -101,3 +102,28 @@ class Command(BaseCommand):
                 f"from {outcome.org_name} for {outcome.domain}: {outcome.records} records, "
                 f"{outcome.messages} messages"
             )
+
+
+# What a path is when it is no regular file: read, /dev/zero never ends and a FIFO may never
+# answer, so they are refused before anything opens them.
+KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def not_a_file(path: str) -> str | None:
+    """Why `path` cannot be imported, or None for a regular file (symbolic links followed)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    if stat.S_ISREG(mode):
+        return None
+    what = next((name for test, name in KINDS if test(mode)), "not a regular file")
+    return f"{what}, not a file: refused"
