@@ -33,7 +33,7 @@ from domains.names import (
     normalize_selector,
 )
 
-SECONDS = 2.0  # the most one input may take, lookups on loopback included
+SECONDS = 5.0  # the most one input may take: milliseconds, but the machine may be loaded
 FUZZ = settings(
     max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -208,7 +208,7 @@ dmarc_records = st.one_of(
 def check_record(record_server, check, record: str) -> None:
     """Run one check on fuzz.test serving `record`: a verdict with known findings."""
     record_server.record = record.encode()[:2000]
-    session = DnsSession([record_server.address], lifetime=1.0)
+    session = DnsSession([record_server.address])  # retries within 3 s: no lookup may fail
     started = time.monotonic()
     result = run_one(check, Context(domain="fuzz.test", dns=session))
     assert time.monotonic() - started < SECONDS
