@@ -40,7 +40,9 @@ FUZZ = settings(
 
 # --- names ------------------------------------------------------------------------------------
 
-label_chars = st.sampled_from("abcxyz019-_.*@/: \t\u00e9\u00fc\u4e2d\u0430\u200d\u00df\uff0e")
+label_chars = st.sampled_from(
+    "abcxyz019-_.*@/: \t\u00e9\u00fc\u4e2d\u0430\u200d\u00df\uff0e\u3002\uff61\u2488"
+)
 typed_names = st.one_of(
     st.text(max_size=300),
     st.text(label_chars, max_size=80),
@@ -68,6 +70,28 @@ def test_a_typed_domain_name_is_stored_in_one_form_or_refused_with_a_reason(raw)
     assert len(name) <= MAX_NAME_LENGTH and "." in name
     assert all(LDH_LABEL.match(label) for label in name.split("."))
     assert normalize_domain(name) == name  # the stored form is its own normal form
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        # Found by the test above: full stops other than "." were mapped to "." by IDNA inside
+        # a label, after the labels were counted: "0.0\uff0e" was stored as "0.0." (a second
+        # form of a name), "0\uff0e.A" as "0..a".
+        ("a.example\uff0e", "a.example"),
+        ("a\uff0eexample", "a.example"),
+        ("x\u3002y\u3002com", "x.y.com"),
+        ("b\u00fccher\uff61example", "xn--bcher-kva.example"),
+        ("0.0\uff0e", None),
+        ("0\uff0e.A", None),
+    ],
+)
+def test_every_full_stop_separates_labels(raw, stored):
+    if stored is None:
+        with pytest.raises(DomainNameError):
+            normalize_domain(raw)
+    else:
+        assert normalize_domain(raw) == stored
 
 
 @FUZZ
