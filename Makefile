@@ -62,7 +62,8 @@ run: $(VENV)/.installed $(VAR_DIR)/secret_key $(VAR_DIR)/encryption_key
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo "mailsec: http://$${MAILSEC_BIND:-127.0.0.1}:$(PORT)/  (Ctrl-C stops the web app, the worker and the scheduler)"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile mailsec/Procfile --app-root . start --port $(PORT)
+	@# supervisord restarts whichever of them dies (mailsec/supervise.py).
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m mailsec.supervise --procfile mailsec/Procfile
 
 system-packages:
 	@missing=""; for pair in $(TEST_BINARIES); do \

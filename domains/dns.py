@@ -4,8 +4,10 @@ A `DnsSession` is one check run's view of DNS: every (name, type) is asked once 
 (an answer, NXDOMAIN, no data, or a failure) remembered, so the checks can share lookups and be
 run again without new traffic. Lookups may be sent ahead (`prefetch`): they all travel through one
 UDP transport per process, so hundreds can be in flight at once, which is what makes checks fast
-over a slow network. checkdmarc gets the same session through
-`session.checkdmarc_resolver`, so its queries are counted, shared and bounded like ours.
+over a slow network. Queries leave from a small pool of sockets on random ports, each port used
+for a few dozen queries only, so a forged answer must guess the port as well as the query id.
+checkdmarc gets the same session through `session.checkdmarc_resolver`, so its queries are
+counted, shared and bounded like ours.
 
 A failure (timeout, SERVFAIL, REFUSED, network error) is never turned into "no such record":
 `lookup()` raises `LookupFailed`, and every failure is noted for the category that met it,
@@ -46,6 +48,13 @@ LIFETIME = 3.0  # the most one lookup may take, all tries included
 EDNS_PAYLOAD = 1232
 # Answers that mean "ask the next server" (FORMERR, SERVFAIL, NOTIMP, REFUSED).
 TRY_NEXT_RCODES = {1, 2, 4, 5}
+# Source ports: queries go round a pool of this many sockets per address family, and a socket
+# is replaced by a new one (a new random port from the kernel) after QUERIES_PER_PORT sends; it
+# is closed once the queries it sent have their answers or have timed out. Past MAX_SOCKETS
+# open per family (a flood of slow lookups), sockets serve on rather than multiply.
+PORT_POOL = 8
+QUERIES_PER_PORT = 32
+MAX_SOCKETS = 256
 
 
 def _question_section(wire: bytes) -> bytes:
@@ -58,7 +67,8 @@ def _question_section(wire: bytes) -> bytes:
 
 class _Pending:
     __slots__ = (
-        "deadline", "future", "lifetime", "next_send", "question", "servers", "tries", "wire"
+        "deadline", "future", "lifetime", "next_send", "ports", "question", "servers", "tries",
+        "wire",
     )  # fmt: skip
 
     def __init__(self, wire: bytes, future: Future, servers: list[tuple[str, int]], lifetime):
@@ -70,32 +80,45 @@ class _Pending:
         self.lifetime = lifetime
         self.deadline = time.monotonic() + lifetime
         self.next_send = 0.0
+        self.ports: list[_Port] = []  # every socket a try of it left from
+
+
+class _Port:
+    """One UDP socket on a port the kernel chose at random, and the queries sent from it."""
+
+    __slots__ = ("outstanding", "retired", "sent", "sock")
+
+    def __init__(self, family: int):
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024 * 1024)
+        self.sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))  # noqa: S104
+        self.sent = 0
+        self.retired = False
+        self.outstanding: set[int] = set()  # ids of the queries awaiting an answer here
 
 
 class UdpTransport:
-    """Every lookup of the process goes out through one UDP socket per address family, served by
-    one thread that sends, retries, fails over and matches answers to queries.
+    """Every lookup of the process goes out through this transport: one thread that sends,
+    retries, fails over and matches answers to queries, over a small rotating pool of UDP
+    sockets per address family (see PORT_POOL).
 
     Thousands of lookups may be in flight at once, and none costs a thread or a socket of its
     own: on a fast network the cost of a lookup is then mostly parsing, and on a slow one
-    waiting, which all the checks do side by side."""
+    waiting, which all the checks do side by side. An answer counts only if it comes from the
+    server asked, to a port the query left from, with the query's id and question."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
         self._outbox: list[_Pending] = []
         self._selector = selectors.DefaultSelector()
-        self._sockets: dict[int, socket.socket] = {}
+        self._pools: dict[int, list[_Port]] = {socket.AF_INET: [], socket.AF_INET6: []}
+        self._open: dict[int, int] = {socket.AF_INET: 0, socket.AF_INET6: 0}
+        self._turn = 0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
-        for family, any_address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):  # noqa: S104
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            sock.setblocking(False)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-            sock.bind((any_address, 0))
-            self._sockets[family] = sock
-            self._selector.register(sock, selectors.EVENT_READ)
         threading.Thread(target=self._loop, name="dns-transport", daemon=True).start()
 
     def submit_many(
@@ -115,7 +138,7 @@ class UdpTransport:
                     with contextlib.suppress(BlockingIOError):
                         self._wake_r.recv(4096)
                 else:
-                    self._receive(key.fileobj)
+                    self._receive(key.data)
             self._send_new()
             self._retry_due()
 
@@ -144,9 +167,42 @@ class UdpTransport:
         pending.next_send = min(time.monotonic() + ATTEMPT_TIMEOUT, pending.deadline)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            self._sockets[family].sendto(pending.wire, (host, port))
+            out = self._port(family)
+            out.sock.sendto(pending.wire, (host, port))
         except OSError as exc:
             self._finish(pending, exc)
+            return
+        out.sent += 1
+        out.outstanding.add(int.from_bytes(pending.wire[:2], "big"))
+        pending.ports.append(out)
+
+    def _port(self, family: int) -> _Port:
+        """The next socket of the family's pool, in turn; a worn one is replaced first."""
+        pool = self._pools[family]
+        self._turn += 1
+        if len(pool) < PORT_POOL:
+            pool.append(self._open_port(family))
+            return pool[-1]
+        index = self._turn % len(pool)
+        worn = pool[index]
+        if worn.sent >= QUERIES_PER_PORT and self._open[family] < MAX_SOCKETS:
+            worn.retired = True
+            self._close_if_done(worn, family)
+            pool[index] = self._open_port(family)
+        return pool[index]
+
+    def _open_port(self, family: int) -> _Port:
+        port = _Port(family)
+        self._selector.register(port.sock, selectors.EVENT_READ, port)
+        self._open[family] += 1
+        return port
+
+    def _close_if_done(self, port: _Port, family: int | None = None) -> None:
+        if port.retired and not port.outstanding:
+            family = family or port.sock.family
+            self._selector.unregister(port.sock)
+            port.sock.close()
+            self._open[family] -= 1
 
     def _retry_due(self) -> None:
         now = time.monotonic()
@@ -157,10 +213,10 @@ class UdpTransport:
             else:
                 self._send(pending)
 
-    def _receive(self, sock: socket.socket) -> None:
+    def _receive(self, port: _Port) -> None:
         while True:
             try:
-                wire, source = sock.recvfrom(65535)
+                wire, source = port.sock.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # e.g. ICMP port unreachable surfacing on the socket
@@ -168,7 +224,9 @@ class UdpTransport:
             if len(wire) < 12:
                 continue
             pending = self._pending.get(int.from_bytes(wire[:2], "big"))
-            if pending is None or not self._from_server(pending, source):
+            if pending is None or port not in pending.ports:
+                continue
+            if not self._from_server(pending, source):
                 continue
             if wire[12 : 12 + len(pending.question)].lower() != pending.question:
                 continue
@@ -186,7 +244,11 @@ class UdpTransport:
         )
 
     def _finish(self, pending: _Pending, outcome) -> None:
-        self._pending.pop(int.from_bytes(pending.wire[:2], "big"), None)
+        query_id = int.from_bytes(pending.wire[:2], "big")
+        self._pending.pop(query_id, None)
+        for port in pending.ports:
+            port.outstanding.discard(query_id)
+            self._close_if_done(port)
         if isinstance(outcome, BaseException):
             pending.future.set_exception(outcome)
         else:
@@ -565,6 +627,18 @@ class DnsSession:
         return CheckdmarcResolver(self)
 
 
+def _forget_checkdmarc_answers() -> None:
+    """checkdmarc keeps every answer for 30 minutes in a process-wide cache of its own, in
+    front of the resolver it is handed: a check run again after a DNS fix would judge the old
+    records, and one session's answers would leak into the next. Sessions remember answers
+    (for one run or batch), so checkdmarc's cache is made one that never holds anything."""
+    import checkdmarc.utils
+
+    cache = checkdmarc.utils.DNS_CACHE
+    if cache.max_age:
+        checkdmarc.utils.DNS_CACHE = type(cache)(max_len=1, max_age_seconds=0)
+
+
 class CheckdmarcResolver(dns.resolver.Resolver):
     """Hands checkdmarc's lookups to the session (shared, counted, bounded, forgotten with it).
     Pass it to every checkdmarc function that takes `resolver=`; one that looks names up
@@ -572,6 +646,7 @@ class CheckdmarcResolver(dns.resolver.Resolver):
     system's resolver."""
 
     def __init__(self, session: DnsSession):
+        _forget_checkdmarc_answers()
         super().__init__(configure=False)
         self.session = session
         self.nameservers = [f"{host}" for host, _ in session.nameservers]

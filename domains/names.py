@@ -19,6 +19,10 @@ MAX_LABEL_LENGTH = 63
 MAX_INPUT_LENGTH = 1024
 LDH_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 SELECTOR_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$")
+# RFC 3490 3.1: these separate labels as "." does (ideographic, fullwidth and halfwidth full
+# stops). Left in a label, IDNA would map them to "." inside it: "a\uff0eexample" became
+# "a.example" only after the labels were counted, and "example.com\uff0e" kept a trailing dot.
+LABEL_SEPARATORS = str.maketrans(dict.fromkeys("\u3002\uff0e\uff61", "."))
 # Scripts a single label may mix without looking like a spoof: UTS #39's "highly restrictive"
 # level (5.2), which allows Latin with the scripts Chinese, Japanese and Korean are written in.
 ALLOWED_SCRIPT_MIXES = [
@@ -56,7 +60,7 @@ def normalize_domain(raw: str) -> str:
         raise DomainNameError(f"{text} is an IP address, not a domain name.")
     if any(ch.isspace() for ch in text):
         raise DomainNameError("A domain name cannot contain spaces.")
-    name = text.lower().removesuffix(".")
+    name = text.translate(LABEL_SEPARATORS).lower().removesuffix(".")
     labels = name.split(".")
     if "" in labels:
         raise DomainNameError(f"{text!r} has an empty label (two dots in a row, or a leading dot).")
@@ -137,19 +141,20 @@ def _ascii_lookalike(ch: str) -> str:
 
 
 def normalize_selector(raw: str) -> str:
-    """A DKIM selector (RFC 6376 3.1: dot-separated labels), lower case."""
+    """A DKIM selector (RFC 6376 3.1: dot-separated labels), lower case; DomainNameError (a
+    ValidationError) says why not."""
     name = raw.strip().lower().removesuffix(".")
     if not name:
-        raise ValidationError("Empty DKIM selector.")
+        raise DomainNameError("Empty DKIM selector.")
     if name.endswith("._domainkey") or "._domainkey." in name:
-        raise ValidationError(f"{raw!r}: give the selector only, without ._domainkey.")
+        raise DomainNameError(f"{raw!r}: give the selector only, without ._domainkey.")
     for label in name.split("."):
         if len(label) > MAX_LABEL_LENGTH or not SELECTOR_LABEL.match(label):
-            raise ValidationError(
+            raise DomainNameError(
                 f"{raw!r} is not a valid DKIM selector: use letters, digits, '-' and '_'."
             )
     if len(name) > MAX_NAME_LENGTH // 2:
-        raise ValidationError(f"{raw!r} is too long for a DKIM selector.")
+        raise DomainNameError(f"{raw!r} is too long for a DKIM selector.")
     return name
 
 
@@ -165,11 +170,14 @@ def _is_ip_literal(text: str) -> bool:
 def _ascii_label(label: str) -> str:
     if not label.isascii():
         try:
-            return idna.encode(label, uts46=True).decode("ascii")
+            encoded = idna.encode(label, uts46=True).decode("ascii")
         except idna.IDNAError as exc:
             raise DomainNameError(
                 f"{label!r} is not a valid internationalised label: {exc}"
             ) from None
+        if "." in encoded:  # UTS 46 maps a few characters to ones with a dot (U+2488 is "1.")
+            raise DomainNameError(f"{label!r} is not a valid label: it holds a full stop.")
+        return encoded
     if len(label) > MAX_LABEL_LENGTH:
         raise DomainNameError(
             f"The label {label[:20]}... has {len(label)} characters; at most "

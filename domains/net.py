@@ -110,11 +110,32 @@ class FetchResult:
 # --- addresses --------------------------------------------------------------------------------
 
 
+# IPv6 prefixes that carry an IPv4 address, which decides where a packet really goes.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
+# RFC 8215: for one site's own translators, at prefix lengths (and so IPv4 positions) the site
+# chooses; whatever it wraps is only reachable from there.
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
 def refusal_reason(address: str) -> str | None:
-    """Why mailsec must not connect to `address` ("private", "loopback" ...), or None."""
+    """Why mailsec must not connect to `address` ("private", "loopback" ...), or None.
+
+    An IPv6 address wrapping an IPv4 one (IPv4-mapped, 6to4, NAT64) is judged by the address
+    it wraps, which is where a translator or relay delivers it: a 6to4 or NAT64 form of a
+    private address is as private as the address itself. Teredo and local-use NAT64 addresses
+    are refused whatever they carry (their IPv4 is obfuscated, or its place is site-specific).
+    """
     ip = ipaddress.ip_address(address)
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if ip.version == 6:
+        wrapped = _wrapped_ipv4(ip)
+        if isinstance(wrapped, str):
+            return wrapped
+        if wrapped is not None:
+            inner = refusal_reason(str(wrapped))
+            if inner is None or ip.ipv4_mapped is not None:
+                return inner
+            kind = "6to4" if ip.sixtofour is not None else "NAT64"
+            return f"{inner} ({kind} of {wrapped})"
     for reason, flagged in (
         ("unspecified", ip.is_unspecified),
         ("loopback", ip.is_loopback),
@@ -126,6 +147,21 @@ def refusal_reason(address: str) -> str | None:
     ):
         if flagged:
             return reason
+    return None
+
+
+def _wrapped_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | str | None:
+    """The IPv4 address `ip` carries, a reason to refuse it outright, or None."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in NAT64_LOCAL:
+        return "local-use NAT64"
+    if ip.teredo is not None:
+        return "Teredo tunnel"
     return None
 
 

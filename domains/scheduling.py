@@ -103,8 +103,11 @@ def request_check(domain: Domain, user) -> ManualCheck:
 
 
 def _selectors(domain: Domain) -> list[str]:
+    """The domain's own selectors and those its team's reports saw (never another team's)."""
     return domain.dkim_selectors + [
-        s for s in ReportedSelector.for_domain(domain.name) if s not in domain.dkim_selectors
+        s
+        for s in ReportedSelector.for_domain(domain.organization_id, domain.name)
+        if s not in domain.dkim_selectors
     ]
 
 
@@ -142,22 +145,23 @@ def run_probes(domain_ids: list[int], manual_id: int | None = None) -> list[Chec
         ManualCheck.objects.filter(pk=manual.pk).update(state=ManualCheck.State.RUNNING)
     if not domains:
         return []
-    names = list(dict.fromkeys(d.name for d in domains))
-    selectors, hosts = {}, {}
-    for domain in domains:  # one name in two teams is checked once, with both teams' settings
-        selectors[domain.name] = list(
-            dict.fromkeys(selectors.get(domain.name, []) + _selectors(domain))
-        )
-        hosts[domain.name] = list(
-            dict.fromkeys(hosts.get(domain.name, []) + domain.mail_access_hosts)
-        )
     max_age = timedelta(0) if manual else min(d.probe_interval for d in domains)
-    results = engine.check_domains(
-        names, selectors=selectors, access_hosts=hosts, probes=LiveProbes(max_age)
-    )
-    by_name = dict(zip(names, results, strict=True))
+    probes = LiveProbes(max_age)
     trigger = "manual" if manual else "probe"
-    runs = [record(d, by_name[d.name], trigger, manual) for d in domains]
+    runs = []
+    for batch in _one_name_each(domains):
+        # Each team's domain is checked with its own settings (selectors its reports saw, mail
+        # access hosts it configured), never another team's: a name two teams monitor is in
+        # two batches, whose probes the second finds stored.
+        results = engine.check_domains(
+            [d.name for d in batch],
+            selectors={d.name: _selectors(d) for d in batch},
+            access_hosts={d.name: d.mail_access_hosts for d in batch},
+            probes=probes,
+        )
+        runs += [
+            record(d, result, trigger, manual) for d, result in zip(batch, results, strict=True)
+        ]
     # The next probe run is an interval after this one's end (a DNS check that found servers
     # not yet probed may have asked for one meanwhile: this run has probed them).
     later = ExpressionWrapper(
@@ -165,6 +169,18 @@ def run_probes(domain_ids: list[int], manual_id: int | None = None) -> list[Chec
     )
     Domain.objects.filter(pk__in=domain_ids).update(next_probe_at=later)
     return runs
+
+
+def _one_name_each(domains: list[Domain]) -> list[list[Domain]]:
+    """The domains in batches in which no name appears twice."""
+    batches: list[list[Domain]] = []
+    for domain in domains:
+        batch = next((b for b in batches if all(d.name != domain.name for d in b)), None)
+        if batch is None:
+            batch = []
+            batches.append(batch)
+        batch.append(domain)
+    return batches
 
 
 def record(domain: Domain, result, trigger: str, manual: ManualCheck | None = None) -> CheckRun:

@@ -1,14 +1,16 @@
 """Which team a request works in, and what the user may do there.
 
 A user may belong to several teams; the one they work in is kept in the session and chosen
-with the switcher in the navigation. Objects of teams the user is not in answer 404, never 403,
-so their existence does not leak; a viewer trying to change something gets 403.
+with the switcher in the navigation; a new session starts in the team last chosen (kept on the
+user's profile: mailsec/accounts/sessions.py). Objects of teams the user is not in answer 404,
+never 403, so their existence does not leak; a viewer trying to change something gets 403.
 """
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from domains.models import Membership, Role
+from mailsec.models import Profile
 
 SESSION_KEY = "organization_id"
 
@@ -43,6 +45,7 @@ def select_organization(request, organization_id: int) -> Membership:
         raise Http404("No such team.")
     request.session[SESSION_KEY] = membership.organization_id
     request._mailsec_membership = membership
+    Profile.remember_team(request.user, membership.organization_id)
     return membership
 
 

@@ -8,6 +8,7 @@ from domains import pages, tenancy
 from domains.bulk import add_domains
 from domains.forms import DomainAddForm, DomainEditForm
 from domains.models import Domain, ManualCheck, Role
+from mailsec.models import AuditAction, AuditEvent
 
 # Sent by static/js/mailsec.js: answer with the partial to swap in, not a redirect.
 FRAGMENT_HEADER = "X-Mailsec-Fragment"
@@ -49,6 +50,12 @@ def domain_add(request):
     form = DomainAddForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         result = add_domains(membership.organization, form.cleaned_data["entries"])
+        AuditEvent.record_each(
+            membership.organization,
+            request.user,
+            AuditAction.DOMAIN_ADDED,
+            [d.display_name for d in result.added],
+        )
         if not result.rejected:
             messages.success(request, f"Added {len(result.added)} domain(s).")
             return redirect("domains:list")
@@ -106,6 +113,13 @@ def domain_edit(request, pk: int):
     form = DomainEditForm(request.POST or None, instance=domain)
     if request.method == "POST" and form.is_valid():
         form.save()
+        AuditEvent.record(
+            domain.organization,
+            request.user,
+            AuditAction.DOMAIN_CHANGED,
+            domain.display_name,
+            fields=form.changed_data,
+        )
         messages.success(request, f"Saved {domain.display_name}.")
         return redirect("domains:detail", pk=domain.pk)
     return render(request, "domains/edit.html", {"domain": domain, "form": form})
@@ -116,6 +130,9 @@ def domain_delete(request, pk: int):
     domain, _ = _load_domain(request, pk, edit=True)
     if request.method == "POST":
         domain.delete()
+        AuditEvent.record(
+            domain.organization, request.user, AuditAction.DOMAIN_DELETED, domain.display_name
+        )
         messages.success(request, f"Deleted {domain.display_name} and its history.")
         return redirect("domains:list")
     return render(request, "domains/delete.html", {"domain": domain})

@@ -1,12 +1,16 @@
+import logging
 import os
+import signal
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailsec.settings")
 
 app = Celery("mailsec")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+logger = logging.getLogger(__name__)
 
 
 @app.on_after_configure.connect
@@ -19,3 +23,47 @@ def _prepare_broker_folders(sender, **kwargs):
     backend = sender.conf.result_backend or ""
     if backend.startswith("file://"):
         os.makedirs(backend.removeprefix("file://"), exist_ok=True)
+
+
+@worker_ready.connect
+def _watch_the_pool(sender, **kwargs):
+    """A pool process killed from outside (the kernel's OOM killer sends SIGKILL) leaves the
+    prefork pool unable to hand out work: the worker receives tasks and never runs them, and
+    hangs in its own shutdown too. So the worker gives its unacknowledged tasks back to the
+    queue and exits at once; its supervisor (`make run`, systemd) starts a fresh one."""
+    pool = getattr(getattr(sender, "pool", None), "_pool", None)
+    join = getattr(pool, "_join_exited_workers", None)
+    if join is None:
+        return  # not a prefork pool
+
+    def join_and_check(*args, **kwargs):
+        before = list(pool._pool)
+        result = join(*args, **kwargs)
+        killed = [
+            process
+            for process in before
+            if process not in pool._pool and process.exitcode == -signal.SIGKILL
+        ]
+        if killed and not kwargs.get("shutdown") and not (args and args[0]):
+            pids = ", ".join(str(process.pid) for process in killed)
+            logger.critical("Pool process %s was killed (SIGKILL): the worker exits", pids)
+            _exit_now(sender)
+        return result
+
+    pool._join_exited_workers = join_and_check
+
+
+def _exit_now(consumer) -> None:
+    try:
+        channel = consumer.task_consumer.channel
+        # On Redis a BRPOP may be waiting on the server for this worker: it would take the
+        # very message given back below and hand it to a process about to exit. Its connection
+        # is closed first (kombu keeps it in _in_poll), so the server drops the BRPOP.
+        waiting = getattr(channel, "_in_poll", None)
+        if waiting is not None:
+            waiting.disconnect()
+        channel.qos.restore_unacked_once()
+    except Exception:
+        logger.exception("Could not give the unacknowledged tasks back")
+    logging.shutdown()
+    os._exit(1)

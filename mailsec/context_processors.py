@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from domains import pages, tenancy
@@ -10,7 +11,8 @@ WORKER_STALE_AFTER = timedelta(minutes=3)
 
 def navigation(request):
     if not getattr(request, "user", None) or not request.user.is_authenticated:
-        return {}
+        # For the lockout page (django-axes renders it for an anonymous user).
+        return {"lockout_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)}
     membership = tenancy.current_membership(request)
     context = {
         "current_membership": membership,

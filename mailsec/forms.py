@@ -3,12 +3,12 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import URLValidator, validate_email
 
 from domains.alerts import parse_addresses
-from domains.models import AlertChannel, ChannelKind, EventKind, Membership, Organization, Role
+from domains.models import AlertChannel, ChannelKind, EventKind, Organization, Role
 from domains.net import refusal_reason
 
 
@@ -31,51 +31,39 @@ class TeamForm(forms.ModelForm):
         labels = {"name": "Team name"}
 
 
-class MemberAddForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    email = forms.EmailField(required=False)
-    password = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="For a new account only; an existing account keeps its password.",
-    )
+class InvitationForm(forms.Form):
+    """Invite somebody by address: no account is looked up, so nothing tells whether one
+    exists; the invitee accepts with the account they have, or makes one."""
+
+    email = forms.EmailField(label="E-mail address", max_length=254)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
 
-    def __init__(self, *args, organization: Organization, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.organization = organization
 
-    def clean(self):
-        data = super().clean()
-        username = data.get("username")
-        if not username:
-            return data
-        user = get_user_model().objects.filter(username=username).first()
-        if user and Membership.objects.filter(organization=self.organization, user=user).exists():
-            raise forms.ValidationError(f"{username} is already a member of this team.")
-        if user is None:
-            if not data.get("password"):
-                self.add_error("password", "A new account needs a password.")
-            else:
-                candidate = get_user_model()(username=username, email=data.get("email") or "")
-                try:
-                    password_validation.validate_password(data["password"], candidate)
-                except forms.ValidationError as exc:
-                    self.add_error("password", exc)
-        data["user"] = user
-        return data
+class TeamSecurityForm(forms.Form):
+    require_two_factor = forms.BooleanField(
+        label="Require two-factor sign-in",
+        required=False,
+        help_text="Members without an authenticator app are asked to set one up before they "
+        "can do anything else.",
+    )
 
-    def save(self) -> Membership:
-        user = self.cleaned_data["user"]
-        if user is None:
-            user = get_user_model().objects.create_user(
-                username=self.cleaned_data["username"],
-                email=self.cleaned_data["email"],
-                password=self.cleaned_data["password"],
-            )
-        return Membership.objects.create(
-            organization=self.organization, user=user, role=self.cleaned_data["role"]
-        )
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autofocus": True, "spellcheck": "false"}
+        ),
+    )
+
+
+class InvitedAccountForm(UserCreationForm):
+    """The account an invitee makes with the invitation link."""
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ["username", "email"]
 
 
 class RoleForm(forms.Form):

@@ -15,6 +15,9 @@ ROUTES = {
     "domains.tasks.send_digests": "alerts",
     "reports.tasks.poll_mailboxes": "dispatch",
     "reports.tasks.fetch_mailbox": "ingest",
+    "reports.tasks.parse_upload_file": "ingest",
+    "reports.tasks.parse_raw_input": "ingest",
+    "mailsec.tasks.reap_stale": "dispatch",
 }
 
 

@@ -27,16 +27,78 @@ CSRF_TRUSTED_ORIGINS = env.list("MAILSEC_CSRF_TRUSTED_ORIGINS", [])
 MAILSEC_SITE_URL = env.site_url("MAILSEC_SITE_URL")
 PORT = env.int("PORT", 8000, minimum=1, maximum=65535)
 
-# Behind a TLS-terminating proxy: secure cookies, HSTS and the proxy's scheme header.
+# Behind a TLS-terminating proxy: secure cookies, HSTS on every response, the proxy's scheme
+# header, and plain HTTP redirected (but /healthz, which load balancers ask over plain HTTP).
 HTTPS = env.bool("MAILSEC_HTTPS", default=False)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_HSTS_SECONDS = 31536000
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env.int("MAILSEC_HSTS_SECONDS", 31536000, minimum=1, maximum=63072000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # `preload` sent from a subdomain has no effect (the list takes registrable domains only).
+    SECURE_HSTS_PRELOAD = env.bool("MAILSEC_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_AGE = 14 * 24 * 3600
+
+# Only the app's own scripts, styles and images: no inline script or style anywhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+        "browsing-topics",
+    )
+}
+
+# Failed logins (the login page and the admin's) are counted per account and per address by
+# django-axes; past the limit both are refused until the cool-off ends or staff unlock them
+# (admin, "Access attempts": delete the entry). Addresses come from REMOTE_ADDR unless
+# MAILSEC_PROXY_COUNT proxies in front append X-Forwarded-For.
+AXES_FAILURE_LIMIT = env.int("MAILSEC_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env.int("MAILSEC_LOGIN_LOCKOUT_MINUTES", 30, minimum=1, maximum=525600)
+)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# A success does not wipe the count: it would also wipe the failures from the same address,
+# so logging in to one's own account between guesses would lift the lock on another's.
+AXES_RESET_ON_SUCCESS = False
+_proxy_count = env.int("MAILSEC_PROXY_COUNT", 0, minimum=0, maximum=10)
+if _proxy_count:
+    AXES_IPWARE_PROXY_COUNT = _proxy_count
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Two-factor sign-in: TOTP devices and single-use recovery codes (django-otp).
+OTP_TOTP_ISSUER = "mailsec"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -45,6 +107,11 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
+    "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "mailsec",
     "domains",
     "reports",
@@ -52,14 +119,21 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "mailsec.accounts.middleware.NoStoreMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "mailsec.accounts.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mailsec.urls"
@@ -106,6 +180,9 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "domains:list"
 LOGOUT_REDIRECT_URL = "login"
+# Password reset links (sent only when MAILSEC_EMAIL_HOST is set) are signed and expire.
+PASSWORD_RESET_TIMEOUT = 2 * 3600
+MAILSEC_INVITATION_DAYS = env.int("MAILSEC_INVITATION_DAYS", 7, minimum=1, maximum=90)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -166,7 +243,11 @@ REDIS_URL = env.redis_url("REDIS_URL")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A task taken but not acknowledged (a worker died under it) goes back to the queue after
+    # this long: longer than any task may run (the longest time limit is 3600 s), or a task
+    # still running would be handed to a second worker. The reaper (mailsec/reaper.py) queues
+    # what a dead worker held long before this.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
 else:
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_URL = "filesystem://"
@@ -185,6 +266,10 @@ CELERY_RESULT_EXPIRES = timedelta(days=1)
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task is acknowledged once done, and given back to the queue when the process running it
+# dies (the OOM killer), so a worker's death loses nothing: every task is safe to run twice.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 _queues = celery_queue_settings(env.str("MAILSEC_QUEUE_PREFIX", ""))
 CELERY_TASK_DEFAULT_QUEUE = _queues["task_default_queue"]
@@ -195,8 +280,12 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-due-checks": {"task": "domains.tasks.dispatch_due_checks", "schedule": 60.0},
     "send-alert-digests": {"task": "domains.tasks.send_digests", "schedule": 3600.0},
     "prune-run-details": {"task": "domains.tasks.prune_run_details", "schedule": 86400.0},
+    "prune-audit-log": {"task": "mailsec.tasks.prune_audit_log", "schedule": 86400.0},
     "poll-mailboxes": {"task": "reports.tasks.poll_mailboxes", "schedule": 60.0},
+    "reap-stale-work": {"task": "mailsec.tasks.reap_stale", "schedule": 60.0},
 }
+# A team's audit log keeps this many days.
+MAILSEC_AUDIT_DAYS = env.int("MAILSEC_AUDIT_DAYS", 400, minimum=1, maximum=36500)
 # Old runs keep their summary; their raw records and findings go after this many days.
 MAILSEC_RUN_DETAIL_DAYS = env.int("MAILSEC_RUN_DETAIL_DAYS", 90, minimum=1, maximum=36500)
 

@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.utils import timezone
 
-from mailsec.models import WorkerHeartbeat
+from mailsec.models import AuditEvent, WorkerHeartbeat
 
 
 @shared_task(bind=True, time_limit=30, soft_time_limit=20, ignore_result=False)
@@ -11,3 +11,16 @@ def heartbeat(self) -> str:
         hostname=hostname, defaults={"seen_at": timezone.now()}
     )
     return hostname
+
+
+@shared_task(time_limit=600, soft_time_limit=540)
+def prune_audit_log() -> int:
+    return AuditEvent.prune()
+
+
+@shared_task(time_limit=120, soft_time_limit=100)
+def reap_stale() -> dict[str, int]:
+    """Every minute (beat): settle and queue again what a dead worker left (mailsec/reaper.py)."""
+    from mailsec import reaper
+
+    return reaper.reap()

@@ -1,24 +1,29 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_GET, require_POST
 
 from domains import alerts, tenancy
 from domains.models import AlertChannel, AlertDelivery, ChannelKind, Membership, Organization, Role
+from mailsec.accounts import invitations
 from mailsec.forms import (
     AlertChannelForm,
     AlertPreferencesForm,
-    MemberAddForm,
+    InvitationForm,
     RoleForm,
     SetupForm,
     TeamForm,
+    TeamSecurityForm,
 )
+from mailsec.ids import parse_id
+from mailsec.models import AuditAction, AuditEvent, TeamSecurity
 
 
 def no_user_yet() -> bool:
@@ -55,6 +60,10 @@ class MailsecLoginView(LoginView):
             return redirect("setup")
         return super().dispatch(request, *args, **kwargs)
 
+    def get_context_data(self, **kwargs):
+        # The reset link only where mailsec can send the e-mail.
+        return super().get_context_data(password_reset=bool(settings.EMAIL_HOST), **kwargs)
+
 
 @login_not_required
 @require_GET
@@ -71,10 +80,9 @@ def home(request):
 
 @require_POST
 def switch_team(request):
-    try:
-        organization_id = int(request.POST.get("organization", ""))
-    except ValueError:
-        organization_id = 0
+    organization_id = parse_id(request.POST.get("organization"))
+    if organization_id is None:
+        raise Http404("No such team.")
     membership = tenancy.select_organization(request, organization_id)
     messages.info(request, f"Now working in {membership.organization}.")
     return redirect("domains:list")
@@ -93,7 +101,12 @@ def settings_page(request):
             "members": members,
             "roles": Role.choices,
             "team_form": TeamForm(instance=organization),
-            "member_form": MemberAddForm(organization=organization),
+            "invitation_form": InvitationForm(),
+            "invitation_days": settings.MAILSEC_INVITATION_DAYS,
+            "invitations": invitations.pending_for(organization) if membership.can_manage else [],
+            "security_form": TeamSecurityForm(
+                initial={"require_two_factor": TeamSecurity.requires_two_factor(organization)}
+            ),
             "new_team_form": TeamForm(prefix="new"),
             "channels": alerts.channels_for_page(organization, full_targets=membership.can_manage),
             "alert_form": AlertPreferencesForm(instance=organization),
@@ -108,7 +121,8 @@ def team_update(request):
     tenancy.require_manage(membership)
     form = TeamForm(request.POST, instance=membership.organization)
     if form.is_valid():
-        form.save()
+        organization = form.save()
+        AuditEvent.record(organization, request.user, AuditAction.TEAM_RENAMED, organization.name)
         messages.success(request, "Team renamed.")
     else:
         messages.error(request, "; ".join(form.errors.get("name", ["Invalid name."])))
@@ -137,19 +151,6 @@ def _flash_errors(request, form) -> None:
             messages.error(request, error)
 
 
-@require_POST
-def member_add(request):
-    membership = tenancy.require_membership(request)
-    tenancy.require_manage(membership)
-    form = MemberAddForm(request.POST, organization=membership.organization)
-    if form.is_valid():
-        added = form.save()
-        messages.success(request, f"Added {added.user} as {added.get_role_display().lower()}.")
-    else:
-        _flash_errors(request, form)
-    return redirect("settings")
-
-
 def _other_member(request, pk: int) -> Membership:
     """A membership of the current team, which the requesting owner may change."""
     membership = tenancy.require_membership(request)
@@ -176,6 +177,13 @@ def member_role(request, pk: int):
     else:
         target.role = form.cleaned_data["role"]
         target.save(update_fields=["role"])
+        AuditEvent.record(
+            target.organization,
+            request.user,
+            AuditAction.MEMBER_ROLE_CHANGED,
+            target.user.get_username(),
+            role=target.role,
+        )
         messages.success(request, f"{target.user} is now {target.get_role_display().lower()}.")
     return redirect("settings")
 
@@ -187,6 +195,12 @@ def member_remove(request, pk: int):
         messages.error(request, "A team needs at least one owner.")
     else:
         target.delete()
+        AuditEvent.record(
+            target.organization,
+            request.user,
+            AuditAction.MEMBER_REMOVED,
+            target.user.get_username(),
+        )
         messages.success(request, f"Removed {target.user} from the team.")
     return redirect("settings")
 
@@ -197,7 +211,14 @@ def alert_preferences(request):
     tenancy.require_manage(membership)
     form = AlertPreferencesForm(request.POST, instance=membership.organization)
     if form.is_valid():
-        form.save()
+        organization = form.save()
+        AuditEvent.record(
+            organization,
+            request.user,
+            AuditAction.ALERTS_CHANGED,
+            events=organization.alert_events,
+            digest=organization.alert_digest,
+        )
         messages.success(request, "Alert preferences saved.")
     else:
         _flash_errors(request, form)
@@ -213,16 +234,31 @@ def channel_add(request):
         _flash_errors(request, form)
         return redirect("settings")
     channel = form.save()
+    AuditEvent.record(
+        channel.organization,
+        request.user,
+        AuditAction.CHANNEL_ADDED,
+        channel.name,
+        kind=channel.kind,
+    )
     if channel.kind == ChannelKind.WEBHOOK:
-        # Shown this once only: the page never shows a secret again.
-        messages.success(
-            request,
-            f"Added the webhook {channel.name}. Its signing secret, shown only now: "
-            f"{channel.secret}",
-        )
-    else:
-        messages.success(request, f"Added the e-mail channel {channel.name}.")
+        # The secret is shown once, on a page of its own: never in a message (a cookie).
+        request.session[SECRET_SESSION_KEY] = channel.pk
+        return redirect("channel_secret", pk=channel.pk)
+    messages.success(request, f"Added the e-mail channel {channel.name}.")
     return redirect("settings")
+
+
+SECRET_SESSION_KEY = "show_channel_secret"
+
+
+def channel_secret(request, pk: int):
+    """The new webhook's signing secret, once: a reload (or anybody else) finds nothing."""
+    channel = _team_channel(request, pk)
+    if request.session.get(SECRET_SESSION_KEY) != channel.pk:
+        raise Http404("The secret is shown only once, right after the webhook is added.")
+    del request.session[SECRET_SESSION_KEY]
+    return render(request, "mailsec/channel_secret.html", {"channel": channel})
 
 
 def _team_channel(request, pk: int) -> AlertChannel:
@@ -237,6 +273,7 @@ def _team_channel(request, pk: int) -> AlertChannel:
 def channel_enable(request, pk: int):
     channel = _team_channel(request, pk)
     alerts.enable_channel(channel)
+    AuditEvent.record(channel.organization, request.user, AuditAction.CHANNEL_ENABLED, channel.name)
     messages.success(request, f"{channel.name} is enabled.")
     return redirect("settings")
 
@@ -245,6 +282,9 @@ def channel_enable(request, pk: int):
 def channel_disable(request, pk: int):
     channel = _team_channel(request, pk)
     alerts.disable_channel(channel, by=request.user)
+    AuditEvent.record(
+        channel.organization, request.user, AuditAction.CHANNEL_DISABLED, channel.name
+    )
     messages.success(request, f"{channel.name} is disabled.")
     return redirect("settings")
 
@@ -253,6 +293,7 @@ def channel_disable(request, pk: int):
 def channel_delete(request, pk: int):
     channel = _team_channel(request, pk)
     channel.delete()
+    AuditEvent.record(channel.organization, request.user, AuditAction.CHANNEL_DELETED, channel.name)
     messages.success(request, f"Deleted the channel {channel.name}.")
     return redirect("settings")
 

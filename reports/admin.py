@@ -33,10 +33,10 @@ def raw_link(obj) -> str:
 
 @admin.register(RawInput)
 class RawInputAdmin(ReadOnlyAdmin):
-    list_display = ["name", "status", "source", "size", "received_at"]
-    list_filter = ["status", "source"]
+    list_display = ["name", "organization", "status", "source", "size", "received_at"]
+    list_filter = ["status", "source", "organization"]
     search_fields = ["name", "reason"]
-    list_select_related = ["uploaded_by"]
+    list_select_related = ["uploaded_by", "organization"]
     # The bytes may be large and are whatever a stranger sent: downloaded, never rendered.
     exclude = ("content",)
     extra_readonly = ("download",)
@@ -51,7 +51,11 @@ class RawInputAdmin(ReadOnlyAdmin):
 
 @admin.register(AggregateReport)
 class AggregateReportAdmin(ReadOnlyAdmin):
-    list_display = ["org_name", "domain", "begin", "end", "record_count", "message_count"]
+    list_display = [
+        "org_name", "domain", "organization", "begin", "end", "record_count", "message_count"
+    ]  # fmt: skip
+    list_filter = ["organization"]
+    list_select_related = ["organization"]
     search_fields = ["domain", "org_name", "report_id"]
     date_hierarchy = "begin"
     exclude = ("raw",)
@@ -72,7 +76,9 @@ class TlsPolicyInline(admin.TabularInline):
 
 @admin.register(TlsReport)
 class TlsReportAdmin(ReadOnlyAdmin):
-    list_display = ["org_name", "domain", "begin", "end", "successful", "failed"]
+    list_display = ["org_name", "domain", "organization", "begin", "end", "successful", "failed"]
+    list_filter = ["organization"]
+    list_select_related = ["organization"]
     search_fields = ["domain", "org_name", "report_id"]
     date_hierarchy = "begin"
     exclude = ("raw",)
@@ -82,8 +88,9 @@ class TlsReportAdmin(ReadOnlyAdmin):
 
 @admin.register(FailureReport)
 class FailureReportAdmin(ReadOnlyAdmin):
-    list_display = ["domain", "arrival_date", "source_ip", "auth_failure", "org_name"]
-    list_filter = ["feedback_type"]
+    list_display = ["domain", "organization", "arrival_date", "source_ip", "auth_failure"]
+    list_filter = ["feedback_type", "organization"]
+    list_select_related = ["organization"]
     search_fields = ["domain", "org_name", "source_ip", "original_mail_from"]
     exclude = ("raw",)
     extra_readonly = (raw_link,)

@@ -149,7 +149,12 @@ class Pass:
         name = f"{self.mailbox.name}: {self.folder} UID {uid}"
         try:
             with transaction.atomic():
-                outcomes = ingest_input(message, name, via=InputSource.MAILBOX)
+                outcomes = ingest_input(
+                    message,
+                    name,
+                    via=InputSource.MAILBOX,
+                    organization=self.mailbox.organization,
+                )
                 statuses = [o.status for o in outcomes]
                 status = _status(statuses)
                 ProcessedMessage.objects.create(

@@ -82,3 +82,18 @@ class CappedUploadHandler(FileUploadHandler):
     def file_complete(self, file_size):
         self._kept += self._received
         return None
+
+
+class AssignForm(forms.Form):
+    """Staff: give the unclaimed reports of one domain to a team."""
+
+    domain = forms.CharField(max_length=253)
+    organization = forms.ModelChoiceField(
+        queryset=None, label="Team", empty_label="Choose the team that received them"
+    )
+
+    def __init__(self, *args, **kwargs):
+        from domains.models import Organization
+
+        super().__init__(*args, **kwargs)
+        self.fields["organization"].queryset = Organization.objects.all()

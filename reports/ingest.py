@@ -3,6 +3,10 @@
 The input itself is kept first (RawInput: original bytes, compressed), so nothing
 is lost whatever happens next; then each report is stored in its own transaction,
 all of it or nothing, and a report seen before is counted as a duplicate.
+
+Everything belongs to the team that received the input (`organization`, None for unclaimed):
+the input, its reports, and the rollups and selectors made from them; a report is a duplicate
+only of one the same team holds.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ BATCH_SIZE = 5000
 MAX_SELECTORS_PER_REPORT = 200
 # Inputs stored bigger than this are written on their own (see _write_content).
 INLINE_CONTENT = 1 << 20
+# The reason of an input kept but not parsed yet (or whose parse was killed: the reaper
+# parses those again, mailsec/reaper.py).
+NOT_PARSED = "not parsed yet"
+REPARSING = "not parsed yet: its import was interrupted, it is being parsed again"
+INTERRUPTED = "its import was interrupted twice before it was parsed: import it again"
+UNPARSED = (NOT_PARSED, REPARSING, INTERRUPTED)
 KIND_OF_PAYLOAD = {"xml": "aggregate", "json": "tls", "arf": "failure"}
 
 
@@ -58,12 +68,24 @@ class Outcome:
         return data
 
 
-def ingest_input(source, name: str, *, via: str, user=None, limit: int | None = None):
-    """Keep the input, store every report in it; return one Outcome per report found."""
+def ingest_input(
+    source, name: str, *, via: str, organization=None, user=None, limit: int | None = None
+):
+    """Keep the input for the team that received it (None: unclaimed), store every report in
+    it; return one Outcome per report found."""
+    raw = keep_raw(source, name, via=via, organization=organization, user=user)
+    return ingest_kept(raw, name, source, limit=limit)
+
+
+def ingest_kept(raw: models.RawInput, name: str, source=None, *, limit: int | None = None):
+    """Store every report of an input already kept (`source`: its bytes or path, by default
+    the stored copy). An input refused before is not parsed again: refusing it cost its budget
+    once (reports/parsing/unpack.py), and parsing the same bytes again would refuse them again."""
+    if raw.status == models.InputStatus.REFUSED and raw.reason not in UNPARSED:
+        return [Outcome(name, "invalid", error=f"refused before, not parsed again: {raw.reason}")]
     limit = limit or settings.MAILSEC_REPORT_MAX_BYTES
-    raw = keep_raw(source, name, via=via, user=user)
     outcomes = []
-    for item in unpack.payloads(source, name, limit=limit):
+    for item in unpack.payloads(raw.original() if source is None else source, name, limit=limit):
         if isinstance(item, types.Refused):
             outcomes.append(Outcome(name, "invalid", error=item.reason, part=item.name))
             continue
@@ -75,6 +97,7 @@ def ingest_input(source, name: str, *, via: str, user=None, limit: int | None = 
 
 
 def store_payload(payload: types.Payload, raw: models.RawInput, name: str) -> Outcome:
+    """Store one report of `raw`, for the team `raw` belongs to."""
     kind = KIND_OF_PAYLOAD.get(payload.kind)
     try:
         report = parse(payload)
@@ -86,10 +109,11 @@ def store_payload(payload: types.Payload, raw: models.RawInput, name: str) -> Ou
     return outcome
 
 
-def keep_raw(source, name: str, *, via: str, user=None) -> models.RawInput:
+def keep_raw(source, name: str, *, via: str, organization=None, user=None) -> models.RawInput:
     sha, size, encoding, content = _compressed_copy(source)
     raw, created = models.RawInput.objects.get_or_create(
         sha256=sha,
+        organization=organization,
         defaults={
             "name": name[:500],
             "size": size,
@@ -97,7 +121,7 @@ def keep_raw(source, name: str, *, via: str, user=None) -> models.RawInput:
             "content": content if len(content) < INLINE_CONTENT else b"",
             "source": via,
             "status": models.InputStatus.REFUSED,
-            "reason": "not parsed yet",
+            "reason": NOT_PARSED,
             "uploaded_by": user,
         },
     )
@@ -164,6 +188,7 @@ def _settle_raw(raw: models.RawInput, outcomes: list[Outcome]) -> None:
 def store_aggregate(report: types.AggregateReport, raw: models.RawInput) -> Outcome:
     meta = report.meta
     identity = {
+        "organization_id": raw.organization_id,
         "org_name": meta.org_name[:255],
         "report_id": meta.report_id[:255],
         "domain": meta.domain,
@@ -231,8 +256,9 @@ def _store_records(row: models.AggregateReport, report: types.AggregateReport) -
             writer.add(rows)
     row.record_count, row.message_count, row.dmarc_pass = records, messages, passed
     row.save(update_fields=["record_count", "message_count", "dmarc_pass"])
-    _add_to_rollups(row)
-    _remember_selectors(selectors, row.end.date())
+    if row.organization_id is not None:  # unclaimed: made when staff assign the report
+        add_to_rollups(row)
+        remember_selectors(row.organization_id, selectors, row.end.date())
 
 
 @contextmanager
@@ -299,8 +325,8 @@ class RecordWriter:
         return False
 
 
-def _add_to_rollups(row: models.AggregateReport) -> None:
-    """Add the report's records to the daily rollups in one statement, in the database.
+def add_to_rollups(row: models.AggregateReport) -> None:
+    """Add the report's records to its team's daily rollups in one statement, in the database.
 
     The day is the UTC day the report's period begins. INSERT ... SELECT ... ON CONFLICT
     reads the same on SQLite and PostgreSQL, and keeps a million distinct sources out of
@@ -322,22 +348,27 @@ def _add_to_rollups(row: models.AggregateReport) -> None:
     sums = ", ".join(columns.values())
     updates = ", ".join(f"{c} = {rollup}.{c} + excluded.{c}" for c in columns)
     sql = (
-        f"INSERT INTO {rollup} (domain, day, source_ip, {names}) "  # noqa: S608
-        f"SELECT %s, %s, source_ip, {sums} FROM {record} WHERE report_id = %s "
+        f"INSERT INTO {rollup} (organization_id, domain, day, source_ip, {names}) "  # noqa: S608
+        f"SELECT %s, %s, %s, source_ip, {sums} FROM {record} WHERE report_id = %s "
         f"GROUP BY source_ip "
-        f"ON CONFLICT (domain, day, source_ip) DO UPDATE SET {updates}"
+        f"ON CONFLICT (organization_id, domain, day, source_ip) DO UPDATE SET {updates}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [row.domain, row.begin.date(), row.pk])
+        cursor.execute(sql, [row.organization_id, row.domain, row.begin.date(), row.pk])
 
 
-def _remember_selectors(selectors: dict, seen: object) -> None:
+def remember_selectors(organization_id: int, selectors: dict, seen: object) -> None:
+    """The team's reports saw these (domain, selector) pairs on `seen`."""
     if not selectors:
         return
+    found = models.ReportedSelector
     models.ReportedSelector.objects.bulk_create(
-        [models.ReportedSelector(domain=d, selector=s, last_seen=seen) for d, s in selectors],
+        [
+            found(organization_id=organization_id, domain=d, selector=s, last_seen=seen)
+            for d, s in selectors
+        ],
         update_conflicts=True,
-        unique_fields=["domain", "selector"],
+        unique_fields=["organization", "domain", "selector"],
         update_fields=["last_seen"],
     )
 
@@ -360,7 +391,11 @@ def _aggregate_outcome(row: models.AggregateReport, status: str) -> Outcome:
 
 
 def store_tls(report: types.TlsReport, raw: models.RawInput) -> Outcome:
-    identity = {"org_name": report.org_name[:255], "report_id": report.report_id[:255]}
+    identity = {
+        "organization_id": raw.organization_id,
+        "org_name": report.org_name[:255],
+        "report_id": report.report_id[:255],
+    }
     row, created = _store_once(
         models.TlsReport, identity, lambda: _create_tls(report, raw, identity)
     )
@@ -418,6 +453,7 @@ def store_failure(report: types.FailureReport, raw: models.RawInput) -> Outcome:
         same = {"org_name": report.org_name[:255], "report_id": report.report_id[:255]}
     else:
         same = {"raw": raw, "report_id": ""}
+    same["organization_id"] = raw.organization_id
     existing = models.FailureReport.objects.filter(**same).first()
     status = "duplicate"
     if existing is None:
@@ -446,6 +482,7 @@ def _create_failure(report: types.FailureReport, raw: models.RawInput):
     field = models.FailureReport._meta.get_field
     text = {f: (getattr(report, f) or "")[: field(f).max_length] for f in FAILURE_TEXT_FIELDS}
     return models.FailureReport.objects.create(
+        organization_id=raw.organization_id,
         raw=raw,
         domain=report.domain[:253],
         arrival_date=report.arrival_date,

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from domains import tenancy
 from domains.models import Role
 from domains.views import wants_fragment
+from mailsec.models import AuditAction, AuditEvent
 from reports import fetch, secrets
 from reports.mailbox import ServerSettings, test_connection
 from reports.mailbox_forms import MailboxForm
@@ -90,6 +91,9 @@ def mailbox_add(request):
     form = MailboxForm(request.POST or None, organization=membership.organization)
     if request.method == "POST" and form.is_valid():
         mailbox = form.save()
+        AuditEvent.record(
+            mailbox.organization, request.user, AuditAction.MAILBOX_ADDED, mailbox.name
+        )
         messages.success(
             request, f"Added the mailbox {mailbox.name}. Test its connection to be sure."
         )
@@ -104,6 +108,13 @@ def mailbox_edit(request, pk: int):
     form = MailboxForm(request.POST or None, instance=mailbox, organization=mailbox.organization)
     if request.method == "POST" and form.is_valid():
         form.save()
+        AuditEvent.record(
+            mailbox.organization,
+            request.user,
+            AuditAction.MAILBOX_CHANGED,
+            mailbox.name,
+            fields=form.changed_data,
+        )
         messages.success(request, f"Saved the mailbox {mailbox.name}.")
         return redirect("reports:mailboxes")
     return render(request, "reports/mailboxes_form.html", {"form": form, "mailbox": mailbox})
@@ -114,6 +125,9 @@ def mailbox_delete(request, pk: int):
     mailbox = _managed_mailbox(request, pk)
     if request.method == "POST":
         mailbox.delete()
+        AuditEvent.record(
+            mailbox.organization, request.user, AuditAction.MAILBOX_DELETED, mailbox.name
+        )
         messages.success(request, f"Deleted the mailbox {mailbox.name}.")
         return redirect("reports:mailboxes")
     return render(request, "reports/mailboxes_delete.html", {"mailbox": mailbox})

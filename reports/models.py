@@ -1,9 +1,10 @@
 """Stored reports.
 
-Reports are keyed by their policy domain's name, not by a team: a team sees
-the reports of the domains it monitors (several teams may monitor one domain),
-and a report for a domain nobody monitors is "unclaimed" until someone adds
-the domain, with nothing to move when that happens.
+A report belongs to the team that received it (through its report mailbox, its upload, or
+`import_reports --team`), never to whoever monitors its domain: adding a domain name reveals
+nothing another team received. Reports imported without a team are "unclaimed" (organization
+NULL) until staff assign them (reports.ingest.assign). Everything derived from reports (inputs,
+rollups, selectors) is kept per team too, and a report is stored once per team that received it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,34 @@ from __future__ import annotations
 import gzip
 
 from django.db import models
+from django.db.models import Q
+
+UNCLAIMED = Q(organization__isnull=True)
+
+
+def owner():
+    """The team a report, input, rollup or selector belongs to; NULL is unclaimed."""
+    return models.ForeignKey(
+        "domains.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+
+
+def team():
+    """The team of what only exists for a team's reports (rollups, selectors)."""
+    return models.ForeignKey("domains.Organization", on_delete=models.CASCADE, related_name="+")
+
+
+def once_per_team(fields: list[str], name: str) -> list[models.UniqueConstraint]:
+    """`fields` identify one row per team, and one among the unclaimed (where NULL, being
+    distinct from NULL, would let any number in)."""
+    return [
+        models.UniqueConstraint(fields=["organization", *fields], name=name),
+        models.UniqueConstraint(fields=fields, condition=UNCLAIMED, name=f"{name}_unclaimed"),
+    ]
+
+
+# A team's deletion takes its reports and inputs with it; otherwise a report keeps its input.
+KEEP_INPUT = models.RESTRICT
 
 
 class InputStatus(models.TextChoices):
@@ -34,7 +63,8 @@ class RawInput(models.Model):
     inspected and every report re-parsed later.
     """
 
-    sha256 = models.CharField(max_length=64, unique=True)
+    organization = owner()
+    sha256 = models.CharField(max_length=64)
     name = models.CharField(max_length=500)
     size = models.BigIntegerField()
     encoding = models.CharField(max_length=10, default="gzip")  # "gzip" or "identity"
@@ -50,6 +80,7 @@ class RawInput(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["status", "-received_at"])]
+        constraints = once_per_team(["sha256"], "raw_input_identity")
 
     def __str__(self):
         return f"{self.name} ({self.status})"
@@ -60,7 +91,8 @@ class RawInput(models.Model):
 
 
 class AggregateReport(models.Model):
-    raw = models.ForeignKey(RawInput, on_delete=models.PROTECT, related_name="aggregate_reports")
+    organization = owner()
+    raw = models.ForeignKey(RawInput, on_delete=KEEP_INPUT, related_name="aggregate_reports")
     org_name = models.CharField(max_length=255)
     email = models.CharField(max_length=255, blank=True)
     extra_contact_info = models.TextField(blank=True)
@@ -88,13 +120,10 @@ class AggregateReport(models.Model):
 
     class Meta:
         ordering = ["-begin", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["org_name", "report_id", "domain", "begin", "end"],
-                name="aggregate_report_identity",
-            )
-        ]
-        indexes = [models.Index(fields=["domain", "-begin"])]
+        constraints = once_per_team(
+            ["org_name", "report_id", "domain", "begin", "end"], "aggregate_report_identity"
+        )
+        indexes = [models.Index(fields=["organization", "domain", "-begin"])]
 
     def __str__(self):
         return f"{self.org_name} {self.report_id} ({self.domain})"
@@ -136,8 +165,10 @@ class AggregateRecord(models.Model):
 
 
 class DailyRollup(models.Model):
-    """Messages per policy domain, UTC day (of the report's begin) and source IP."""
+    """A team's messages per policy domain, UTC day (of the report's begin) and source IP.
+    Only a team's reports count: unclaimed ones are added when staff assign them."""
 
+    organization = team()
     domain = models.CharField(max_length=253)
     day = models.DateField()
     source_ip = models.GenericIPAddressField()
@@ -150,10 +181,11 @@ class DailyRollup(models.Model):
     spf_pass = models.BigIntegerField(default=0)  # aligned SPF pass (policy_evaluated)
 
     class Meta:
-        # The unique index also serves the pages' (domain, day) range scans.
+        # The unique index also serves the pages' (team, domain, day) range scans.
         constraints = [
             models.UniqueConstraint(
-                fields=["domain", "day", "source_ip"], name="daily_rollup_identity"
+                fields=["organization", "domain", "day", "source_ip"],
+                name="daily_rollup_identity",
             )
         ]
 
@@ -162,25 +194,30 @@ class DailyRollup(models.Model):
 
 
 class ReportedSelector(models.Model):
-    """A DKIM selector seen signing for a domain in aggregate reports."""
+    """A DKIM selector seen signing for a domain in a team's aggregate reports."""
 
+    organization = team()
     domain = models.CharField(max_length=253)
     selector = models.CharField(max_length=63)
     last_seen = models.DateField()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["domain", "selector"], name="reported_selector")
+            models.UniqueConstraint(
+                fields=["organization", "domain", "selector"], name="reported_selector"
+            )
         ]
 
     def __str__(self):
         return f"{self.selector}._domainkey.{self.domain}"
 
     @classmethod
-    def for_domains(cls, domains, *, limit: int = 50) -> dict[str, list[str]]:
-        """The selectors seen for each of `domains`, most recently seen first, in one query."""
+    def for_domains(cls, organization, domains, *, limit: int = 50) -> dict[str, list[str]]:
+        """The selectors the team's reports saw for each of `domains`, most recently seen
+        first, in one query."""
         found: dict[str, list[str]] = {}
-        rows = cls.objects.filter(domain__in=domains).order_by("domain", "-last_seen", "selector")
+        rows = cls.objects.filter(organization=organization, domain__in=domains)
+        rows = rows.order_by("domain", "-last_seen", "selector")
         for domain, selector in rows.values_list("domain", "selector"):
             seen = found.setdefault(domain, [])
             if len(seen) < limit:
@@ -188,12 +225,13 @@ class ReportedSelector(models.Model):
         return found
 
     @classmethod
-    def for_domain(cls, domain: str, *, limit: int = 50) -> list[str]:
-        return cls.for_domains([domain], limit=limit).get(domain, [])
+    def for_domain(cls, organization, domain: str, *, limit: int = 50) -> list[str]:
+        return cls.for_domains(organization, [domain], limit=limit).get(domain, [])
 
 
 class TlsReport(models.Model):
-    raw = models.ForeignKey(RawInput, on_delete=models.PROTECT, related_name="tls_reports")
+    organization = owner()
+    raw = models.ForeignKey(RawInput, on_delete=KEEP_INPUT, related_name="tls_reports")
     org_name = models.CharField(max_length=255)
     contact_info = models.CharField(max_length=255, blank=True)
     report_id = models.CharField(max_length=255)
@@ -206,9 +244,7 @@ class TlsReport(models.Model):
 
     class Meta:
         ordering = ["-begin", "-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["org_name", "report_id"], name="tls_report_identity")
-        ]
+        constraints = once_per_team(["org_name", "report_id"], "tls_report_identity")
 
     def __str__(self):
         return f"{self.org_name} {self.report_id} ({self.domain})"
@@ -229,7 +265,8 @@ class TlsPolicy(models.Model):
 
 
 class FailureReport(models.Model):
-    raw = models.ForeignKey(RawInput, on_delete=models.PROTECT, related_name="failure_reports")
+    organization = owner()
+    raw = models.ForeignKey(RawInput, on_delete=KEEP_INPUT, related_name="failure_reports")
     domain = models.CharField(max_length=253, db_index=True)  # Reported-Domain
     org_name = models.CharField(max_length=255, blank=True)
     report_id = models.CharField(max_length=255, blank=True)
@@ -255,6 +292,7 @@ class FailureReport(models.Model):
 
     class Meta:
         ordering = ["-arrival_date", "-id"]
+        indexes = [models.Index(fields=["organization", "domain"])]
 
     def __str__(self):
         return f"{self.feedback_type} {self.domain} {self.source_ip}"
@@ -361,3 +399,55 @@ class ProcessedMessage(models.Model):
 
     def __str__(self):
         return f"{self.folder} {self.uidvalidity}/{self.uid} {self.status}"
+
+
+# --- uploads (parsed by the worker: reports/uploads.py) ---------------------------------------
+
+
+class Upload(models.Model):
+    """One upload of report files by a team member: stored and answered at once, each file
+    parsed on the `ingest` queue; the upload's page follows their progress."""
+
+    organization = models.ForeignKey(
+        "domains.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    uploaded_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return f"upload {self.pk} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class UploadFile(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Parsing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="files")
+    name = models.CharField(max_length=500)
+    raw = models.ForeignKey(RawInput, null=True, on_delete=models.SET_NULL, related_name="+")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)  # parses started (a worker may die)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcomes = models.JSONField(default=list, blank=True)  # reports.ingest.Outcome, as dicts
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["state", "queued_at"])]
+
+    def __str__(self):
+        return f"{self.name} ({self.state})"
+
+    @property
+    def pending(self) -> bool:
+        return self.state in (self.State.QUEUED, self.State.RUNNING)

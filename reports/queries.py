@@ -1,9 +1,10 @@
 """What the report pages show, each loaded in a bounded number of queries however many reports,
 records and rollup rows there are.
 
-A team sees the reports whose policy domain one of its Domain rows names; a staff user also
-sees the reports nobody monitors ("unclaimed"). Totals come from DailyRollup only, never from
-the records, so a domain's page stays fast with millions of them.
+A team sees the reports it received (reports.models: never those of another team, whatever
+domains it adds); a staff user also sees the reports nobody has claimed ("unclaimed"). Totals
+come from DailyRollup only, never from the records, so a domain's page stays fast with
+millions of them.
 """
 
 from __future__ import annotations
@@ -69,11 +70,6 @@ def paginate(queryset, params, per_page: int) -> Pager:
 # --- who sees what --------------------------------------------------------------------------
 
 
-def team_names(organization: Organization) -> QuerySet:
-    """The names the team monitors, as a subquery (a team may have thousands)."""
-    return Domain.objects.filter(organization=organization).values("name")
-
-
 def _about(model, names) -> Q:
     """Reports about these domain names. A TLS report names a domain per policy: it is about
     each of them, not only the first (kept in TlsReport.domain)."""
@@ -85,11 +81,11 @@ def _about(model, names) -> Q:
 
 
 def visible_aggregates(user) -> QuerySet:
-    """The aggregate reports `user` may open: those of any of their teams' domains; staff all."""
+    """The aggregate reports `user` may open: those any of their teams received; staff all."""
     reports = AggregateReport.objects.all()
     if user.is_staff:
         return reports
-    return reports.filter(domain__in=Domain.objects.visible_to(user).values("name"))
+    return reports.filter(organization__in=Organization.objects.for_user(user).values("pk"))
 
 
 # --- the index ------------------------------------------------------------------------------
@@ -225,13 +221,15 @@ class IndexPage:
 
 
 def index_page(organization: Organization, params) -> IndexPage:
-    """The team's reports of one kind, newest first, optionally of one of its domains."""
+    """The reports of one kind the team received, newest first, optionally those about one of
+    its domains."""
     pks = dict(Domain.objects.filter(organization=organization).values_list("name", "pk"))
     query = IndexQuery.from_params(params, set(pks))
     listing = LISTINGS[query.kind]
-    reports = listing.model.objects.only(*listing.columns)
-    names = [query.domain] if query.domain else team_names(organization)
-    reports = reports.filter(_about(listing.model, names))
+    reports = listing.model.objects.filter(organization=organization)
+    reports = reports.only(*listing.columns)
+    if query.domain:
+        reports = reports.filter(_about(listing.model, [query.domain]))
     page = Paginator(reports, PER_PAGE).get_page(query.page)
     return IndexPage(
         query=query,
@@ -267,7 +265,9 @@ class AggregatePage:
 
 def aggregate_page(report: AggregateReport, user, params) -> AggregatePage:
     records = report.records.order_by("-count", "pk")
-    own = Domain.objects.visible_to(user).filter(name=report.domain)
+    own = Domain.objects.visible_to(user).filter(
+        organization=report.organization_id, name=report.domain
+    )
     return AggregatePage(
         report=report,
         records=paginate(records, params, RECORDS_PER_PAGE),
@@ -332,9 +332,9 @@ def _zero(expression):
     return Coalesce(expression, 0)
 
 
-def summary_of(name: str, since: date) -> tuple[Summary, list[SourceRow]]:
-    """The rollup totals and the busiest sources (index daily_rollup domain, day)."""
-    rollups = DailyRollup.objects.filter(domain=name, day__gte=since)
+def summary_of(organization, name: str, since: date) -> tuple[Summary, list[SourceRow]]:
+    """The team's rollup totals and busiest sources (index daily_rollup team, domain, day)."""
+    rollups = DailyRollup.objects.filter(organization=organization, domain=name, day__gte=since)
     totals = rollups.aggregate(
         messages=_zero(Sum("messages")),
         dmarc_pass=_zero(Sum("dmarc_pass")),
@@ -360,19 +360,24 @@ def _latest(queryset, limit: int = RECENT) -> tuple[list, bool]:
 
 def domain_reports_page(domain: Domain, now: datetime, params) -> DomainReportsPage:
     since = now.date() - timedelta(days=SUMMARY_DAYS - 1)
-    summary, sources = summary_of(domain.name, since)
-    # Ordered as index (domain, -begin) is, so a page is an index range scan.
+    team = domain.organization_id
+    summary, sources = summary_of(team, domain.name, since)
+    # Ordered as index (organization, domain, -begin) is, so a page is an index range scan.
     reports = (
-        AggregateReport.objects.filter(domain=domain.name)
+        AggregateReport.objects.filter(organization=team, domain=domain.name)
         .only(*LISTINGS["aggregate"].columns)
         .order_by("-begin", "-id")
     )
     pager = paginate(reports, params, PER_PAGE)
     tls, tls_more = _latest(
-        TlsReport.objects.filter(_about(TlsReport, [domain.name])).only(*LISTINGS["tls"].columns)
+        TlsReport.objects.filter(_about(TlsReport, [domain.name]), organization=team).only(
+            *LISTINGS["tls"].columns
+        )
     )
     failures, failures_more = _latest(
-        FailureReport.objects.filter(domain=domain.name).only(*LISTINGS["failure"].columns)
+        FailureReport.objects.filter(organization=team, domain=domain.name).only(
+            *LISTINGS["failure"].columns
+        )
     )
     return DomainReportsPage(
         domain=domain,
@@ -415,12 +420,11 @@ class UnclaimedRow:
 
 
 def _unmonitored(model) -> QuerySet:
-    monitored = Domain.objects.filter(name=OuterRef("domain"))
-    return model.objects.filter(~Exists(monitored)).values("domain").order_by("domain")
+    return model.objects.filter(organization__isnull=True).values("domain").order_by("domain")
 
 
 def unclaimed(params) -> Pager:
-    """Aggregate and TLS reports of names no team monitors, one row per name, most reports
+    """Aggregate and TLS reports no team received, one row per policy domain, most reports
     first (one grouped query per kind)."""
     rows: dict[str, UnclaimedRow] = {}
     aggregates = _unmonitored(AggregateReport).annotate(

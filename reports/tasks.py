@@ -3,7 +3,8 @@
 from celery import shared_task
 from django.db import DatabaseError
 
-from reports import fetch
+from reports import fetch, ingest, uploads
+from reports.models import RawInput
 
 
 @shared_task(time_limit=55, soft_time_limit=50)
@@ -28,3 +29,22 @@ def poll_mailboxes() -> int:
 def fetch_mailbox(mailbox_id: int, pass_id: int | None = None) -> int | None:
     run = fetch.run_pass(mailbox_id, pass_id)
     return run.pk if run else None
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=uploads.TIME_LIMIT,
+    soft_time_limit=uploads.SOFT_TIME_LIMIT,
+)
+def parse_upload_file(file_id: int) -> str | None:
+    """Parse one uploaded file (reports/uploads.py); the upload's page polls its state."""
+    file = uploads.parse(file_id)
+    return file.state if file else None
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, time_limit=1800, soft_time_limit=1740)
+def parse_raw_input(raw_id: int) -> int:
+    """Parse an input kept but never parsed (its import was killed): the reaper queues these."""
+    raw = RawInput.objects.filter(pk=raw_id).first()
+    return len(ingest.ingest_kept(raw, raw.name)) if raw else 0

@@ -6,23 +6,25 @@ app_name = "reports"
 urlpatterns = [
     path("", views.report_index, name="index"),
     path("upload/", views.report_upload, name="upload"),
-    path("aggregate/<int:pk>/", views.aggregate_detail, name="aggregate"),
-    path("domain/<int:domain_pk>/", views.domain_reports, name="domain"),
+    path("upload/<id:pk>/", views.upload_status, name="upload_status"),
+    path("aggregate/<id:pk>/", views.aggregate_detail, name="aggregate"),
+    path("domain/<id:domain_pk>/", views.domain_reports, name="domain"),
     path("refused/", views.refused_inputs, name="refused"),
-    path("raw/<int:pk>/", views.raw_download, name="raw"),
+    path("raw/<id:pk>/", views.raw_download, name="raw"),
     path("unclaimed/", views.unclaimed_reports, name="unclaimed"),
+    path("unclaimed/assign/", views.assign_unclaimed, name="assign"),
 ]
 
 # The report mailboxes (reports/mailbox_views.py).
 urlpatterns += [
     path("mailboxes/", mailbox_views.mailbox_list, name="mailboxes"),
     path("mailboxes/add/", mailbox_views.mailbox_add, name="mailbox_add"),
-    path("mailboxes/<int:pk>/edit/", mailbox_views.mailbox_edit, name="mailbox_edit"),
-    path("mailboxes/<int:pk>/delete/", mailbox_views.mailbox_delete, name="mailbox_delete"),
-    path("mailboxes/<int:pk>/test/", mailbox_views.mailbox_test, name="mailbox_test"),
-    path("mailboxes/<int:pk>/fetch/", mailbox_views.mailbox_fetch, name="mailbox_fetch"),
+    path("mailboxes/<id:pk>/edit/", mailbox_views.mailbox_edit, name="mailbox_edit"),
+    path("mailboxes/<id:pk>/delete/", mailbox_views.mailbox_delete, name="mailbox_delete"),
+    path("mailboxes/<id:pk>/test/", mailbox_views.mailbox_test, name="mailbox_test"),
+    path("mailboxes/<id:pk>/fetch/", mailbox_views.mailbox_fetch, name="mailbox_fetch"),
     path(
-        "mailboxes/<int:pk>/passes/<int:pass_pk>/",
+        "mailboxes/<id:pk>/passes/<id:pass_pk>/",
         mailbox_views.mailbox_pass,
         name="mailbox_pass",
     ),

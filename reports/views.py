@@ -5,20 +5,23 @@ import logging
 import re
 
 from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from domains import tenancy
-from domains.models import Domain
-from reports import queries
-from reports.forms import CappedUploadHandler, UploadForm
-from reports.ingest import Outcome, ingest_input
-from reports.models import InputSource, RawInput
+from domains.models import Domain, Organization
+from domains.views import wants_fragment
+from reports import claims, queries, uploads
+from reports.forms import AssignForm, CappedUploadHandler, UploadForm
+from reports.models import RawInput, Upload
+from reports.parsing.unpack import MAX_ZIP_MEMBERS
 
 logger = logging.getLogger(__name__)
 
@@ -53,44 +56,63 @@ def report_upload(request):
     tenancy.require_edit(membership)
     handler = CappedUploadHandler(request, limit=settings.MAILSEC_REPORT_MAX_BYTES)
     request.upload_handlers.insert(0, handler)
+    try:
+        request.POST  # noqa: B018  (reads the body: the number of files is checked there)
+    except (TooManyFilesSent, TooManyFieldsSent):
+        context = _upload_context(UploadForm()) | {"refused": too_many_files_message()}
+        return render(request, "reports/upload.html", context, status=400)
     return _upload(request, membership, handler)
+
+
+def too_many_files_message() -> str:
+    most = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+    return (
+        f"An upload may hold at most {most} files: nothing was stored. Upload them in "
+        "smaller groups, or pack them into a zip file (it may hold up to "
+        f"{MAX_ZIP_MEMBERS} reports)."
+    )
 
 
 @csrf_protect
 def _upload(request, membership, handler: CappedUploadHandler):
+    """Store the files and answer at once: the worker parses them, the upload's page follows."""
     if request.method != "POST":
-        return render(request, "reports/upload.html", _upload_context(UploadForm(), []))
+        return render(request, "reports/upload.html", _upload_context(UploadForm()))
     form = UploadForm(request.POST, request.FILES, oversized=handler.oversized)
     if not form.is_valid():
-        return render(request, "reports/upload.html", _upload_context(form, []))
-    outcomes = _store(form.cleaned_data["files"], handler.oversized, request.user)
-    rows = queries.upload_rows(outcomes, membership.organization)
-    return render(request, "reports/upload.html", _upload_context(UploadForm(), rows))
+        return render(request, "reports/upload.html", _upload_context(form))
+    upload = uploads.create(
+        membership.organization, request.user, form.cleaned_data["files"], handler.oversized
+    )
+    return redirect("reports:upload_status", upload.pk)
 
 
-def _upload_context(form, rows) -> dict:
-    counts = {status: sum(r.outcome.status == status for r in rows) for status in OUTCOMES}
-    return {"form": form, "rows": rows, "counts": counts, "limit": _limit()}
+def _upload_context(form) -> dict:
+    return {
+        "form": form,
+        "limit": filesizeformat(settings.MAILSEC_REPORT_MAX_BYTES),
+        "most_files": settings.DATA_UPLOAD_MAX_NUMBER_FILES,
+    }
 
 
-def _limit() -> str:
-    return filesizeformat(settings.MAILSEC_REPORT_MAX_BYTES)
-
-
-def _store(uploads, oversized: list[tuple[str, str]], user) -> list[Outcome]:
-    """One Outcome per report found in the uploads, and one per file too large to read."""
-    outcomes = []
-    for upload in uploads:
-        # A large upload already sits in a temporary file: let storage read it from there.
-        path = getattr(upload, "temporary_file_path", None)
-        source = path() if path else upload.read()
-        try:
-            outcomes += ingest_input(source, upload.name, via=InputSource.UPLOAD, user=user)
-        except Exception:
-            # One file that breaks storage must not lose the results of the others.
-            logger.exception("Storing the upload %r failed", upload.name)
-            outcomes.append(Outcome(upload.name, "invalid", error="Internal error: not stored."))
-    return outcomes + [Outcome(name, "invalid", error=why) for name, why in oversized]
+@require_GET
+def upload_status(request, pk: int):
+    """An upload's files, parsed or still waiting; the fragment is what static/js/mailsec.js
+    polls while any is pending."""
+    membership = tenancy.require_membership(request)
+    upload = get_object_or_404(Upload, pk=pk, organization=membership.organization)
+    files = list(upload.files.all())
+    rows = queries.upload_rows(uploads.outcomes_of(files), membership.organization)
+    context = {
+        "upload": upload,
+        "files": files,
+        "rows": rows,
+        "pending": sum(file.pending for file in files),
+        "counts": {status: sum(r.outcome.status == status for r in rows) for status in OUTCOMES},
+    }
+    if wants_fragment(request):
+        return render(request, "reports/_upload_status.html", context)
+    return render(request, "reports/upload_status.html", context)
 
 
 @require_GET
@@ -137,4 +159,24 @@ def safe_filename(raw: RawInput) -> str:
 def unclaimed_reports(request):
     _require_staff(request)
     pager = queries.unclaimed(request.GET)
-    return render(request, "reports/unclaimed.html", {"pager": pager})
+    teams = list(Organization.objects.values_list("pk", "name"))
+    context = {"pager": pager, "teams": teams}
+    return render(request, "reports/unclaimed.html", context)
+
+
+@require_POST
+def assign_unclaimed(request):
+    """Staff give a domain's unclaimed reports to the team that received them."""
+    _require_staff(request)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a team for the reports.")
+        return redirect("reports:unclaimed")
+    team, domain = form.cleaned_data["organization"], form.cleaned_data["domain"]
+    done = claims.assign_domain(domain, team)
+    messages.success(
+        request,
+        f"{done['assigned']} reports of {domain} now belong to {team}"
+        + (f" ({done['duplicate']} it already had were dropped)." if done["duplicate"] else "."),
+    )
+    return redirect("reports:unclaimed")

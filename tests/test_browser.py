@@ -106,7 +106,11 @@ def test_check_now_shows_the_grade_from_a_real_worker(live_server, celery_worker
 
 
 @pytest.mark.django_db(transaction=True)
-def test_upload_reports_and_see_them_on_the_domain_page(live_server, alice, acme, tmp_path):
+def test_upload_reports_and_see_them_on_the_domain_page(
+    live_server, celery_worker, alice, acme, tmp_path
+):
+    """The upload answers at once; the real worker reads the files and the upload's page shows
+    their outcomes as they come, without a reload."""
     from pathlib import Path
 
     fixtures = Path(__file__).parent / "fixtures" / "reports" / "aggregate"
@@ -125,13 +129,18 @@ def test_upload_reports_and_see_them_on_the_domain_page(live_server, alice, acme
         page.click("a:text-is('Upload reports')")
         page.set_input_files("input[type=file]", [str(good), str(junk)])
         page.click("main button:text-is('Upload')")
+        page.wait_for_url(f"{base}/reports/upload/*/")
+        page.evaluate("window.sameDocument = true")  # gone if the page were reloaded
         results = page.locator("table.upload-results")
         expect(results.locator("tr.outcome-imported")).to_contain_text("usssa.com")
+        expect(page.locator(".upload-status")).to_contain_text("All 2 files read")
+        same_document = page.evaluate("window.sameDocument === true")
         expect(results.locator("tr.outcome-invalid")).to_contain_text("notes.txt")
         results.locator("tr.outcome-imported a:text-is('example.com')").click()
         page.wait_for_url(f"{base}/reports/domain/{domain.pk}/")
         reports_shown = page.locator("main").inner_text()
     assert "usssa.com" in reports_shown
+    assert same_document
 
 
 @pytest.fixture

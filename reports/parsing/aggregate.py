@@ -49,6 +49,10 @@ MAX_BUFFERED = 10_000  # records held back while the metadata is still missing
 # lxml holds a child of <feedback> whole until it ends; a record takes a few hundred bytes,
 # so one running on for megabytes is an attack on memory (libxml2 takes ~10x the input).
 MAX_CHILD_BYTES = 4 * 2**20
+# A report's <feedback> holds a handful of elements besides its records (<version>, the
+# metadata, the policy, extensions); millions of them cost seconds of CPU each to hand to
+# Python, for nothing: past this many the input is refused.
+MAX_OTHER_CHILDREN = 1000
 MAX_ERRORS = 100
 EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 CLOCK_SKEW = dt.timedelta(days=2)
@@ -117,6 +121,7 @@ class _Document:
             **SAFE_PARSING,
         )
         self.number = 0  # records parsed so far
+        self.others = 0  # children of <feedback> that are not records
 
     def report(self) -> AggregateReport:
         """Read up to the first record (buffering records while metadata is still missing)."""
@@ -125,7 +130,7 @@ class _Document:
         buffered: list[AggregateRecord] = []
         for item in items:
             if type(item) is not AggregateRecord:
-                _read_head(item, head)
+                self._read_head(item, head)
                 continue
             buffered.append(item)
             if head.complete:
@@ -150,11 +155,20 @@ class _Document:
                 if type(item) is AggregateRecord:
                     yield item
                 else:
-                    _read_head(item, head)
+                    self._read_head(item, head)
         except Refused as exc:
             if self.recovering_from is None:
                 raise
             raise _unrecovered(self.recovering_from, exc) from None
+
+    def _read_head(self, element, head: _Head) -> None:
+        self.others += 1
+        if self.others > MAX_OTHER_CHILDREN:
+            raise Refused(
+                f"more than {MAX_OTHER_CHILDREN} elements in <feedback> outside any <record> "
+                "(a report has a handful)"
+            )
+        _read_head(element, head)
 
     def _items(self) -> Iterator:
         """The children of <feedback> in document order: an AggregateRecord for each record,

@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from domains.models import CheckRun, Domain
+from domains.models import CheckRun, Domain, Organization
 
 
 def run(*args) -> tuple[int, str, str]:
@@ -106,9 +106,13 @@ def test_selectors_seen_in_reports_are_probed(db, ns):
     args = ["--json", "--no-save", "--nameserver", ns, "--checks", "dkim", "customsel.test"]
     _, out, _ = run(*args)
     assert json.loads(out)["findings"] != []  # myselector is not a common selector
+    team = Organization.objects.create(name="Monitors it")
     ReportedSelector.objects.create(
-        domain="customsel.test", selector="myselector", last_seen="2026-01-01"
+        organization=team, domain="customsel.test", selector="myselector", last_seen="2026-01-01"
     )
+    _, out, _ = run(*args)
+    assert json.loads(out)["findings"] != []  # the team that received it does not monitor it
+    Domain.objects.create(organization=team, name="customsel.test")
     _, out, _ = run(*args)
     assert json.loads(out)["findings"] == []
 

@@ -267,7 +267,9 @@ def make_portfolio(organization, count: int, now) -> None:
     Domain.objects.bulk_update(domains, ["last_run", "last_checked_at", "score", "grade"])
 
 
-LIST_QUERIES = 9  # session, user, memberships, grades, findings, count, page, trends, worst
+# session, user, sign-in gate (second factor, team policy), memberships, grades, findings,
+# count, page, trends, worst
+LIST_QUERIES = 10
 
 
 @pytest.mark.parametrize("query", ["", "?sort=-trend", "?grade=C&q=p0&sort=-checked"])

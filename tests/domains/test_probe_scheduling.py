@@ -109,3 +109,17 @@ def test_a_new_open_relay_is_an_alert(lab_world, acme):
     relay = appeared.get(data__finding="smtp.open_relay")
     assert relay.severity == "critical" and relay.alerted
     assert relay.deliveries.count() == 1
+
+
+def test_a_name_two_teams_monitor_is_probed_with_each_teams_own_hosts(lab_world, acme, globex):
+    """Team settings never cross: Globex's configured mail access hosts are not probed for, nor
+    shown on, Acme's domain of the same name (and each team's DKIM selectors stay its own)."""
+    ours = Domain.objects.create(organization=acme, name="nosrv.test")
+    theirs = Domain.objects.create(
+        organization=globex, name="nosrv.test", mail_access_hosts=["mx-good.probes.test"]
+    )
+    runs = {run.domain_id: run for run in scheduling.run_probes([ours.pk, theirs.pk])}
+    assert runs[ours.pk].categories["submission"]["applicable"] is False
+    assert runs[ours.pk].categories["submission"]["servers"] == []
+    hosts = {row["host"] for row in runs[theirs.pk].categories["submission"]["servers"]}
+    assert hosts == {"mx-good.probes.test"}

@@ -9,7 +9,14 @@ from django.db import connection
 from django.utils import timezone
 
 from domains import scheduling
-from domains.models import CheckRun, Domain, DomainEvent, EventKind, ManualCheck
+from domains.models import (
+    CheckRun,
+    Domain,
+    DomainEvent,
+    EventKind,
+    ManualCheck,
+    Organization,
+)
 from domains.tasks import dispatch_due_checks
 from tests.domains import dns_world
 from tests.knot import KnotServer
@@ -223,8 +230,20 @@ def test_selectors_seen_in_reports_are_probed(acme, knot, settings):
     domain = Domain.objects.create(organization=acme, name="customsel.test")
     unseen = scheduling.run_check(domain.pk)
     assert unseen.categories["dkim"]["status"] != "pass"
+    other = Organization.objects.create(name="Other team")
     ReportedSelector.objects.create(
-        domain="customsel.test", selector="myselector", last_seen=date(2026, 1, 1)
+        organization=other,
+        domain="customsel.test",
+        selector="myselector",
+        last_seen=date(2026, 1, 1),
+    )
+    still_unseen = scheduling.run_check(domain.pk)  # another team's reports saw it: not ours
+    assert still_unseen.categories["dkim"]["status"] != "pass"
+    ReportedSelector.objects.create(
+        organization=acme,
+        domain="customsel.test",
+        selector="myselector",
+        last_seen=date(2026, 1, 1),
     )
     seen = scheduling.run_check(domain.pk)
     assert seen.categories["dkim"]["status"] == "pass"

@@ -1,11 +1,15 @@
-"""What `make run` starts: the Procfile's web app, worker and scheduler under honcho, served by
-gunicorn with collected static files, all stopped by one Ctrl-C."""
+"""What `make run` starts: the Procfile's web app, worker and scheduler under supervisord
+(mailsec/supervise.py), served by gunicorn with collected static files. Whichever process dies
+is started again while the others go on; slow clients do not stall the site; one Ctrl-C stops
+them all, cleanly."""
 
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -14,6 +18,9 @@ import pytest
 
 from tests.servers import database_url, free_port, wait_for_port
 
+# Every test on the database as the served processes see it, and in the order written (the stop
+# comes last): pytest-django would run transactional tests after the others.
+pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -23,94 +30,222 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def fetch(url: str):
+def fetch(url: str, timeout: float = 10):
     opener = urllib.request.build_opener(NoRedirect)
     try:
-        with opener.open(url, timeout=10) as response:
+        with opener.open(url, timeout=timeout) as response:
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
 
 
-def wait_for_log(path: Path, needles: list[str], timeout: float = 60) -> None:
+def wait_for_log(path: Path, needles: list[str], timeout: float = 60, *, after: int = 0) -> None:
+    """Wait until every needle appears in the output past its first `after` characters."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        text = path.read_text(errors="replace")
+        text = path.read_text(errors="replace")[after:]
         if all(needle in text for needle in needles):
             return
         time.sleep(0.2)
     raise AssertionError(f"never saw {needles} in the output:\n{text[-3000:]}")
 
 
-@pytest.mark.django_db(transaction=True)
-def test_procfile_serves_and_stops_on_ctrl_c(tmp_path, django_db_blocker):
+class Stack:
+    """`python -m mailsec.supervise` (what `make run` runs) in a session of its own."""
+
+    def __init__(self, tmp: Path, database: str):
+        self.port = free_port()
+        self.log_path = tmp / "run.log"
+        self.env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the file broker
+        self.env.update(
+            PATH=f"{BIN}:{self.env['PATH']}",
+            PORT=str(self.port),
+            MAILSEC_VAR_DIR=str(tmp),
+            MAILSEC_SECRET_KEY="s" * 50,
+            DATABASE_URL=database,
+            # Two web processes of four threads: a sync worker per slow client would be stalled
+            # by three of them.
+            WEB_CONCURRENCY="2",
+            MAILSEC_WEB_THREADS="4",
+            MAILSEC_WORKER_CONCURRENCY="1",
+        )
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            timeout=120,
+        )
+        # Appending: supervisord's programs write to /dev/stdout, which opens the file anew.
+        self.log = open(self.log_path, "ab")  # noqa: SIM115  (closed in ctrl_c())
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mailsec.supervise"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.stopped_in: float | None = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def pid_of(self, program: str) -> int | None:
+        """The pid of the Procfile's `program`, a child of supervisord."""
+        found = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid), "-f", program],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        return int(found[0]) if found else None
+
+    def ctrl_c(self) -> None:
+        if self.process.poll() is None:
+            started = time.monotonic()
+            os.killpg(self.process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+            try:
+                self.process.wait(timeout=30)
+            finally:
+                self.stopped_in = time.monotonic() - started
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, django_db_setup, django_db_blocker):
     from django.db import connection
 
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # files broker, as make run
-    env.update(
-        PATH=f"{BIN}:{env['PATH']}",
-        MAILSEC_VAR_DIR=str(tmp_path),
-        MAILSEC_SECRET_KEY="s" * 50,
-        DATABASE_URL=database_url(connection.settings_dict),
-        WEB_CONCURRENCY="1",
-        MAILSEC_WORKER_CONCURRENCY="1",
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=120,
-    )
-    log = open(tmp_path / "honcho.log", "wb")  # noqa: SIM115
-    honcho = subprocess.Popen(
-        [
-            str(BIN / "honcho"),
-            "--procfile",
-            "mailsec/Procfile",
-            "--app-root",
-            ".",
-            "start",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with django_db_blocker.unblock():
+        database = database_url(connection.settings_dict)
+    running = Stack(tmp_path_factory.mktemp("run"), database)
     try:
-        wait_for_port(port, honcho, timeout=60)
-        status, headers, _ = fetch(f"http://127.0.0.1:{port}/")
-        assert (status, headers["Location"]) == (302, "/login/?next=/")
-        status, _, body = fetch(f"http://127.0.0.1:{port}/login/")
-        assert status == 302  # a fresh database: the login page leads to the set-up page
-        status, _, body = fetch(f"http://127.0.0.1:{port}/setup/")
-        assert status == 200
-        stylesheet = re.search(rb'href="(/static/css/mailsec\.[0-9a-f]+\.css)"', body)
-        assert stylesheet, "the page links a versioned stylesheet from the manifest"
-        status, headers, css = fetch(f"http://127.0.0.1:{port}{stylesheet[1].decode()}")
-        assert status == 200
-        assert headers["Content-Type"].startswith("text/css")
-        assert "max-age" in headers["Cache-Control"]
-        assert b".topbar" in css
-        wait_for_log(tmp_path / "honcho.log", ["celery@", " ready.", "beat: Starting"])
+        wait_for_port(running.port, running.process, timeout=60)
+        wait_for_log(running.log_path, ["celery@", " ready.", "beat: Starting"])
+        yield running
     finally:
-        os.killpg(honcho.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
-        try:
-            honcho.wait(timeout=30)
-        finally:
-            log.close()
-    output = (tmp_path / "honcho.log").read_text(errors="replace")
-    for name in ("web.1", "worker.1", "beat.1"):
-        assert re.search(rf"{name} +\| ", output), f"{name} did not start:\n{output[-3000:]}"
-    # Pool processes of a killed worker may take a moment to notice their parent is gone.
+        running.ctrl_c()
+
+
+def test_serves_pages_and_static_files(stack):
+    status, headers, _ = fetch(stack.url("/"))
+    assert (status, headers["Location"]) == (302, "/login/?next=/")
+    status, headers, body = fetch(stack.url("/login/"))
+    assert status == 302  # a fresh database: the login page leads to the set-up page
+    status, _, body = fetch(stack.url("/setup/"))
+    assert status == 200
+    stylesheet = re.search(rb'href="(/static/css/mailsec\.[0-9a-f]+\.css)"', body)
+    assert stylesheet, "the page links a versioned stylesheet from the manifest"
+    status, headers, css = fetch(stack.url(stylesheet[1].decode()))
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/css")
+    assert "max-age" in headers["Cache-Control"]
+    assert b".topbar" in css
+
+
+def dribble(port: int, stop: threading.Event) -> None:
+    """A slowloris client: request headers one byte at a time, never finished."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        for byte in b"GET /login/ HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 1000:
+            if stop.wait(0.3):
+                return
+            sock.send(bytes([byte]))
+
+
+def test_slow_clients_do_not_stall_the_site(stack):
+    stop = threading.Event()
+    clients = [threading.Thread(target=dribble, args=(stack.port, stop)) for _ in range(5)]
+    for client in clients:
+        client.start()
+    try:
+        time.sleep(1.5)  # every slow client is connected and sending
+        for _ in range(3):
+            started = time.monotonic()
+            status, _, _ = fetch(stack.url("/healthz"), timeout=5)
+            assert status == 200
+            assert time.monotonic() - started < 1
+    finally:
+        stop.set()
+        for client in clients:
+            client.join()
+
+
+def queue_a_heartbeat(stack) -> None:
+    """Queue mailsec.tasks.heartbeat on the stack's broker, from a process of its own."""
+    code = "import django; django.setup(); from mailsec.tasks import heartbeat; heartbeat.delay()"
+    env = dict(stack.env, DJANGO_SETTINGS_MODULE="mailsec.settings")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+def assert_a_task_runs(stack) -> None:
+    from mailsec.models import WorkerHeartbeat
+
+    WorkerHeartbeat.objects.all().delete()
+    queue_a_heartbeat(stack)
+    deadline = time.monotonic() + 60
+    while not WorkerHeartbeat.objects.exists():
+        assert time.monotonic() < deadline, f"the task never ran:\n{stack.output()[-3000:]}"
+        time.sleep(0.3)
+
+
+def wait_for_new_pid(stack, program: str, old: int) -> int:
+    deadline = time.monotonic() + 60
+    while (pid := stack.pid_of(program)) in (None, old):
+        assert time.monotonic() < deadline, f"{program} never came back:\n{stack.output()[-3000:]}"
+        time.sleep(0.2)
+    return pid
+
+
+def test_a_killed_worker_leaves_the_site_up_and_comes_back(stack):
+    worker = stack.pid_of("celery -A mailsec worker")
+    web = stack.pid_of("gunicorn")
+    seen = len(stack.output())
+    os.kill(worker, signal.SIGKILL)
+    for _ in range(5):
+        started = time.monotonic()
+        assert fetch(stack.url("/healthz"), timeout=5)[0] == 200
+        assert time.monotonic() - started < 1
+        time.sleep(0.3)
+    wait_for_new_pid(stack, "celery -A mailsec worker", worker)
+    wait_for_log(stack.log_path, [" ready."], after=seen)
+    assert stack.pid_of("gunicorn") == web  # the web app never stopped
+    assert_a_task_runs(stack)
+
+
+def test_a_killed_pool_process_does_not_leave_the_worker_hung(stack):
+    """What the OOM killer does: SIGKILL to the pool's processes only. The old worker went on
+    receiving tasks and never ran them."""
+    worker = stack.pid_of("celery -A mailsec worker")
+    pool = subprocess.run(
+        ["pgrep", "-P", str(worker)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert pool, "the worker has pool processes"
+    seen = len(stack.output())
+    for pid in pool:
+        os.kill(int(pid), signal.SIGKILL)
+    wait_for_new_pid(stack, "celery -A mailsec worker", worker)
+    wait_for_log(stack.log_path, [" ready."], after=seen)
+    assert_a_task_runs(stack)
+
+
+def test_ctrl_c_stops_everything_cleanly_and_soon(stack):
+    seen = len(stack.output())
+    stack.ctrl_c()
+    assert stack.process.returncode == 0
+    assert stack.stopped_in < 15
+    stopping = stack.output()[seen:]
+    for needle in ("ERROR", "Traceback", "CRIT", "SIGKILL"):
+        assert needle not in stopping, stopping
+    for program in ("web", "worker", "beat"):
+        assert f"stopped: {program} (exit status 0)" in stopping, stopping
+    # Pool processes of a stopped worker may take a moment to notice their parent is gone.
     deadline = time.monotonic() + 15
     while True:
         leftovers = subprocess.run(
-            ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False
+            ["pgrep", "-f", stack.env["MAILSEC_VAR_DIR"]], capture_output=True, text=True
         ).stdout
         if not leftovers or time.monotonic() > deadline:
             break

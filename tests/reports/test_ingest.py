@@ -98,9 +98,9 @@ def test_the_readme_lists_every_fixture_file():
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", sorted(ROWS))
-def test_fixture(path):
+def test_fixture(path, acme):
     want = expected(path, ROWS[path])
-    [outcome] = ingest_input(str(FIXTURES / path), path, via="command")
+    [outcome] = ingest_input(str(FIXTURES / path), path, via="command", organization=acme)
     if want["status"] == "invalid":
         assert outcome.status == "invalid", outcome
         assert want["error"].lower() in outcome.error.lower(), outcome.error
@@ -121,8 +121,9 @@ def test_fixture(path):
         report = models.AggregateReport.objects.get(pk=outcome.report_pk)
         assert report.records.count() == want["records"]
         assert sum(report.records.values_list("count", flat=True)) == want["messages"]
-        rolled = sum(models.DailyRollup.objects.values_list("messages", flat=True))
-        assert rolled == want["messages"]
+        assert report.organization == acme
+        rolled = models.DailyRollup.objects.filter(organization=acme)
+        assert sum(rolled.values_list("messages", flat=True)) == want["messages"]
         assert bool(report.warnings) == (path in RECOVERED)
     raw = models.RawInput.objects.get()
     assert raw.status == models.InputStatus.IMPORTED
@@ -130,9 +131,9 @@ def test_fixture(path):
 
 
 @pytest.mark.django_db
-def test_the_same_report_in_three_containers_is_stored_once():
+def test_the_same_report_in_three_containers_is_stored_once(acme):
     outcomes = [
-        ingest_input(str(FIXTURES / "aggregate" / name), name, via="upload")[0]
+        ingest_input(str(FIXTURES / "aggregate" / name), name, via="upload", organization=acme)[0]
         for name in ("parsedmarc__nice-input.xml", "parsedmarc__nice-input.xml.gz",
                      "parsedmarc__nice-input.xml.zip")
     ]  # fmt: skip
@@ -204,9 +205,10 @@ def test_a_report_stored_meanwhile_by_another_process_is_a_duplicate(monkeypatch
 
 
 @pytest.mark.django_db
-def test_rollups_add_up_across_reports_and_selectors_are_remembered():
+def test_rollups_add_up_across_reports_and_selectors_are_remembered(acme):
     for name in ("modoboa__google_zip-4records.eml", "mox__google.eml", "mox__yahoo.eml"):
-        [outcome] = ingest_input(str(FIXTURES / "aggregate" / name), name, via="upload")
+        path = str(FIXTURES / "aggregate" / name)
+        [outcome] = ingest_input(path, name, via="upload", organization=acme)
         assert outcome.status == "imported"
     for report in models.AggregateReport.objects.all():
         rolled = models.DailyRollup.objects.filter(domain=report.domain)
@@ -218,7 +220,9 @@ def test_rollups_add_up_across_reports_and_selectors_are_remembered():
         for d in rec.dkim_results
         if d.get("selector")
     }
-    remembered = set(models.ReportedSelector.objects.values_list("domain", "selector"))
+    remembered = set(
+        models.ReportedSelector.objects.filter(organization=acme).values_list("domain", "selector")
+    )
     assert signed and remembered == signed
 
 
@@ -249,7 +253,7 @@ def test_a_bad_report_in_a_batch_stores_nothing_of_itself_and_stops_nothing(tmp_
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("bad_record", [None, 3])
-def test_records_in_several_batches(monkeypatch, bad_record):
+def test_records_in_several_batches(monkeypatch, bad_record, acme):
     # Records are written a batch at a time with the garbage collector paused; a record refused
     # in a later batch still takes the whole report back, and the collector is on again after.
     import gc
@@ -267,7 +271,7 @@ def test_records_in_several_batches(monkeypatch, bad_record):
     head, _, _ = GOOD_REPORT.read_text().partition("<record>")
     data = (head + "".join(records) + "</feedback>").encode()
     assert gc.isenabled()
-    [outcome] = ingest_input(data, "five.xml", via="upload")
+    [outcome] = ingest_input(data, "five.xml", via="upload", organization=acme)
     assert gc.isenabled()
     if bad_record:
         assert outcome.status == "invalid" and f"record {bad_record}: count" in outcome.error

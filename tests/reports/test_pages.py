@@ -32,11 +32,22 @@ NICE_INPUT = FIXTURES / "aggregate" / "parsedmarc__nice-input.xml.gz"  # example
 # --- building reports -----------------------------------------------------------------------
 
 _serial = itertools.count(1)
+RECEIVER = object()  # a report's team, unless told: the first team monitoring its domain
 
 
-def make_raw(content=b"<feedback/>", *, name="report.xml", status="imported", user=None):
+def receiver(domain: str, team=RECEIVER):
+    """The team a made report belongs to: `team` if given (None: unclaimed), else the first
+    team monitoring `domain` (none: unclaimed)."""
+    if team is not RECEIVER:
+        return team
+    monitoring = Domain.objects.filter(name=domain).order_by("pk").first()
+    return monitoring.organization if monitoring else None
+
+
+def make_raw(content=b"<feedback/>", *, name="report.xml", status="imported", user=None, team=None):
     n = next(_serial)
     return RawInput.objects.create(
+        organization=team,
         sha256=hashlib.sha256(content + str(n).encode()).hexdigest(),
         name=name,
         size=len(content),
@@ -49,12 +60,16 @@ def make_raw(content=b"<feedback/>", *, name="report.xml", status="imported", us
     )
 
 
-def make_aggregate(domain, *, org="google.com", days_ago=1, messages=10, passed=8, records=()):
+def make_aggregate(
+    domain, *, org="google.com", days_ago=1, messages=10, passed=8, records=(), team=RECEIVER
+):
     """An aggregate report on `domain` whose period began `days_ago` days ago; `records` are
     (source_ip, count) pairs stored as its records."""
     begin = timezone.now().replace(microsecond=0) - timedelta(days=days_ago)
+    team = receiver(domain, team)
     report = AggregateReport.objects.create(
-        raw=make_raw(),
+        organization=team,
+        raw=make_raw(team=team),
         org_name=org,
         report_id=f"r{next(_serial)}",
         domain=domain,
@@ -90,10 +105,12 @@ def make_aggregate(domain, *, org="google.com", days_ago=1, messages=10, passed=
     return report
 
 
-def make_tls(domain, *, org="Google Inc.", days_ago=1, successful=40, failed=2):
+def make_tls(domain, *, org="Google Inc.", days_ago=1, successful=40, failed=2, team=RECEIVER):
     begin = timezone.now() - timedelta(days=days_ago)
+    team = receiver(domain, team)
     return TlsReport.objects.create(
-        raw=make_raw(b"{}", name="tls.json"),
+        organization=team,
+        raw=make_raw(b"{}", name="tls.json", team=team),
         org_name=org,
         report_id=f"tls-{next(_serial)}",
         domain=domain,
@@ -104,9 +121,11 @@ def make_tls(domain, *, org="Google Inc.", days_ago=1, successful=40, failed=2):
     )
 
 
-def make_failure(domain, *, source_ip="192.0.2.9", auth_failure="dmarc"):
+def make_failure(domain, *, source_ip="192.0.2.9", auth_failure="dmarc", team=RECEIVER):
+    team = receiver(domain, team)
     return FailureReport.objects.create(
-        raw=make_raw(b"From: x", name="ruf.eml"),
+        organization=team,
+        raw=make_raw(b"From: x", name="ruf.eml", team=team),
         domain=domain,
         org_name="linkedin.com",
         feedback_type="auth-failure",
@@ -117,8 +136,11 @@ def make_failure(domain, *, source_ip="192.0.2.9", auth_failure="dmarc"):
     )
 
 
-def make_rollup(domain, days_ago, ip, messages, passed, *, dkim=0, spf=0, quarantine=0, reject=0):
+def make_rollup(
+    domain, days_ago, ip, messages, passed, *, dkim=0, spf=0, quarantine=0, reject=0, team=None
+):
     return DailyRollup.objects.create(
+        organization=team or receiver(domain),
         domain=domain,
         day=timezone.now().date() - timedelta(days=days_ago),
         source_ip=ip,
@@ -192,18 +214,22 @@ def test_index_tabs_list_tls_and_failure_reports(alice, acme_domain, globex_doma
     assert "news@acme.example" in page
 
 
-def test_a_tls_report_is_seen_by_the_team_of_any_of_its_policy_domains(
-    alice, olga, acme_domain, globex_domain
+def test_a_tls_report_shows_under_each_of_its_policy_domains_for_its_team_only(
+    alice, olga, acme, acme_domain, globex_domain
 ):
-    report = make_tls("globex.example", org="Two-policy reporter")
-    for name in ("globex.example", "acme.example"):
+    # Acme received it; its second policy names globex.example, which Globex monitors: that
+    # reveals nothing to Globex.
+    report = make_tls("acme.example", org="Two-policy reporter", team=acme)
+    for name in ("acme.example", "globex.example"):
         TlsPolicy.objects.create(report=report, policy_type="sts", policy_domain=name)
+    Domain.objects.create(organization=acme, name="globex.example")
     make_tls("other.example", org="Unrelated reporter")
-    for user in (alice, olga):
-        page = page_of(client_for(user).get("/reports/?kind=tls"))
-        assert "Two-policy reporter" in page and "Unrelated reporter" not in page
+    page = page_of(client_for(alice).get("/reports/?kind=tls&domain=globex.example"))
+    assert "Two-policy reporter" in page and "Unrelated reporter" not in page
     page = page_of(client_for(alice).get(f"/reports/domain/{acme_domain.pk}/"))
     assert "Two-policy reporter" in page
+    for url in ("/reports/?kind=tls", f"/reports/domain/{globex_domain.pk}/"):
+        assert "Two-policy reporter" not in page_of(client_for(olga).get(url))
 
 
 def test_index_explains_how_reports_arrive_when_there_are_none(alice, victor, acme_domain):
@@ -217,7 +243,7 @@ def test_index_explains_how_reports_arrive_when_there_are_none(alice, victor, ac
 
 def test_index_without_domains_says_to_add_them_first(alice):
     page = page_of(client_for(alice).get("/reports/"))
-    assert "monitors none yet" in page
+    assert "monitors no domain yet" in page
 
 
 def test_index_pages_by_fifty(alice, acme_domain):
@@ -247,16 +273,22 @@ def test_another_team_gets_404_and_sees_nothing_of_acmes(olga, alice, acme_domai
     assert client_for(alice).get(f"/reports/aggregate/{report.pk}/").status_code == 200
 
 
-def test_a_domain_monitored_by_two_teams_shows_its_reports_to_both(
-    olga, alice, globex, acme_domain
+def test_a_domain_monitored_by_two_teams_shows_each_the_reports_it_received(
+    olga, alice, acme, globex, acme_domain
 ):
     theirs = Domain.objects.create(organization=globex, name="acme.example")
-    report = make_aggregate("acme.example", org="shared-reporter.example")
-    for user, domain in [(alice, acme_domain), (olga, theirs)]:
+    ours = make_aggregate("acme.example", org="acme-received.example", team=acme)
+    their = make_aggregate("acme.example", org="globex-received.example", team=globex)
+    for user, domain, mine, other in [
+        (alice, acme_domain, ours, their),
+        (olga, theirs, their, ours),
+    ]:
         client = client_for(user)
-        assert "shared-reporter.example" in page_of(client.get("/reports/"))
-        assert client.get(f"/reports/aggregate/{report.pk}/").status_code == 200
-        assert client.get(f"/reports/domain/{domain.pk}/").status_code == 200
+        for url in ("/reports/", f"/reports/domain/{domain.pk}/"):
+            page = page_of(client.get(url))
+            assert mine.org_name in page and other.org_name not in page
+        assert client.get(f"/reports/aggregate/{mine.pk}/").status_code == 200
+        assert client.get(f"/reports/aggregate/{other.pk}/").status_code == 404
     # Each team's own domain row: not the other's.
     assert client_for(olga).get(f"/reports/domain/{acme_domain.pk}/").status_code == 404
 
@@ -348,12 +380,12 @@ def test_aggregate_records_come_200_a_page(alice, acme_domain):
 # --- a domain's reports ---------------------------------------------------------------------
 
 
-def test_domain_page_totals_come_from_the_last_30_days_of_rollups(alice, acme_domain):
+def test_domain_page_totals_come_from_the_last_30_days_of_rollups(alice, acme, acme_domain):
     make_rollup("acme.example", 0, "192.0.2.1", 100, 90, dkim=80, spf=70)
     make_rollup("acme.example", 29, "192.0.2.1", 100, 50, dkim=40, spf=30, quarantine=20)
     make_rollup("acme.example", 3, "198.51.100.2", 300, 60, dkim=60, spf=0, reject=10)
     make_rollup("acme.example", 30, "203.0.113.3", 5000, 0)  # 31 days ago: not counted
-    make_rollup("other.example", 1, "203.0.113.4", 7000, 0)  # another domain
+    make_rollup("other.example", 1, "203.0.113.4", 7000, 0, team=acme)  # another domain
     response = client_for(alice).get(f"/reports/domain/{acme_domain.pk}/")
     summary = response.context["page"].summary
     assert (summary.messages, summary.dmarc_pass, summary.dkim_pass, summary.spf_pass) == (
@@ -422,8 +454,9 @@ def add_volume(total: int):
         make_rollup("acme.example", i % 40, f"10.{n // 250 % 250}.{n % 250}.1", 10 + i, i)
 
 
-INDEX_QUERIES = 6  # session, user, memberships, the team's domains, count, page
-DOMAIN_QUERIES = 10  # session, user, memberships, domain, totals, sources, count, page, tls, ruf
+# Every page of a signed-in user: session, user, the sign-in gate (second factor, team policy).
+INDEX_QUERIES = 7  # + memberships, the team's domains, count, page
+DOMAIN_QUERIES = 11  # + memberships, domain, totals, sources, count, page, tls, ruf
 
 
 @pytest.mark.parametrize(
@@ -457,8 +490,8 @@ def test_aggregate_page_queries_do_not_grow_with_the_records(
 ):
     report = make_aggregate("acme.example", records=[(f"10.0.0.{i}", i) for i in range(1, 150)])
     client = client_for(alice)
-    # session, user, memberships, report, own domain, count, page of records
-    with django_assert_max_num_queries(7):
+    # session, user, sign-in gate, memberships, report, own domain, count, page of records
+    with django_assert_max_num_queries(8):
         response = client.get(f"/reports/aggregate/{report.pk}/")
     assert len(response.context["page"].records.page) == 149
 
@@ -498,10 +531,11 @@ def test_raw_download_of_an_identity_encoded_input(staff):
     assert client_for(staff).get("/reports/raw/999999/").status_code == 404
 
 
-def test_unclaimed_groups_reports_of_unmonitored_domains(staff, acme_domain):
+def test_unclaimed_groups_reports_no_team_received(staff, acme_domain):
     make_aggregate("acme.example", org="claimed.example")
     for messages in (5, 7):
         make_aggregate("lost.example", messages=messages)
+    make_aggregate("acme.example", messages=3, team=None)  # monitored, yet nobody's
     newest = make_aggregate("orphan.example", messages=1)
     make_tls("orphan.example")
     make_tls("orphan.example")
@@ -514,6 +548,7 @@ def test_unclaimed_groups_reports_of_unmonitored_domains(staff, acme_domain):
     assert rows == [
         ("orphan.example", 1, 1, 2),
         ("lost.example", 2, 12, 0),
+        ("acme.example", 1, 3, 0),
         ("tls-only.example", 0, 0, 1),
     ]
     page = page_of(response)
@@ -548,7 +583,16 @@ def test_admin_lists_and_shows_inputs_without_their_content(db):
 
 
 def upload(client, *files):
-    return client.post("/reports/upload/", {"files": list(files)})
+    """Upload, then parse the files as the worker does (the request only stores them), and
+    return the upload's page."""
+    from reports import uploads
+    from reports.models import UploadFile
+
+    response = client.post("/reports/upload/", {"files": list(files)})
+    assert response.status_code == 302, response.content[:500]
+    for pk in UploadFile.objects.filter(state="queued").values_list("pk", flat=True):
+        uploads.parse(pk)
+    return client.get(response["Location"])
 
 
 def statuses(response) -> list[tuple[str, str]]:

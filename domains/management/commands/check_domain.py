@@ -106,17 +106,15 @@ class Command(BaseCommand):
 
     @staticmethod
     def _selectors(names: list[str]) -> dict[str, list[str]]:
-        """The extra DKIM selectors for these names: configured by any team, or seen in
-        DMARC reports."""
+        """The extra DKIM selectors for these names: configured by a team monitoring the name,
+        or seen in the DMARC reports such a team received."""
         selectors: dict[str, list[str]] = {}
-        for name, configured in Domain.objects.filter(name__in=names).values_list(
-            "name", "dkim_selectors"
+        for name, team, configured in Domain.objects.filter(name__in=names).values_list(
+            "name", "organization_id", "dkim_selectors"
         ):
-            selectors.setdefault(name, [])
-            selectors[name] += [s for s in configured if s not in selectors[name]]
-        for name, reported in ReportedSelector.for_domains(names).items():
             found = selectors.setdefault(name, [])
-            found += [s for s in reported if s not in found]
+            found += [s for s in configured if s not in found]
+            found += [s for s in ReportedSelector.for_domain(team, name) if s not in found]
         return selectors
 
     @staticmethod

@@ -1,9 +1,11 @@
 import json
 import os
+import stat
 from collections import Counter
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from domains.models import Organization
 from reports.ingest import Outcome, ingest_input
 from reports.models import InputSource
 
@@ -19,12 +21,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json", action="store_true", help="one JSON object per report, then a summary"
         )
+        parser.add_argument(
+            "--team",
+            metavar="TEAM",
+            help="the team that received these reports (its id or exact name); without it they "
+            "stay unclaimed until staff assign them on the unclaimed reports page",
+        )
 
     def handle(self, *args, **options):
         as_json, paths = options["json"], options["paths"]
+        team = self._team(options["team"]) if options["team"] else None
         totals: Counter = Counter()
         for path in self._files(paths):
-            for outcome in self._import(path):
+            for outcome in self._import(path, team):
                 totals[outcome.status] += 1
                 if outcome.status == "imported":
                     totals["records"] += outcome.records or 0
@@ -61,11 +70,22 @@ class Command(BaseCommand):
                 yield path
 
     @staticmethod
-    def _import(path: str) -> list[Outcome]:
-        if not os.path.isfile(path):
-            return [Outcome(path, "invalid", error="no such file")]
+    def _team(given: str) -> Organization:
+        """The team named by id or by its exact name, which must then be unambiguous."""
+        teams = list(Organization.objects.filter(name=given)[:2])
+        if given.isdigit():
+            teams = list(Organization.objects.filter(pk=int(given))) or teams
+        if len(teams) != 1:
+            problem = "no team" if not teams else "several teams"
+            raise CommandError(f"--team {given!r}: {problem} by that id or name")
+        return teams[0]
+
+    @staticmethod
+    def _import(path: str, team: Organization | None) -> list[Outcome]:
+        if problem := not_a_file(path):
+            return [Outcome(path, "invalid", error=problem)]
         try:
-            return ingest_input(path, path, via=InputSource.COMMAND)
+            return ingest_input(path, path, via=InputSource.COMMAND, organization=team)
         except OSError as exc:
             return [Outcome(path, "invalid", error=f"cannot read: {exc.strerror}")]
 
@@ -82,3 +102,28 @@ class Command(BaseCommand):
                 f"from {outcome.org_name} for {outcome.domain}: {outcome.records} records, "
                 f"{outcome.messages} messages"
             )
+
+
+# What a path is when it is no regular file: read, /dev/zero never ends and a FIFO may never
+# answer, so they are refused before anything opens them.
+KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def not_a_file(path: str) -> str | None:
+    """Why `path` cannot be imported, or None for a regular file (symbolic links followed)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    if stat.S_ISREG(mode):
+        return None
+    what = next((name for test, name in KINDS if test(mode)), "not a regular file")
+    return f"{what}, not a file: refused"

@@ -1,0 +1,251 @@
+"""Pages of the accounts: two-factor sign-in, invitations, the team's sign-in policy and audit
+log, and the password reset (only when mailsec can send e-mail)."""
+
+from functools import wraps
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from domains import tenancy
+from mailsec.accounts import invitations, two_factor
+from mailsec.forms import CodeForm, InvitationForm, InvitedAccountForm, TeamSecurityForm
+from mailsec.models import AuditAction, AuditEvent, Invitation, TeamSecurity
+
+CODES_SESSION_KEY = "show_recovery_codes"
+LINK_SESSION_KEY = "show_invitation_link"
+
+
+# --- two-factor sign-in -------------------------------------------------------------------
+
+
+def two_factor_page(request):
+    """The user's second factor: set it up, see how many recovery codes are left, remove it."""
+    user = request.user
+    pending = None if two_factor.has_device(user) else two_factor.pending_device(user)
+    context = {
+        "enabled": two_factor.has_device(user),
+        "required": two_factor.required(user),
+        "codes_left": two_factor.recovery_codes_left(user),
+        "pending": pending,
+        "form": CodeForm(),
+    }
+    if pending is not None:
+        context["qr_code"] = two_factor.qr_code_svg(pending)
+        context["secret"] = two_factor.secret_for_typing(pending)
+    return render(request, "mailsec/two_factor.html", context)
+
+
+@require_POST
+def two_factor_enrol(request):
+    """Without a code: start (or restart) the set-up. With one: confirm the authenticator."""
+    if two_factor.has_device(request.user):
+        messages.info(request, "Two-factor sign-in is already on.")
+        return redirect("two_factor")
+    pending = two_factor.pending_device(request.user)
+    if "code" not in request.POST or pending is None:
+        two_factor.start_enrolment(request.user)
+        return redirect("two_factor")
+    form = CodeForm(request.POST)
+    codes = (
+        two_factor.confirm(request, pending, form.data.get("code", "")) if form.is_valid() else None
+    )
+    if codes is None:
+        messages.error(request, "That code is not right: try the one your app shows now.")
+        return redirect("two_factor")
+    request.session[CODES_SESSION_KEY] = codes
+    messages.success(request, "Two-factor sign-in is on.")
+    return redirect("two_factor_codes")
+
+
+def two_factor_codes(request):
+    """GET: the new recovery codes, once. POST: replace them with new ones."""
+    if request.method == "POST":
+        if not two_factor.has_device(request.user):
+            raise Http404("Two-factor sign-in is off.")
+        request.session[CODES_SESSION_KEY] = two_factor.new_recovery_codes(request.user)
+        return redirect("two_factor_codes")
+    codes = request.session.pop(CODES_SESSION_KEY, None)
+    if codes is None:
+        return redirect("two_factor")
+    return render(request, "mailsec/recovery_codes.html", {"codes": codes})
+
+
+@require_POST
+def two_factor_disable(request):
+    if two_factor.required(request.user):
+        messages.error(request, "A team of yours requires two-factor sign-in: it stays on.")
+    else:
+        two_factor.disable(request.user)
+        messages.success(request, "Two-factor sign-in is off.")
+    return redirect("two_factor")
+
+
+def two_factor_verify(request):
+    """The second step of signing in, for users with a second factor."""
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = ""
+    if not two_factor.has_device(request.user) or request.user.is_verified():
+        return redirect(next_url or settings.LOGIN_REDIRECT_URL)
+    form = CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if two_factor.verify(request, form.cleaned_data["code"]):
+            return redirect(next_url or settings.LOGIN_REDIRECT_URL)
+        form.add_error("code", "That code is not right (or it was used already).")
+    return render(request, "mailsec/two_factor_verify.html", {"form": form, "next": next_url})
+
+
+# --- the team: sign-in policy, invitations, audit log ------------------------------------
+
+
+def _owner_membership(request):
+    membership = tenancy.require_membership(request)
+    tenancy.require_manage(membership)
+    return membership
+
+
+@require_POST
+def team_security(request):
+    membership = _owner_membership(request)
+    form = TeamSecurityForm(request.POST)
+    required = form.is_valid() and form.cleaned_data["require_two_factor"]
+    if required and not two_factor.has_device(request.user):
+        messages.error(request, "Turn on two-factor sign-in for yourself first.")
+        return redirect("settings")
+    organization = membership.organization
+    if TeamSecurity.set_required(organization, required):
+        action = AuditAction.TWO_FACTOR_REQUIRED if required else AuditAction.TWO_FACTOR_OPTIONAL
+        AuditEvent.record(organization, request.user, action)
+    messages.success(
+        request,
+        "Two-factor sign-in is required in this team."
+        if required
+        else "Two-factor sign-in is optional in this team.",
+    )
+    return redirect("settings")
+
+
+@require_POST
+def invitation_create(request):
+    membership = _owner_membership(request)
+    form = InvitationForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("settings")
+    invitation, link, mailed = invitations.invite(
+        request, membership.organization, form.cleaned_data["email"], form.cleaned_data["role"]
+    )
+    # The link is shown once, on a page of its own: never in a message (a cookie).
+    request.session[LINK_SESSION_KEY] = {"pk": invitation.pk, "link": link, "mailed": mailed}
+    return redirect("invitation_link", pk=invitation.pk)
+
+
+def invitation_link(request, pk: int):
+    membership = _owner_membership(request)
+    invitation = get_object_or_404(Invitation, pk=pk, organization=membership.organization)
+    shown = request.session.get(LINK_SESSION_KEY) or {}
+    if shown.get("pk") != invitation.pk:
+        raise Http404("The link is shown only once, right after the invitation is made.")
+    del request.session[LINK_SESSION_KEY]
+    context = {"invitation": invitation, "link": shown["link"], "mailed": shown["mailed"]}
+    return render(request, "mailsec/invitation_link.html", context)
+
+
+@require_POST
+def invitation_revoke(request, pk: int):
+    membership = _owner_membership(request)
+    invitation = get_object_or_404(
+        Invitation.objects.pending(), pk=pk, organization=membership.organization
+    )
+    invitations.revoke(request, invitation)
+    messages.success(request, f"Revoked the invitation of {invitation.email}.")
+    return redirect("settings")
+
+
+@login_not_required
+def invitation(request, token: str):
+    """Where an invitation link leads: join with the account you are signed in with, or make
+    one. A used, revoked or expired link says only that it is no longer valid."""
+    found = Invitation.find(token)
+    if found is None:
+        return render(request, "mailsec/invitation_invalid.html", status=404)
+    if request.user.is_authenticated:
+        if request.method == "POST":
+            return _joined(request, found, request.user)
+        return render(request, "mailsec/invitation.html", {"invitation": found})
+    form = InvitedAccountForm(request.POST or None, initial={"email": found.email})
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            user = form.save()
+            if invitations.accept(request, found, user) is None:
+                transaction.set_rollback(True)
+                return render(request, "mailsec/invitation_invalid.html", status=404)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return _welcome(request, found)
+    return render(request, "mailsec/invitation.html", {"invitation": found, "form": form})
+
+
+def _joined(request, found: Invitation, user):
+    if invitations.accept(request, found, user) is None:
+        return render(request, "mailsec/invitation_invalid.html", status=404)
+    return _welcome(request, found)
+
+
+def _welcome(request, found: Invitation):
+    tenancy.select_organization(request, found.organization_id)
+    messages.success(request, f"Welcome to {found.organization}.")
+    return redirect("domains:list")
+
+
+def audit_log(request):
+    membership = _owner_membership(request)
+    events = AuditEvent.objects.filter(organization=membership.organization).select_related("actor")
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "mailsec/audit.html",
+        {
+            "organization": membership.organization,
+            "page": page,
+            "days": settings.MAILSEC_AUDIT_DAYS,
+        },
+    )
+
+
+# --- password reset, when mailsec can send e-mail ----------------------------------------
+
+
+def needs_email(view):
+    """The page exists only when an SMTP server is configured (MAILSEC_EMAIL_HOST)."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not settings.EMAIL_HOST:
+            raise Http404("Password reset needs an SMTP server (MAILSEC_EMAIL_HOST).")
+        return view(request, *args, **kwargs)
+
+    return login_not_required(wrapped)
+
+
+password_reset = needs_email(
+    auth_views.PasswordResetView.as_view(
+        email_template_name="registration/password_reset_email.txt",
+        subject_template_name="registration/password_reset_subject.txt",
+    )
+)
+password_reset_done = needs_email(auth_views.PasswordResetDoneView.as_view())
+password_reset_confirm = needs_email(auth_views.PasswordResetConfirmView.as_view())
+password_reset_complete = needs_email(auth_views.PasswordResetCompleteView.as_view())

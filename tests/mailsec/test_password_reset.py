@@ -1,0 +1,68 @@
+"""Password reset by e-mail (a signed, expiring, single-use link) when an SMTP server is
+configured; no such page when none is."""
+
+import re
+import time
+
+from django.test import Client
+
+from tests.conftest import client_for
+from tests.domains.test_alerts import smtp  # noqa: F401 (a fixture: a real SMTP server)
+
+NEW_PASSWORD = "a brand new pass phrase 7"
+
+
+def test_no_smtp_server_no_reset(alice, settings):
+    settings.EMAIL_HOST = None
+    client = Client()
+    assert client.get("/password-reset/").status_code == 404
+    assert client.post("/password-reset/", {"email": "alice@example.test"}).status_code == 404
+    assert "Forgot your password" not in client.get("/login/").content.decode()
+
+
+def ask_for_a_link(smtp, email="alice@example.test") -> str:  # noqa: F811
+    client = Client()
+    response = client.post("/password-reset/", {"email": email})
+    assert response["Location"] == "/password-reset/sent/"
+    if not smtp.messages():
+        return ""
+    (message,) = smtp.messages()
+    assert message["To"] == email
+    return re.search(r"http://testserver(/password-reset/\S+)", message.get_content()).group(1)
+
+
+def test_reset_by_e_mail(smtp, alice):  # noqa: F811
+    assert "Forgot your password" in Client().get("/login/").content.decode()
+    link = ask_for_a_link(smtp)
+    client = Client()
+    form_page = client.get(link, follow=True)
+    assert "Choose a new password" in form_page.content.decode()
+    set_url = form_page.redirect_chain[-1][0]
+    done = client.post(set_url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    assert done["Location"] == "/password-reset/done/"
+    alice.refresh_from_db()
+    assert alice.check_password(NEW_PASSWORD)
+    logged = Client().post("/login/", {"username": "alice", "password": NEW_PASSWORD})
+    assert logged.status_code == 302
+    # The link worked once: the password it was signed with has changed.
+    again = Client().get(link, follow=True).content.decode()
+    assert "no longer valid" in again
+
+
+def test_the_link_expires(smtp, alice, settings):  # noqa: F811
+    settings.PASSWORD_RESET_TIMEOUT = 1
+    link = ask_for_a_link(smtp)
+    time.sleep(2.1)
+    page = Client().get(link, follow=True).content.decode()
+    assert "no longer valid" in page
+    alice.refresh_from_db()
+    assert alice.check_password("correct horse 42")
+
+
+def test_an_unknown_address_gets_the_same_answer_and_no_mail(smtp, alice):  # noqa: F811
+    assert ask_for_a_link(smtp, "nobody@example.test") == ""
+    assert smtp.messages() == []
+
+
+def test_the_settings_page_links_the_two_factor_page(alice):
+    assert "/account/two-factor/" in client_for(alice).get("/settings/").content.decode()
