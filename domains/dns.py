@@ -627,18 +627,6 @@ class DnsSession:
         return CheckdmarcResolver(self)
 
 
-def _forget_checkdmarc_answers() -> None:
-    """checkdmarc keeps every answer for 30 minutes in a process-wide cache of its own, in
-    front of the resolver it is handed: a check run again after a DNS fix would judge the old
-    records, and one session's answers would leak into the next. Sessions remember answers
-    (for one run or batch), so checkdmarc's cache is made one that never holds anything."""
-    import checkdmarc.utils
-
-    cache = checkdmarc.utils.DNS_CACHE
-    if cache.max_age:
-        checkdmarc.utils.DNS_CACHE = type(cache)(max_len=1, max_age_seconds=0)
-
-
 class CheckdmarcResolver(dns.resolver.Resolver):
     """Hands checkdmarc's lookups to the session (shared, counted, bounded, forgotten with it).
     Pass it to every checkdmarc function that takes `resolver=`; one that looks names up
@@ -646,7 +634,6 @@ class CheckdmarcResolver(dns.resolver.Resolver):
     system's resolver."""
 
     def __init__(self, session: DnsSession):
-        _forget_checkdmarc_answers()
         super().__init__(configure=False)
         self.session = session
         self.nameservers = [f"{host}" for host, _ in session.nameservers]
