@@ -120,6 +120,7 @@ def run_check(domain_id: int, manual_id: int | None = None) -> CheckRun | None:
         return None
     if manual:
         ManualCheck.objects.filter(pk=manual.pk).update(state=ManualCheck.State.RUNNING)
+    probe_due = domain.next_probe_at  # as it was before this check looked at the stored probes
     result = engine.check_domain(
         domain.name,
         dkim_selectors=_selectors(domain),
@@ -128,10 +129,11 @@ def run_check(domain_id: int, manual_id: int | None = None) -> CheckRun | None:
     )
     run = record(domain, result, "manual" if manual else "schedule", manual)
     if _not_probed(run):
-        # New mail servers (or none probed yet): probe them soon rather than at the next turn.
-        Domain.objects.filter(pk=domain.pk, next_probe_at__gt=timezone.now()).update(
-            next_probe_at=timezone.now()
-        )
+        # New mail servers (or none probed yet): probe them soon rather than at the next turn,
+        # unless a probe run has ended meanwhile (it moved next_probe_at and probed them).
+        Domain.objects.filter(
+            pk=domain.pk, next_probe_at=probe_due, next_probe_at__gt=timezone.now()
+        ).update(next_probe_at=timezone.now())
     return run
 
 

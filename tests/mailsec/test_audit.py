@@ -20,7 +20,11 @@ def test_domains_are_audited(alice, bob, acme):
     client = client_for(bob)
     client.post("/domains/add/", {"names": "one.example\ntwo.example"})
     one = Domain.objects.get(name="one.example")
-    edited = client.post(f"/domains/{one.pk}/edit/", {"check_interval": "86400", "notes": "n"})
+    probe_interval = str(int(one.probe_interval.total_seconds()))  # unchanged: not logged
+    edited = client.post(
+        f"/domains/{one.pk}/edit/",
+        {"check_interval": "86400", "probe_interval": probe_interval, "notes": "n"},
+    )
     assert edited.status_code == 302
     client.post(f"/domains/{one.pk}/delete/")
     logged = actions(acme)
