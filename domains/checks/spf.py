@@ -42,7 +42,12 @@ class SpfCheck(Check):
             result.findings.append(finding("spf.record_too_long", detail, domain=domain))
         try:
             parsed = cd_spf.parse_spf_record(
-                record, domain, resolver=ctx.dns.checkdmarc_resolver, timeout=LIFETIME
+                record,
+                domain,
+                resolver=ctx.dns.checkdmarc_resolver,
+                # checkdmarc looks up an exp= target without the resolver: not the system's.
+                nameservers=ctx.dns.checkdmarc_nameservers,
+                timeout=LIFETIME,
             )
         except cd_spf.SPFError as exc:
             result.findings.append(self._error_finding(exc, record, domain))
