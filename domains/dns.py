@@ -36,6 +36,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.nameserver
 import dns.query
 import dns.rcode
 import dns.rdataclass
@@ -625,6 +626,12 @@ class DnsSession:
     @property
     def checkdmarc_resolver(self) -> "CheckdmarcResolver":
         return CheckdmarcResolver(self)
+
+    @property
+    def checkdmarc_nameservers(self) -> list:
+        """The session's servers in checkdmarc's terms, for the one lookup it makes without the
+        resolver it is given (an SPF exp= target): it then asks these, not the system's."""
+        return [dns.nameserver.Do53Nameserver(host, port) for host, port in self.nameservers]
 
 
 class CheckdmarcResolver(dns.resolver.Resolver):

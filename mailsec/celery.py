@@ -42,7 +42,10 @@ def _watch_the_pool(sender, **kwargs):
         killed = [
             process
             for process in before
-            if process not in pool._pool and process.exitcode == -signal.SIGKILL
+            if process not in pool._pool
+            and process.exitcode == -signal.SIGKILL
+            and not getattr(process, "_controlled_termination", False)  # revoked, terminated
+            and not getattr(process, "_mailsec_timed_out", False)  # its hard time limit
         ]
         if killed and not kwargs.get("shutdown") and not (args and args[0]):
             pids = ", ".join(str(process.pid) for process in killed)
@@ -51,6 +54,17 @@ def _watch_the_pool(sender, **kwargs):
         return result
 
     pool._join_exited_workers = join_and_check
+    # The pool kills a process past a task's hard time limit itself (TERM, then KILL): that is
+    # no outside kill, and the pool recovers from it.
+    timeouts = getattr(pool, "_timeout_handler", None)
+    trywaitkill = getattr(timeouts, "_trywaitkill", None)
+    if trywaitkill is not None:
+
+        def mark_and_kill(process):
+            process._mailsec_timed_out = True
+            return trywaitkill(process)
+
+        timeouts._trywaitkill = mark_and_kill
 
 
 def _exit_now(consumer) -> None:

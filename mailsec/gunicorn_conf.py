@@ -5,8 +5,10 @@ Threads, not sync workers: a sync worker serves one connection at a time from it
 its last, so three clients sending their headers a byte a minute (slowloris) held all three
 workers and the site stopped answering. gthread workers wait for idle connections in a poller
 and serve requests from a bounded pool of threads: a slow client holds one thread, not a
-process. In front of the public internet put a buffering proxy as well (nginx, Caddy): it reads
-whole requests before passing them on, so no number of slow clients reaches gunicorn.
+process. That is a bound, not a cure: as many slow clients as a process has threads hold that
+process's requests (gunicorn has no timeout for reading a request's headers). In front of the
+public internet put a buffering proxy as well (nginx, Caddy): it reads whole requests before
+passing them on, so no number of slow clients reaches gunicorn.
 """
 
 import os

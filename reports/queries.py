@@ -412,36 +412,41 @@ class UnclaimedRow:
     messages: int = 0
     latest_aggregate: int | None = None  # pk of the newest stored aggregate report
     tls_reports: int = 0
+    failure_reports: int = 0
     latest_end: datetime | None = None
 
     @property
     def label(self) -> str:
         return display_domain(self.domain)
 
+    @property
+    def reports(self) -> int:
+        return self.aggregate_reports + self.tls_reports + self.failure_reports
 
-def _unmonitored(model) -> QuerySet:
+
+def _unclaimed(model) -> QuerySet:
     return model.objects.filter(organization__isnull=True).values("domain").order_by("domain")
 
 
 def unclaimed(params) -> Pager:
-    """Aggregate and TLS reports no team received, one row per policy domain, most reports
-    first (one grouped query per kind)."""
+    """Reports no team received, one row per policy domain, most reports first (one grouped
+    query per kind)."""
     rows: dict[str, UnclaimedRow] = {}
-    aggregates = _unmonitored(AggregateReport).annotate(
+    aggregates = _unclaimed(AggregateReport).annotate(
         n=Count("pk"), messages=Sum("message_count"), latest=Max("pk"), end=Max("end")
     )
     for item in aggregates:
         row = rows.setdefault(item["domain"], UnclaimedRow(item["domain"]))
         row.aggregate_reports, row.messages = item["n"], item["messages"] or 0
         row.latest_aggregate, row.latest_end = item["latest"], item["end"]
-    for item in _unmonitored(TlsReport).annotate(n=Count("pk"), end=Max("end")):
+    for item in _unclaimed(TlsReport).annotate(n=Count("pk"), end=Max("end")):
         row = rows.setdefault(item["domain"], UnclaimedRow(item["domain"]))
         row.tls_reports = item["n"]
         if row.latest_end is None or item["end"] > row.latest_end:
             row.latest_end = item["end"]
-    ordered = sorted(
-        rows.values(), key=lambda r: (-(r.aggregate_reports + r.tls_reports), r.domain)
-    )
+    for item in _unclaimed(FailureReport).annotate(n=Count("pk")):
+        rows.setdefault(item["domain"], UnclaimedRow(item["domain"])).failure_reports = item["n"]
+    ordered = sorted(rows.values(), key=lambda r: (-r.reports, r.domain))
     return paginate(ordered, params, UNCLAIMED_PER_PAGE)
 
 

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._+!@=-]+")
 OUTCOMES = ("imported", "duplicate", "invalid")
+UPLOAD_ROWS_SHOWN = 500
 
 
 def _require_staff(request) -> None:
@@ -106,7 +107,9 @@ def upload_status(request, pk: int):
     context = {
         "upload": upload,
         "files": files,
-        "rows": rows,
+        # An mbox may hold thousands of messages: the counts say them all, the table the first.
+        "rows": rows[:UPLOAD_ROWS_SHOWN],
+        "rows_hidden": max(0, len(rows) - UPLOAD_ROWS_SHOWN),
         "pending": sum(file.pending for file in files),
         "counts": {status: sum(r.outcome.status == status for r in rows) for status in OUTCOMES},
     }

@@ -540,16 +540,18 @@ def test_unclaimed_groups_reports_no_team_received(staff, acme_domain):
     make_tls("orphan.example")
     make_tls("orphan.example")
     make_tls("tls-only.example")
+    make_failure("failure-only.example")
     response = client_for(staff).get("/reports/unclaimed/")
     rows = [
-        (r.domain, r.aggregate_reports, r.messages, r.tls_reports)
+        (r.domain, r.aggregate_reports, r.messages, r.tls_reports, r.failure_reports)
         for r in response.context["pager"].page
     ]
     assert rows == [
-        ("orphan.example", 1, 1, 2),
-        ("lost.example", 2, 12, 0),
-        ("acme.example", 1, 3, 0),
-        ("tls-only.example", 0, 0, 1),
+        ("orphan.example", 1, 1, 2, 0),
+        ("lost.example", 2, 12, 0, 0),
+        ("acme.example", 1, 3, 0, 0),
+        ("failure-only.example", 0, 0, 0, 1),
+        ("tls-only.example", 0, 0, 1, 0),
     ]
     page = page_of(response)
     assert f'href="/reports/aggregate/{newest.pk}/"' in page  # staff may open any report

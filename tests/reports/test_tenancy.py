@@ -241,3 +241,15 @@ def test_assigning_to_an_id_past_the_range_is_refused_not_an_error(acme):
         )
         assert answer.status_code == 302, value
     assert TlsReport.objects.get().organization is None
+
+
+def test_staff_assign_failure_reports_too(acme):
+    staff = make_user("sam", is_staff=True)
+    [outcome] = receive(FAILURE, None, "command")
+    page = page_of(staff, "/reports/unclaimed/")
+    assert outcome.domain in page
+    client_for(staff).post(
+        "/reports/unclaimed/assign/", {"domain": outcome.domain, "organization": acme.pk}
+    )
+    report = FailureReport.objects.get()
+    assert report.organization == acme and report.raw.organization == acme

@@ -162,3 +162,17 @@ def test_the_worker_parses_an_upload_while_the_site_answers(celery_worker, bob, 
         time.sleep(0.2)
     assert "All 3 files read: 1 imported, 0 duplicates, 2 invalid" in fragment
     assert set(UploadFile.objects.values_list("state", flat=True)) == {"done"}
+
+
+def test_a_page_of_many_results_shows_the_first_and_counts_all(bob, queued, monkeypatch):
+    from reports import views
+
+    monkeypatch.setattr(views, "UPLOAD_ROWS_SHOWN", 2)
+    mbox = b"".join(b"From a@b Sat Jan  3 01:05:34 1996\n\nhello\n\n" for _ in range(5))
+    response = post(client_for(bob), SimpleUploadedFile("archive.mbox", mbox))
+    uploads.parse(UploadFile.objects.get().pk)
+    page = client_for(bob).get(response["Location"])
+    assert len(page.context["rows"]) == 2
+    text = page.content.decode()
+    assert "All 1 file read: 0 imported, 0 duplicates, 5 invalid" in text
+    assert "And 3 more results, counted above." in text
