@@ -538,6 +538,12 @@ def send_test(channel: AlertChannel) -> AlertDelivery:
     return deliver(delivery.pk)
 
 
+def sent_to_log(channel: AlertChannel) -> bool:
+    """Whether an e-mail to this channel only lands in the log: without MAILSEC_EMAIL_HOST,
+    settings write messages to the console backend, i.e. the sending process's output."""
+    return channel.kind == ChannelKind.EMAIL and not settings.EMAIL_HOST
+
+
 def enable_channel(channel: AlertChannel) -> None:
     channel.enabled, channel.consecutive_failures, channel.disabled_reason = True, 0, ""
     channel.save(update_fields=["enabled", "consecutive_failures", "disabled_reason"])
