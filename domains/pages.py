@@ -27,6 +27,7 @@ from domains.models import (
     RunStatus,
 )
 from domains.names import display_domain
+from reports.queries import Headline, domain_headline
 
 PER_PAGE = 100
 TREND_DAYS = 7
@@ -468,6 +469,7 @@ class DomainPage:
     pending: ManualCheck | None
     resolver_problem: Finding | None = None  # why the latest run judged nothing, if no domain's
     servers: list[ServerRow] = field(default_factory=list)
+    reports: Headline | None = None  # the last 30 days of DMARC aggregate reports
     history_days: int = HISTORY_DAYS
     grade_class: str = field(init=False)
 
@@ -495,6 +497,7 @@ def domain_page(domain: Domain, now: datetime) -> DomainPage:
         records=record_rows(run.categories) if run else [],
         resolver_problem=next((f for f in findings if f.kind == RESOLVER_BROKEN), None),
         servers=server_rows(run.categories, now) if run else [],
+        reports=domain_headline(domain, now),
         pending=domain.manual_checks.filter(
             state__in=[ManualCheck.State.QUEUED, ManualCheck.State.RUNNING],
             requested_at__gte=now - PENDING_FOR,
