@@ -33,6 +33,7 @@ from django.db.models import F, Prefetch, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from domains.models import (
     AlertChannel,
@@ -182,7 +183,7 @@ def _enqueue(delivery_id: int) -> None:
 
 
 def _plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
+    return f"{count} {ngettext(one, many, count)}"
 
 
 def _describe(events: list[DomainEvent]) -> str:
@@ -536,6 +537,12 @@ def send_test(channel: AlertChannel) -> AlertDelivery:
         is_test=True,
     )
     return deliver(delivery.pk)
+
+
+def sent_to_log(channel: AlertChannel) -> bool:
+    """Whether an e-mail to this channel only lands in the log: without MAILSEC_EMAIL_HOST,
+    settings write messages to the console backend, i.e. the sending process's output."""
+    return channel.kind == ChannelKind.EMAIL and not settings.EMAIL_HOST
 
 
 def enable_channel(channel: AlertChannel) -> None:

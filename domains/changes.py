@@ -4,6 +4,7 @@ Pure apart from reading the runs' findings: runs in, unsaved DomainEvents out. A
 could not be tested in either run says nothing about findings or records there, so a DNS outage
 never looks like "all findings resolved"."""
 
+from domains.findings import sentence
 from domains.models import CheckRun, DomainEvent, EventKind
 
 GRADE_ORDER = ["F", "D", "C", "B", "A", "A+"]
@@ -71,7 +72,8 @@ def _failures(previous: CheckRun, run: CheckRun) -> list[DomainEvent]:
 
 def _findings(previous: CheckRun, run: CheckRun, tested: list[str]) -> list[DomainEvent]:
     def keyed(r: CheckRun) -> dict:
-        return {(f.kind, f.detail): f for f in r.findings.all() if f.category in tested}
+        # As a sentence: evidence stored before it ended with a full stop is the same evidence.
+        return {(f.kind, sentence(f.detail)): f for f in r.findings.all() if f.category in tested}
 
     before, after = keyed(previous), keyed(run)
     changed = [(EventKind.FINDING_APPEARED, "New {severity} finding", after, before)]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.utils.translation import ngettext
 
 from domains.checks import (  # noqa: F401  (importing a check registers it)
     ORDER,
@@ -80,7 +81,8 @@ def plan(requested: list[str] | None) -> tuple[list[str], list[str]]:
     names = list(ORDER) if not requested else list(requested)
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise ValueError(f"unknown check(s): {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
+        what = ngettext("unknown check", "unknown checks", len(unknown))
+        raise ValueError(f"{what}: {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
     order: list[str] = []
 
     def visit(name: str) -> None:

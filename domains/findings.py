@@ -185,8 +185,8 @@ KINDS = [
         MEDIUM,
         "No MX record",
         "Without MX, senders deliver to the domain's A/AAAA address (RFC 5321 5.1). Publish the "
-        "mail servers, e.g. `{domain}. MX 10 mx1.{domain}.`; if the domain receives no mail, "
-        "publish a null MX instead: `{domain}. MX 0 .`",
+        "mail servers, for example: `{domain}. MX 10 mx1.{domain}.` If the domain receives no "
+        "mail, publish a null MX instead: `{domain}. MX 0 .`",
     ),
     Kind(
         "mx.null",
@@ -218,7 +218,8 @@ KINDS = [
         "mx.ip_literal",
         HIGH,
         "An MX record points to an IP address",
-        "An MX target must be a host name: create e.g. `mx1.{domain}. A 192.0.2.25` and use "
+        "An MX target must be a host name (RFC 5321 5.1). Give the server a name, for example: "
+        "`mx1.{domain}. A 192.0.2.25` Then point the MX at that name: "
         "`{domain}. MX 10 mx1.{domain}.`",
     ),
     Kind(
@@ -240,9 +241,9 @@ KINDS = [
         "spf.missing",
         CRITICAL,
         "No SPF record",
-        "Publish the servers allowed to send for the domain, e.g. "
-        '`{domain}. TXT "v=spf1 mx include:_spf.example.net -all"`; a domain that sends no '
-        'mail publishes `{domain}. TXT "v=spf1 -all"`.',
+        "Publish the servers allowed to send for the domain, for example: "
+        '`{domain}. TXT "v=spf1 mx include:_spf.example.net -all"` A domain that sends no '
+        'mail publishes this instead: `{domain}. TXT "v=spf1 -all"`',
     ),
     Kind(
         "spf.multiple_records",
@@ -349,8 +350,8 @@ KINDS = [
         HIGH,
         "No DMARC record",
         "Publish a policy, starting with monitoring: "
-        '`_dmarc.{domain}. TXT "v=DMARC1; p=none; rua=mailto:dmarc@{domain}"`, then move to '
-        "`p=quarantine` and `p=reject` once the reports show all your senders pass.",
+        '`_dmarc.{domain}. TXT "v=DMARC1; p=none; rua=mailto:dmarc@{domain}"` Once the reports '
+        "show that all your senders pass, move to `p=quarantine`, then to `p=reject`.",
     ),
     Kind(
         "dmarc.multiple_records",
@@ -362,8 +363,8 @@ KINDS = [
         "dmarc.syntax_error",
         HIGH,
         "The DMARC record is invalid",
-        "Fix the record, e.g. `v=DMARC1; p=reject; rua=mailto:dmarc@{domain}`; receivers ignore "
-        "an invalid one.",
+        "Receivers ignore an invalid DMARC record, as if there were none. Fix it so that it "
+        "reads like this: `v=DMARC1; p=reject; rua=mailto:dmarc@{domain}`",
     ),
     Kind(
         "dmarc.policy_none",
@@ -412,9 +413,9 @@ KINDS = [
         "dkim.no_selector_found",
         MEDIUM,
         "No DKIM key found",
-        "Sign outgoing mail with DKIM and publish the key, e.g. `sel1._domainkey.{domain}. TXT "
-        '"v=DKIM1; k=rsa; p=MIIBIj..."`. If you sign with a selector mailsec does not know, add '
-        "it to this domain's DKIM selectors.",
+        "Sign outgoing mail with DKIM and publish the key, for example: "
+        '`sel1._domainkey.{domain}. TXT "v=DKIM1; k=rsa; p=<base64 public key>"` If you sign '
+        "with a selector mailsec does not know, add it to this domain's DKIM selectors.",
     ),
     Kind(
         "dkim.weak_key",
@@ -456,8 +457,8 @@ KINDS = [
         LOW,
         "No MTA-STS policy",
         'Publish `_mta-sts.{domain}. TXT "v=STSv1; id=20240101"` and serve '
-        "https://mta-sts.{domain}/.well-known/mta-sts.txt (version: STSv1, mode: testing, mx: "
-        "..., max_age: 604800) so senders insist on TLS.",
+        "https://mta-sts.{domain}/.well-known/mta-sts.txt (version: STSv1, mode: testing, one "
+        "mx line per MX host, max_age: 604800) so that senders insist on TLS.",
     ),
     Kind(
         "mta_sts.record_invalid",
@@ -534,8 +535,8 @@ KINDS = [
         "bimi.missing",
         INFO,
         "No BIMI record",
-        'Optional: publish `default._bimi.{domain}. TXT "v=BIMI1; l=https://...logo.svg"` to '
-        "show your logo in supporting mail clients (needs DMARC enforcement).",
+        'Optional: publish `default._bimi.{domain}. TXT "v=BIMI1; l=https://{domain}/logo.svg"` '
+        "to show your logo in supporting mail clients (it needs DMARC enforcement).",
     ),
     Kind(
         "bimi.invalid",
@@ -658,6 +659,13 @@ def finding(
         category=category or kind.category,
         severity=severity or kind.severity,
         title=kind.title,
-        detail=detail,
+        detail=sentence(detail),
         remediation=kind.remediation.replace("{domain}", domain or "example.com"),
     )
+
+
+def sentence(text: str) -> str:
+    """Evidence ending as a sentence: a full stop added unless one (or ? !) ends it already, so
+    that a note appended after it (scoring.py) starts a sentence of its own."""
+    text = text.strip().rstrip(",;:").rstrip()
+    return text if not text or text.endswith((".", "?", "!", ".)")) else text + "."

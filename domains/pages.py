@@ -27,6 +27,7 @@ from domains.models import (
     RunStatus,
 )
 from domains.names import display_domain
+from reports.queries import Headline, domain_headline
 
 PER_PAGE = 100
 TREND_DAYS = 7
@@ -468,6 +469,7 @@ class DomainPage:
     pending: ManualCheck | None
     resolver_problem: Finding | None = None  # why the latest run judged nothing, if no domain's
     servers: list[ServerRow] = field(default_factory=list)
+    reports: Headline | None = None  # the last 30 days of DMARC aggregate reports
     history_days: int = HISTORY_DAYS
     grade_class: str = field(init=False)
 
@@ -495,6 +497,7 @@ def domain_page(domain: Domain, now: datetime) -> DomainPage:
         records=record_rows(run.categories) if run else [],
         resolver_problem=next((f for f in findings if f.kind == RESOLVER_BROKEN), None),
         servers=server_rows(run.categories, now) if run else [],
+        reports=domain_headline(domain, now),
         pending=domain.manual_checks.filter(
             state__in=[ManualCheck.State.QUEUED, ManualCheck.State.RUNNING],
             requested_at__gte=now - PENDING_FOR,
@@ -541,13 +544,21 @@ EXAMPLE = re.compile(r"`([^`]+)`")
 
 
 def split_fix(remediation: str) -> list[tuple[str, str]]:
-    """The catalogue writes code between backticks: an example record (it has spaces, as
-    `example.com. MX 0 .`) becomes a block to copy, a token (`-all`) inline code."""
-    parts = []
-    for i, part in enumerate(EXAMPLE.split(remediation)):
-        if part:
-            kind = "text" if i % 2 == 0 else ("record" if " " in part.strip() else "code")
-            parts.append((kind, part))
+    """The catalogue writes code between backticks: an example record that a colon introduces
+    and that ends its sentence (it has spaces, as "publish a null MX instead: `example.com. MX
+    0 .`" at the end, or before a new sentence) becomes a block to copy; any other code (`-all`,
+    "(Postfix: `smtpd_tls_auth_only = yes`)") stays inline, so that no block cuts a sentence."""
+    pieces = EXAMPLE.split(remediation)
+    parts: list[tuple[str, str]] = []
+    for i, part in enumerate(pieces):
+        if i % 2 == 0:
+            if part:
+                parts.append(("text", part))
+            continue
+        after = pieces[i + 1].strip() if i + 1 < len(pieces) else ""
+        introduced = i > 0 and pieces[i - 1].rstrip().endswith(":")
+        ends = not after or after[0].isupper()
+        parts.append(("record" if introduced and ends and " " in part.strip() else "code", part))
     return parts
 
 

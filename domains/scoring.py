@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from domains.checks.base import CategoryResult, Finding, Severity, Status
 from domains.checks.mx import is_ip_literal
+from domains.findings import sentence
 from domains.names import org_domain
 
 # What each category weighs in the domain's score (they add up to 100).
@@ -84,7 +85,7 @@ def _findings(results: dict[str, CategoryResult], name: str) -> list[Finding]:
 
 
 def _reweigh(f: Finding, severity: Severity, note: str) -> set[str]:
-    f.severity, f.detail = severity, f.detail + note
+    f.severity, f.detail = severity, sentence(f.detail) + note
     return {f.category}
 
 

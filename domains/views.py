@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from domains import pages, tenancy
@@ -57,7 +58,8 @@ def domain_add(request):
             [d.display_name for d in result.added],
         )
         if not result.rejected:
-            messages.success(request, f"Added {len(result.added)} domain(s).")
+            added = len(result.added)
+            messages.success(request, f"Added {added} {ngettext('domain', 'domains', added)}.")
             return redirect("domains:list")
         return render(
             request,

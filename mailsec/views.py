@@ -302,7 +302,13 @@ def channel_delete(request, pk: int):
 def channel_test(request, pk: int):
     channel = _team_channel(request, pk)
     delivery = alerts.send_test(channel)
-    if delivery.state == AlertDelivery.State.SENT:
+    if delivery.state == AlertDelivery.State.SENT and alerts.sent_to_log(channel):
+        messages.warning(
+            request,
+            f"Test alert to {channel.name} written to the web server's log, not e-mailed: "
+            "no SMTP server is configured (set MAILSEC_EMAIL_HOST).",
+        )
+    elif delivery.state == AlertDelivery.State.SENT:
         messages.success(request, f"Test alert sent to {channel.name}.")
     else:
         messages.error(request, f"Test alert to {channel.name} failed: {delivery.last_error}")

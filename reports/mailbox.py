@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import idna
+from django.utils.translation import ngettext
 from imapclient import IMAPClient
 from imapclient.imapclient import DELETED
 
@@ -592,7 +593,8 @@ def _folder_steps(session: ImapSession, folders: list[str], *, read_only: bool) 
         count = len(session.uids())
     except MailboxError as exc:
         return [Step(f"Folder {source}", False, str(exc), exc.stage)]
-    steps.append(Step(f"Folder {source}", True, f"{count} messages (UIDVALIDITY {uidvalidity})"))
+    found = f"{count} {ngettext('message', 'messages', count)} (UIDVALIDITY {uidvalidity})"
+    steps.append(Step(f"Folder {source}", True, found))
     for folder in dict.fromkeys(t for t in targets if t != source):
         name = f"Folder {folder}"
         try:

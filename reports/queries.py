@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from domains.models import Domain, Organization
@@ -474,3 +474,46 @@ def upload_rows(outcomes: list[Outcome], organization: Organization) -> list[Upl
         Domain.objects.filter(organization=organization, name__in=names).values_list("name", "pk")
     )
     return [UploadRow(o, pks.get(o.domain or "")) for o in outcomes]
+
+
+# --- the headline on a domain's page --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The last SUMMARY_DAYS days of a domain's aggregate reports, in four numbers."""
+
+    since: date
+    messages: int = 0
+    dmarc_pass: int = 0
+    sources: int = 0
+    failing_sources: int = 0  # sources with at least one message that failed DMARC
+
+    @property
+    def dmarc_rate(self) -> float | None:
+        return percent(self.dmarc_pass, self.messages)
+
+
+def domain_headline(domain: Domain, now: datetime) -> Headline:
+    """The headline numbers of the domain's page, from its rollups: one aggregate query over the
+    (domain, day) index, limited to the names of the domain's team like the team's listings."""
+    since = now.date() - timedelta(days=SUMMARY_DAYS - 1)
+    rollups = DailyRollup.objects.filter(
+        domain=domain.name, day__gte=since, domain__in=team_names(domain.organization)
+    )
+    failed = Q(messages__gt=F("dmarc_pass"))
+    # Aliases unlike the field names: an aggregate named "messages" would hide the field from
+    # the filter of the last one.
+    totals = rollups.aggregate(
+        total=_zero(Sum("messages")),
+        passed=_zero(Sum("dmarc_pass")),
+        ips=Count("source_ip", distinct=True),
+        failing_ips=Count("source_ip", distinct=True, filter=failed),
+    )
+    return Headline(
+        since=since,
+        messages=totals["total"],
+        dmarc_pass=totals["passed"],
+        sources=totals["ips"],
+        failing_sources=totals["failing_ips"],
+    )

@@ -67,6 +67,12 @@ def _text(name: dns.name.Name) -> str:
     return name_text(name) or "."
 
 
+def _zone_phrase(zone: str) -> str:
+    """The zone named in a sentence: "the zone example.com", or "the root zone", since "the
+    zone ." followed by a full stop reads as a typo."""
+    return "the root zone" if zone in ("", ".") else f"the zone {zone}"
+
+
 # --- pure helpers ---------------------------------------------------------------------------
 
 
@@ -421,7 +427,7 @@ class DnssecCheck(Check):
                 )
             result.findings.append(finding("dnssec.unsigned", detail, domain=ctx.domain))
         elif domain.status == BOGUS:
-            detail = f"{ctx.domain} fails DNSSEC validation in the zone {domain.zone}. "
+            detail = f"{ctx.domain} fails DNSSEC validation in {_zone_phrase(domain.zone)}. "
             result.findings.append(
                 finding("dnssec.bogus", detail + domain.reason, domain=ctx.domain)
             )
@@ -444,8 +450,8 @@ class DnssecCheck(Check):
                 kind = "dnssec.mx_unsigned"
             else:
                 detail = (
-                    f"MX host{plural} {names}: DNSSEC validation fails in the zone "
-                    f"{verdict.zone}. {verdict.reason}"
+                    f"MX host{plural} {names}: DNSSEC validation fails in "
+                    f"{_zone_phrase(verdict.zone)}. {verdict.reason}"
                 )
                 kind = "dnssec.mx_bogus"
             result.findings.append(finding(kind, detail, domain=ctx.domain))

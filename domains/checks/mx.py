@@ -37,11 +37,16 @@ class MxCheck(Check):
         if any(host == "" for _, host in mx):
             result.data["null"] = True
             if len(mx) > 1:
-                records = ", ".join(result.records["MX"])
-                result.findings.append(finding("mx.null_mixed", records, domain=ctx.domain))
+                records = "; ".join(f"MX {r}" for r in result.records["MX"])
+                detail = f"{ctx.domain} publishes a null MX beside other MX records: {records}."
+                result.findings.append(finding("mx.null_mixed", detail, domain=ctx.domain))
             else:
                 result.findings.append(
-                    finding("mx.null", f"{ctx.domain} MX 0 .", domain=ctx.domain)
+                    finding(
+                        "mx.null",
+                        f"{ctx.domain} publishes a null MX record (MX 0 .) and so accepts no mail.",
+                        domain=ctx.domain,
+                    )
                 )
                 return result
         self._check_hosts(ctx, hosts, result)
@@ -66,7 +71,13 @@ class MxCheck(Check):
         ctx.dns.prefetch(*[(h, t) for h in names for t in ("A", "AAAA")])
         for host in hosts:
             if is_ip_literal(host):
-                result.findings.append(finding("mx.ip_literal", f"MX {host}", domain=ctx.domain))
+                result.findings.append(
+                    finding(
+                        "mx.ip_literal",
+                        f"An MX record names {host}: an IP address, not a host name.",
+                        domain=ctx.domain,
+                    )
+                )
         addresses: dict[str, list[str]] = {}
         for host in names:
             answers = [ctx.dns.lookup(host, t) for t in ("A", "AAAA")]

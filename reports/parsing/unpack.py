@@ -293,11 +293,34 @@ def _dispatch(blob: _Blob, within: str = "") -> _Items:
         return
     kind = sniff(head)
     if kind in ("xml", "json"):
-        yield Payload(name=blob.name, kind=kind, open=blob.open)
+        skip = _blanks_before_xml(head) if kind == "xml" else 0
+        opener = functools.partial(_skipping, blob.open, skip) if skip else blob.open
+        yield Payload(name=blob.name, kind=kind, open=opener)
     elif kind in _CONTAINERS:
         yield from _unwrap(kind, blob)
     else:
         yield Refused(_not_a_report(kind, head, within), blob.name)
+
+
+def _blanks_before_xml(head: bytes) -> int:
+    """How many bytes of blanks (and UTF-8 byte order marks among them) come before the XML
+    declaration. Real reporters send a newline, spaces or tabs there, which XML forbids before
+    "<?xml" (libxml2: "XML declaration allowed only at the start of the document"). A lone byte
+    order mark is left alone: XML allows it, and every byte skipped is one less copy."""
+    rest = head.removeprefix(codecs.BOM_UTF8).lstrip(b" \t\r\n")
+    skip = len(head) - len(rest)
+    return 0 if skip == len(codecs.BOM_UTF8) and head.startswith(codecs.BOM_UTF8) else skip
+
+
+def _skipping(open_stream: Callable[[], BinaryIO], skip: int) -> BinaryIO:
+    """The stream `open_stream()` gives, its first `skip` bytes read and dropped."""
+    stream = open_stream()
+    try:
+        read_up_to(stream, skip)
+    except BaseException:
+        stream.close()
+        raise
+    return stream
 
 
 def _unwrap(kind: str, blob: _Blob) -> _Items:

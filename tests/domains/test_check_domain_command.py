@@ -36,7 +36,7 @@ def test_json_lines_in_input_order(db, ns):
     finding = next(f for f in plus["findings"] if f["id"] == "spf.all_pass")
     assert set(finding) == {"id", "category", "severity", "title", "detail", "remediation"}
     assert finding["severity"] == "critical"
-    assert finding["detail"] == 'every host passes: plusall.test -> +all ("v=spf1 mx +all")'
+    assert finding["detail"] == 'every host passes: plusall.test -> +all ("v=spf1 mx +all").'
     assert isinstance(good["score"], int)
     assert set(good["categories"]) == {
         "mx", "spf", "dmarc", "dkim", "mta_sts", "tls_rpt", "dnssec", "dane", "bimi",

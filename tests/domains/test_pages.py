@@ -311,7 +311,7 @@ CATEGORIES = {
         "records": {"TXT": ["v=DMARC1; p=none"], "location": "_dmarc.acme.example"},
     },
 }
-SPF_FIX = 'Publish the servers, e.g. `acme.example. TXT "v=spf1 mx -all"`; end with `-all` <now>.'
+SPF_FIX = 'Publish the servers: `acme.example. TXT "v=spf1 mx -all"` End it with `-all` <now>.'
 
 
 def test_domain_page_shows_categories_findings_records_and_chart(alice, acme_domain):
@@ -358,7 +358,7 @@ def test_domain_page_shows_categories_findings_records_and_chart(alice, acme_dom
         r'<button type="button" class="small copy" data-copy="\1" hidden>Copy</button>',
         html,
     )
-    assert "end with <code>-all</code> &lt;now&gt;." in html
+    assert "End it with <code>-all</code> &lt;now&gt;." in html
     assert "static/js/mailsec.js" in html
     svg = ET.fromstring(re.search(r"<svg.*?</svg>", html, re.S).group(0))  # noqa: S314
     assert len(svg.findall(f".//{SVG}circle")) == 1  # the run of 40 days ago had no score

@@ -137,7 +137,8 @@ def findings(category) -> list[tuple[str, str]]:
 )
 def test_the_tree_is_judged_with_its_path(spf, domain, kind, detail):
     category, _ = spf(domain)
-    assert findings(category) == [(kind, detail)]
+    # The evidence is a sentence: it ends with a full stop (issue 14).
+    assert findings(category) == [(kind, detail + ".")]
     assert category.status in (Status.FAIL, Status.WARN)  # judged, not "could not test"
 
 

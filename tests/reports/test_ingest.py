@@ -344,7 +344,7 @@ def test_import_reports_exits_0_when_all_is_well(capsys):
     call_command("import_reports", path, path)
     out = capsys.readouterr().out
     assert "imported" in out and "duplicate" in out
-    assert "1 imported (1 records, 2 messages), 1 duplicate, 0 invalid" in out
+    assert "1 imported (1 record, 2 messages), 1 duplicate, 0 invalid" in out
 
 
 @pytest.mark.django_db

@@ -478,7 +478,7 @@ def test_connection_steps_all_good(imap_account):
         details["TLS"].startswith("TLSv1.") and "certificate valid for 127.0.0.1" in details["TLS"]
     )
     assert details["Login"] == f"logged in as {imap_account.user}"
-    assert details["Folder INBOX"].startswith("1 messages (UIDVALIDITY ")
+    assert details["Folder INBOX"].startswith("1 message (UIDVALIDITY ")  # singular: issue 14
     assert details["Folder dmarc/processed"] == "exists"
     assert details["Folder dmarc/invalid"] == "created"
     assert "dmarc/invalid" in imap_account.folders()

@@ -1,6 +1,7 @@
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import ngettext
 
 from reports import fetch
 from reports.models import Mailbox, MailboxPass
@@ -44,8 +45,9 @@ class Command(BaseCommand):
             filled = BAR * done // run.total if run.total else BAR
             sys.stderr.write(
                 f"\r{mailbox.name}: [{'#' * filled}{'.' * (BAR - filled)}] "
-                f"{done}/{run.total} messages, {run.imported} imported, "
-                f"{run.duplicates} duplicates, {run.invalid} invalid"
+                f"{done}/{run.total} {ngettext('message', 'messages', run.total)}, "
+                f"{run.imported} imported, {run.duplicates} "
+                f"{ngettext('duplicate', 'duplicates', run.duplicates)}, {run.invalid} invalid"
             )
             sys.stderr.flush()
 
@@ -56,7 +58,9 @@ class Command(BaseCommand):
         if run.state == MailboxPass.State.SKIPPED:
             return f"{mailbox.name}: skipped, another pass is working on this mailbox"
         line = (
-            f"{mailbox.name}: {run.state}, {run.fetched} of {run.total} new messages: "
-            f"{run.imported} reports imported, {run.duplicates} duplicates, {run.invalid} invalid"
+            f"{mailbox.name}: {run.state}, {run.fetched} of {run.total} new "
+            f"{ngettext('message', 'messages', run.total)}: {run.imported} "
+            f"{ngettext('report', 'reports', run.imported)} imported, {run.duplicates} "
+            f"{ngettext('duplicate', 'duplicates', run.duplicates)}, {run.invalid} invalid"
         )
         return line + (f"; error: {run.error}" if run.error else "")

@@ -4,6 +4,7 @@ import stat
 from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import ngettext
 
 from domains.models import Organization
 from reports.ingest import Outcome, ingest_input
@@ -50,9 +51,10 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps({"summary": summary}))
         else:
             self.stdout.write(
-                "{imported} imported ({records} records, {messages} messages), "
-                "{duplicate} duplicate, "
-                "{invalid} invalid".format(**summary)
+                f"{summary['imported']} imported "
+                f"({_count(summary['records'], 'record', 'records')}, "
+                f"{_count(summary['messages'], 'message', 'messages')}), "
+                f"{summary['duplicate']} duplicate, {summary['invalid']} invalid"
             )
         if totals["invalid"]:
             raise SystemExit(1)
@@ -93,14 +95,15 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(json.dumps(outcome.as_json()))
             return
-        where = outcome.file + (f" [{outcome.part}]" if outcome.part else "")
+        where = _where(outcome)
         if outcome.status == "invalid":
             self.stdout.write(f"{where}: invalid: {outcome.error}")
         else:
             self.stdout.write(
                 f"{where}: {outcome.status} {outcome.kind} report {outcome.report_id!r} "
-                f"from {outcome.org_name} for {outcome.domain}: {outcome.records} records, "
-                f"{outcome.messages} messages"
+                f"from {outcome.org_name} for {outcome.domain}: "
+                f"{_count(outcome.records, 'record', 'records')}, "
+                f"{_count(outcome.messages, 'message', 'messages')}"
             )
 
 
@@ -127,3 +130,17 @@ def not_a_file(path: str) -> str | None:
         return None
     what = next((name for test, name in KINDS if test(mode)), "not a regular file")
     return f"{what}, not a file: refused"
+
+
+def _where(outcome: Outcome) -> str:
+    """The file, and the part of it the outcome is about when that is not the file itself:
+    "a.eml, attachment 2 (r.zip), member r.xml" (the part's name starts with the file's)."""
+    part = outcome.part
+    if not part or part == outcome.file:
+        return outcome.file
+    return part if part.startswith(outcome.file) else f"{outcome.file} [{part}]"
+
+
+def _count(number: int | None, singular: str, plural: str) -> str:
+    number = number or 0
+    return f"{number} {ngettext(singular, plural, number)}"
