@@ -495,11 +495,11 @@ class Headline:
 
 
 def domain_headline(domain: Domain, now: datetime) -> Headline:
-    """The headline numbers of the domain's page, from its rollups: one aggregate query over the
-    (domain, day) index, limited to the names of the domain's team like the team's listings."""
+    """The headline numbers of the domain's page, from its rollups: one aggregate query over
+    the rollups of the reports the domain's team received (never another team's)."""
     since = now.date() - timedelta(days=SUMMARY_DAYS - 1)
     rollups = DailyRollup.objects.filter(
-        domain=domain.name, day__gte=since, domain__in=team_names(domain.organization)
+        organization=domain.organization_id, domain=domain.name, day__gte=since
     )
     failed = Q(messages__gt=F("dmarc_pass"))
     # Aliases unlike the field names: an aggregate named "messages" would hide the field from

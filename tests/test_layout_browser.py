@@ -69,15 +69,19 @@ def pages(acme, staff_alice) -> dict[str, str]:
     xml = FIXTURE.read_text()
     xml = xml.replace("https://support.google.com/a/answer/2466580", LONG_CONTACT)
     xml = xml.replace("<source_ip>209.85.220.69</source_ip>", f"<source_ip>{LONG_IP}</source_ip>")
-    [outcome] = ingest_input(xml.encode(), "report.xml", via="upload", user=staff_alice)
+    [outcome] = ingest_input(
+        xml.encode(), "report.xml", via="upload", user=staff_alice, organization=acme
+    )
     assert outcome.status == "imported", outcome.error
-    ingest_input(b"this is no report at all", LONG_NAME, via="upload", user=staff_alice)
+    ingest_input(
+        b"this is no report at all", LONG_NAME, via="upload", user=staff_alice, organization=acme
+    )
     assert RawInput.objects.filter(name=LONG_NAME).exists()
     report = AggregateReport.objects.get()
     # The domain's page and its reports page show the last 30 days: a source of today.
     DailyRollup.objects.create(
-        domain="example.com", day=timezone.now().date(), source_ip=LONG_IP, messages=42694,
-        dmarc_pass=42000, disposition_none=42694,
+        organization=acme, domain="example.com", day=timezone.now().date(), source_ip=LONG_IP,
+        messages=42694, dmarc_pass=42000, disposition_none=42694,
     )  # fmt: skip
     return {
         "domain": f"/domains/{domain.pk}/",

@@ -14,8 +14,11 @@ from reports.models import DailyRollup
 from tests.conftest import client_for
 
 
-def rollup(name, days_ago, ip, messages, passed):
+def rollup(name, days_ago, ip, messages, passed, team=None):
+    """A rollup of reports received by `team` (reports belong to a team), by default the team
+    monitoring `name`."""
     DailyRollup.objects.create(
+        organization=team or Domain.objects.get(name=name).organization,
         domain=name,
         day=timezone.now().date() - timedelta(days=days_ago),
         source_ip=ip,
@@ -31,14 +34,15 @@ def headline(page: str) -> dict[str, str]:
     return {key: " ".join(value.split()) for key, value in text.items()}
 
 
-def test_the_card_shows_the_last_30_days(alice, acme):
+def test_the_card_shows_the_last_30_days(alice, acme, globex):
     domain = Domain.objects.create(organization=acme, name="acme.example")
     rollup("acme.example", 0, "192.0.2.1", 40000, 40000)
     rollup("acme.example", 3, "192.0.2.1", 2000, 1500)  # failures: the source fails
     rollup("acme.example", 29, "192.0.2.2", 694, 694)
     rollup("acme.example", 10, "2001:db8::25", 0, 0)
     rollup("acme.example", 30, "192.0.2.9", 5000, 0)  # 31 days ago counts today: too old
-    rollup("other.example", 1, "192.0.2.7", 777, 0)  # another domain
+    rollup("other.example", 1, "192.0.2.7", 777, 0, team=acme)  # another domain
+    rollup("acme.example", 1, "192.0.2.8", 999, 0, team=globex)  # reports Globex received
     page = client_for(alice).get(f"/domains/{domain.pk}/").content.decode()
     assert headline(page) == {
         "messages": "42694",

@@ -58,9 +58,9 @@ CONTAINERS = {
 @pytest.mark.django_db
 @pytest.mark.parametrize("container", CONTAINERS)
 @pytest.mark.parametrize("lead", LEADS)
-def test_blanks_before_the_declaration_are_accepted(container, lead):
+def test_blanks_before_the_declaration_are_accepted(container, lead, acme):
     data = CONTAINERS[container](LEADS[lead] + REPORT)
-    [outcome] = ingest_input(data, f"report ({container})", via="upload")
+    [outcome] = ingest_input(data, f"report ({container})", via="upload", organization=acme)
     assert (outcome.status, outcome.error) == ("imported", None)
     assert (outcome.records, outcome.messages) == (RECORDS, MESSAGES)
     assert sum(models.DailyRollup.objects.values_list("messages", flat=True)) == MESSAGES
