@@ -136,3 +136,20 @@ def test_worker_processes_give_the_same_verdicts(db, ns, knot):
     _, spread, _ = run(*args, "--processes", "2", *names)
     assert [json.loads(line)["input"] for line in spread.splitlines()] == names
     assert alone == spread
+
+
+def test_a_stored_run_uses_only_its_teams_own_settings(db, ns, acme, globex):
+    """Two teams monitor one name: each stored run is checked with that team's selectors only
+    (Acme's configured selector must not show in Globex's run, nor the other way round)."""
+    ours = Domain.objects.create(
+        organization=acme, name="customsel.test", dkim_selectors=["myselector"]
+    )
+    theirs = Domain.objects.create(organization=globex, name="customsel.test")
+    code, out, _ = run("--json", "--nameserver", ns, "--checks", "dkim", "customsel.test")
+    assert code == 0
+    assert json.loads(out)["findings"] == []  # the first team's run is printed
+    ours.refresh_from_db()
+    theirs.refresh_from_db()
+    assert ours.last_run.findings.count() == 0
+    assert list(theirs.last_run.findings.values_list("kind", flat=True)) != []
+    assert "myselector" not in json.dumps(theirs.last_run.categories["dkim"])

@@ -43,24 +43,21 @@ class Command(BaseCommand):
         nameservers = self._nameservers(options["nameserver"])
         categories = self._categories(options["checks"])
         inputs = [(raw, self._normalize(raw)) for raw in options["domains"]]
-        names = [name for _, (name, error) in inputs if not error]
-        selectors = self._selectors(names)
-        access_hosts = self._access_hosts(names)
-        results = dict(
-            zip(
-                names,
-                check_domains(
-                    names,
-                    concurrency=options["concurrency"],
-                    processes=options["processes"] or (os.cpu_count() if len(names) >= MANY else 1),
-                    categories=categories,
-                    nameservers=nameservers,
-                    selectors=selectors,
-                    access_hosts=access_hosts,
-                ),
-                strict=True,
+        names = list(dict.fromkeys(name for _, (name, error) in inputs if not error))
+        options_ = {
+            "concurrency": options["concurrency"],
+            "processes": options["processes"] or (os.cpu_count() if len(names) >= MANY else 1),
+            "categories": categories,
+            "nameservers": nameservers,
+        }
+        if options["no_save"]:
+            # Nothing is stored: one run per name, with every team's settings for it.
+            results = dict(
+                zip(names, check_domains(names, **options_, **self._settings(names)), strict=True)
             )
-        )
+            saved = {}
+        else:
+            results, saved = self._check_per_team(names, options_)
         invalid = False
         for raw, (name, error) in inputs:
             if error:
@@ -68,8 +65,8 @@ class Command(BaseCommand):
                 self._print_error(raw, error, options["json"])
                 continue
             result = results[name]
-            if not options["no_save"]:
-                self._save(result)
+            for domain, own in saved.pop(name, []):
+                CheckRun.objects.record(own, domain=domain, trigger="cli")
             self._print(raw, result, options["json"])
         if invalid:
             raise SystemExit(1)
@@ -104,34 +101,47 @@ class Command(BaseCommand):
         except DomainNameError as exc:
             return "", exc.messages[0]
 
+    def _check_per_team(self, names: list[str], options: dict):
+        """Runs to store: each team's domain checked with that team's own settings (its
+        selectors, those its reports saw, its mail access hosts), never another team's; a name
+        nobody monitors is checked once and stored without a domain. The run printed for a
+        name is its first team's."""
+        domains: dict[str, list] = {}
+        for domain in Domain.objects.filter(name__in=names).order_by("pk"):
+            domains.setdefault(domain.name, []).append(domain)
+        results, saved = {}, {}
+        rounds = max([len(found) for found in domains.values()] + [1])
+        for turn in range(rounds):
+            batch = [(n, (domains.get(n) or [None])[turn : turn + 1]) for n in names]
+            batch = [(n, found[0]) for n, found in batch if found or turn == 0]
+            checked = check_domains(
+                [n for n, _ in batch],
+                **options,
+                selectors={n: self._own_selectors(d) for n, d in batch if d},
+                access_hosts={n: d.mail_access_hosts for n, d in batch if d},
+            )
+            for (name, domain), result in zip(batch, checked, strict=True):
+                results.setdefault(name, result)
+                saved.setdefault(name, []).append((domain, result))
+        return results, saved
+
     @staticmethod
-    def _selectors(names: list[str]) -> dict[str, list[str]]:
-        """The extra DKIM selectors for these names: configured by a team monitoring the name,
-        or seen in the DMARC reports such a team received."""
+    def _own_selectors(domain) -> list[str]:
+        reported = ReportedSelector.for_domain(domain.organization_id, domain.name)
+        return domain.dkim_selectors + [s for s in reported if s not in domain.dkim_selectors]
+
+    @classmethod
+    def _settings(cls, names: list[str]) -> dict:
+        """Every team's selectors and mail access hosts for these names (for a run that is
+        shown, never stored)."""
         selectors: dict[str, list[str]] = {}
-        for name, team, configured in Domain.objects.filter(name__in=names).values_list(
-            "name", "organization_id", "dkim_selectors"
-        ):
-            found = selectors.setdefault(name, [])
-            found += [s for s in configured if s not in found]
-            found += [s for s in ReportedSelector.for_domain(team, name) if s not in found]
-        return selectors
-
-    @staticmethod
-    def _access_hosts(names: list[str]) -> dict[str, list[str]]:
-        """The mail access hosts any team configured for these names."""
         hosts: dict[str, list[str]] = {}
-        rows = Domain.objects.filter(name__in=names).values_list("name", "mail_access_hosts")
-        for name, configured in rows:
-            found = hosts.setdefault(name, [])
-            found += [h for h in configured if h not in found]
-        return hosts
-
-    @staticmethod
-    def _save(result) -> None:
-        monitored = list(Domain.objects.filter(name=result.domain))
-        for domain in monitored or [None]:
-            CheckRun.objects.record(result, domain=domain, trigger="cli")
+        for domain in Domain.objects.filter(name__in=names):
+            found = selectors.setdefault(domain.name, [])
+            found += [s for s in cls._own_selectors(domain) if s not in found]
+            listed = hosts.setdefault(domain.name, [])
+            listed += [h for h in domain.mail_access_hosts if h not in listed]
+        return {"selectors": selectors, "access_hosts": hosts}
 
     # -- output ------------------------------------------------------------------------------
 
