@@ -82,6 +82,10 @@ class Plan:
     no_address: list[str] = field(default_factory=list)  # hosts with no A/AAAA record
     srv: dict = field(default_factory=dict)  # owner name -> ["prio weight port target", ...]
     priority: dict = field(default_factory=dict)  # target key -> MX preference / SRV priority
+    # (host, port) -> the SRV owner names that lead to it; `direct`: the configured ones. DANE
+    # for a host reached through SRV counts only when the SRV's zone validates (RFC 7673).
+    via_srv: dict = field(default_factory=dict)
+    direct: set = field(default_factory=set)
 
     def add(self, host: str, addresses: list[str], port: int, service, mode, priority=None):
         for address in addresses:
@@ -138,6 +142,7 @@ def access_plan(ctx: Context, service: Service) -> Plan:
                 plan.not_offered.append(name)
                 continue
             found_srv.append((host, record.port, mode, record.priority))
+            plan.via_srv.setdefault((host, record.port), set()).add(name)
     ctx.dns.prefetch(*[(h, t) for h, *_ in found_srv for t in ("A", "AAAA")])
     for host, port, mode, priority in found_srv:
         found = addresses(ctx, host)
@@ -147,6 +152,7 @@ def access_plan(ctx: Context, service: Service) -> Plan:
     configured = _configured(ctx, service)
     ctx.dns.prefetch(*[(h, t) for h, *_ in configured for t in ("A", "AAAA")])
     for host, port, mode, optional in configured:
+        plan.direct.add((host, port))
         found = addresses(ctx, host)
         if not found and host not in plan.no_address:
             plan.no_address.append(host)
@@ -190,6 +196,14 @@ def usable_tlsa(records) -> list[tuple[int, int, int, str]]:
     ]
 
 
+DANE_UNTESTED = "not tested: a lookup it needs (TLSA, or DNSSEC of a zone) failed"
+
+
+def dane_untested(host: str, port: int) -> str:
+    """What a failed lookup for DANE of one host and port leaves untested."""
+    return f"DANE of {host}:{port} not tested"
+
+
 def dane_matcher():
     """The probes' DANE matching function: (records, chain_der_hex) -> DaneResult."""
     from domains.probes import dane
@@ -212,30 +226,49 @@ class ProbeCheck(Check):
         return plan.targets
 
     def policies(self, ctx: Context, plan: Plan) -> dict:
-        """DANE for SRV and configured hosts: TLSA at _<port>._tcp.<host> in a zone that
-        DNSSEC validates (looked up only where TLSA records exist)."""
+        """DANE for SRV and configured hosts: TLSA at _<port>._tcp.<host>, which counts only
+        when the host's zone validates with DNSSEC and, for a host named by an SRV record, the
+        SRV's zone too (RFC 7673 3, 4.1). A failed lookup voids only that host's DANE verdict."""
+        pairs = sorted({(t.host, t.port) for t in plan.targets})
+        ctx.dns.prefetch(*[(f"_{port}._tcp.{host}", "TLSA") for host, port in pairs])
+        tlsa, secure = {}, {}
+        for host, port in pairs:
+            with ctx.dns.optional(dane_untested(host, port)):
+                tlsa[(host, port)] = ctx.dns.lookup(f"_{port}._tcp.{host}", "TLSA").rdatas
+        with_records = [pair for pair in pairs if tlsa.get(pair)]
+        if with_records:
+            secure = self._secure(ctx, plan, with_records)
+        policies = {}
+        for target in plan.targets:
+            pair = (target.host, target.port)
+            untested = pair not in tlsa or (tlsa[pair] and pair not in secure)
+            policies[target.key] = HostPolicy(
+                tlsa=usable_tlsa(tlsa[pair]) if secure.get(pair) else [],
+                tlsa_name=f"_{target.port}._tcp.{target.host}",
+                dane_untested=DANE_UNTESTED if untested else "",
+            )
+        return policies
+
+    @staticmethod
+    def _secure(ctx: Context, plan: Plan, pairs: list) -> dict:
+        """(host, port) -> whether its TLSA records count: the host's zone validates and so
+        does the zone of an SRV record naming it (unless the team configured the host itself).
+        A pair whose zones could not be validated is left out (DANE not tested)."""
         from django.conf import settings
 
         from domains.checks.dnssec import SECURE, Validator
 
-        names = {(t.host, t.port) for t in plan.targets}
-        ctx.dns.prefetch(*[(f"_{port}._tcp.{host}", "TLSA") for host, port in names])
-        tlsa = {(h, p): ctx.dns.lookup(f"_{p}._tcp.{h}", "TLSA").rdatas for h, p in names}
-        zones = {}
-        with_records = sorted({h for (h, _), records in tlsa.items() if records})
-        if with_records:
-            validator = Validator(ctx.dns, settings.MAILSEC_DNSSEC_TRUST_ANCHORS)
-            validator.prefetch(*with_records)
-            zones = {h: validator.verdict(h).status for h in with_records}
-        policies = {}
-        for target in plan.targets:
-            records = tlsa[(target.host, target.port)]
-            secure = zones.get(target.host) == SECURE
-            policies[target.key] = HostPolicy(
-                tlsa=usable_tlsa(records) if secure else [],
-                tlsa_name=f"_{target.port}._tcp.{target.host}",
-            )
-        return policies
+        validator = Validator(ctx.dns, settings.MAILSEC_DNSSEC_TRUST_ANCHORS)
+        owners = {pair: set() if pair in plan.direct else plan.via_srv.get(pair, set())
+                  for pair in pairs}  # fmt: skip
+        validator.prefetch(*{h for h, _ in pairs}, *{o for names in owners.values() for o in names})
+        secure = {}
+        for host, port in pairs:
+            with ctx.dns.optional(dane_untested(host, port)):
+                ok = validator.verdict(host).status == SECURE
+                srv = [validator.verdict(owner).status == SECURE for owner in owners[(host, port)]]
+                secure[(host, port)] = ok and (not srv or any(srv))
+        return secure
 
     def run(self, ctx: Context) -> CategoryResult:
         from datetime import UTC, datetime

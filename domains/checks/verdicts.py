@@ -41,6 +41,7 @@ class HostPolicy:
     tlsa_name: str = ""
     dane: str = "none"  # "none", "match" or "mismatch" (set by judge from the chain served)
     dane_reason: str = ""
+    dane_untested: str = ""  # why DANE was not judged (a failed lookup), else ""
 
     @property
     def dane_ta(self) -> bool:
@@ -75,6 +76,8 @@ def reach_text(result: ProbeResult) -> str:
 def dane_state(policy: HostPolicy, result: ProbeResult, match) -> tuple[str, str]:
     """ "none" without usable TLSA records; else whether the chain served matches one.
     `match(records, chain_der_hex)` is domains.probes.dane.match (a DaneResult)."""
+    if policy.dane_untested:
+        return "none", policy.dane_untested
     if not policy.tlsa:
         return "none", ""
     if result.starttls_offered is False:
@@ -215,6 +218,8 @@ def _untested(plan, probed: dict) -> list[str]:
             lines.append(f"{where(target)}: not probed yet")
         elif probe.reach in (Reach.REFUSED_TARGET, Reach.ERROR) and not answered(probe):
             lines.append(f"{where(target)}: {reach_text(probe)}")
+        elif probe.ptr_error:  # only the banner verdict needs the PTR (FCrDNS)
+            lines.append(f"{where(target)}: banner and FCrDNS not tested ({probe.ptr_error})")
     return lines
 
 
