@@ -29,7 +29,8 @@ What runs (every address is on loopback; Postfix binds port 25, so the tests run
   greeting line that never ends ("endless"), a close before any greeting ("hangup"), a close
   after the greeting ("dropout"), multi-line replies with AUTH and no STARTTLS ("multiline"),
   STARTTLS offered and then refused ("tlsrefused", 127.0.33.6), an answer to EHLO that is no
-  SMTP reply ("garbled", 127.0.33.7).
+  SMTP reply ("garbled", 127.0.33.7), EHLO refused and HELO accepted ("heloonly", 127.0.33.8),
+  EHLO and HELO refused ("nohelo", 127.0.33.9).
 
 The addresses are fixed (tests name them), so one lab runs on a machine at a time: `start()`
 waits for a lock file (LOCK_PATH) that another test run's lab holds.
@@ -294,6 +295,25 @@ SCRIPTED["garbled"] = (  # greets, then answers EHLO with something that is no S
     "127.0.33.7",
     b"220 garbled.probes.test ESMTP\r\n",
     (b"hello there\r\n",),
+    False,
+)
+SCRIPTED["heloonly"] = (  # refuses EHLO (an old server), accepts HELO, denies relaying
+    "127.0.33.8",
+    b"220 heloonly.probes.test SMTP\r\n",
+    (
+        b"502 5.5.2 Error: command not recognized\r\n",
+        b"250 heloonly.probes.test\r\n",
+        b"250 ok\r\n",
+        b"554 5.7.1 relaying denied\r\n",
+        b"250 ok\r\n",
+        b"221 bye\r\n",
+    ),
+    False,
+)
+SCRIPTED["nohelo"] = (  # refuses EHLO and HELO alike
+    "127.0.33.9",
+    b"220 nohelo.probes.test SMTP\r\n",
+    (b"502 5.5.2 no\r\n", b"550 5.7.1 go away\r\n", b"221 bye\r\n"),
     False,
 )
 PTR = {  # address -> PTR name (plain, 127.0.30.2, has none)

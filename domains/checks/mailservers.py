@@ -8,6 +8,7 @@ categories (smtp, submission, imap, pop3) probe.
   category's two standard ports, `host:port` one of them). Host names are never guessed.
 """
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from domains.checks.base import CategoryResult, Check, Context
@@ -47,6 +48,12 @@ def parse_access_host(line: str) -> tuple[str, int | None]:
     from domains.names import DomainNameError, normalize_domain
 
     text = line.strip()
+    if _ip_literal(text):
+        raise AccessHostError(
+            f"“{text}”: an IP address cannot be a mail access host. Certificates name hosts, "
+            "and mailsec checks the certificate against the name: give the host name your mail "
+            "clients use (the one the certificate is issued for)."
+        )
     port = None
     if text.count(":") == 1:
         text, _, port_text = text.partition(":")
@@ -64,6 +71,19 @@ def parse_access_host(line: str) -> tuple[str, int | None]:
     except (DomainNameError, ValidationError) as exc:
         raise AccessHostError(f"“{line.strip()}”: {exc.messages[0]}") from None
     return name, port
+
+
+def _ip_literal(text: str) -> bool:
+    """An IPv4 or IPv6 address, bare, in brackets, or with a port ("[2001:db8::1]:993")."""
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def format_access_host(name: str, port: int | None) -> str:

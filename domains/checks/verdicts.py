@@ -297,6 +297,8 @@ def _judge_server(service, target, probe: ProbeResult, policy, now, found: _Foun
             Service.POP3: ("STLS", "CAPA"),
         }.get(service, ("STARTTLS", "EHLO"))
         said = " ".join(probe.capabilities_plain[:12])
+        if probe.ehlo_refused:  # HELO only: no extensions, so no STARTTLS
+            said = f"refused with {probe.ehlo_refused}; HELO has no extensions"
         found.add("tls_missing", f"{at}: {command} not offered ({asked} says: {said or 'nothing'})")
     elif tls is None or not tls.ok:
         error = (tls.error if tls else "") or probe.error or "no handshake"
