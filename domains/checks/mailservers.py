@@ -100,6 +100,7 @@ class Plan:
     source: str = ""  # "mx", "srv", "configured", or "srv+configured"
     not_offered: list[str] = field(default_factory=list)  # SRV names saying "." (not offered)
     no_address: list[str] = field(default_factory=list)  # hosts with no A/AAAA record
+    unresolved: list[str] = field(default_factory=list)  # hosts whose address lookup failed
     srv: dict = field(default_factory=dict)  # owner name -> ["prio weight port target", ...]
     priority: dict = field(default_factory=dict)  # target key -> MX preference / SRV priority
     # (host, port) -> the SRV owner names that lead to it; `direct`: the configured ones. DANE
@@ -115,13 +116,40 @@ class Plan:
                 self.priority[target.key] = priority
 
 
-def addresses(ctx: Context, host: str) -> list[str]:
-    """IPv4 then IPv6 addresses, from the mx check's answers or the session (a failure raises
-    LookupFailed: the category could not be tested)."""
+def addresses(ctx: Context, host: str, plan: Plan | None = None) -> list[str]:
+    """IPv4 then IPv6 addresses, from the mx check's answers or the session. With a `plan`, a
+    failed lookup voids only this host's probes of that address family (the host is noted in
+    `plan.unresolved`; `settle` makes it the category's failure when nothing is left)."""
     known = ctx.data("mx").get("addresses", {})
     if host in known:
         return list(known[host])
-    return [r.address for rdtype in ("A", "AAAA") for r in ctx.dns.lookup(host, rdtype).rdatas]
+    if plan is None:
+        return [r.address for rdtype in ("A", "AAAA") for r in ctx.dns.lookup(host, rdtype).rdatas]
+    found, failed = [], False
+    for rdtype in ("A", "AAAA"):
+        failed = True
+        with ctx.dns.optional(f"{rdtype} of {host} not probed"):
+            found += [r.address for r in ctx.dns.lookup(host, rdtype).rdatas]
+            failed = False
+        if failed and host not in plan.unresolved:
+            plan.unresolved.append(host)
+    return found
+
+
+def _place(plan: Plan, host: str, found: list[str]) -> None:
+    """A host with no address to probe: "no A or AAAA record" only when DNS said so."""
+    if not found and host not in plan.unresolved and host not in plan.no_address:
+        plan.no_address.append(host)
+
+
+def settle(ctx: Context, plan: Plan) -> Plan:
+    """Nothing to probe because address lookups failed: the category could not be tested (the
+    failed lookups are asked again outside any optional scope, as its core)."""
+    if not plan.targets and plan.unresolved:
+        for host in plan.unresolved:
+            for rdtype in ("A", "AAAA"):
+                ctx.dns.lookup(host, rdtype)
+    return plan
 
 
 def smtp_plan(ctx: Context) -> Plan:
@@ -135,11 +163,10 @@ def smtp_plan(ctx: Context) -> Plan:
         preferences.setdefault(name_text(record.exchange), record.preference)
     ctx.dns.prefetch(*[(h, t) for h in hosts for t in ("A", "AAAA")])
     for host in hosts:
-        found = addresses(ctx, host)
-        if not found:
-            plan.no_address.append(host)
+        found = addresses(ctx, host, plan)
+        _place(plan, host, found)
         plan.add(host, found, 25, Service.SMTP, STARTTLS, preferences.get(host))
-    return plan
+    return settle(ctx, plan)
 
 
 def access_plan(ctx: Context, service: Service) -> Plan:
@@ -165,24 +192,22 @@ def access_plan(ctx: Context, service: Service) -> Plan:
             plan.via_srv.setdefault((host, record.port), set()).add(name)
     ctx.dns.prefetch(*[(h, t) for h, *_ in found_srv for t in ("A", "AAAA")])
     for host, port, mode, priority in found_srv:
-        found = addresses(ctx, host)
-        if not found:
-            plan.no_address.append(host)
+        found = addresses(ctx, host, plan)
+        _place(plan, host, found)
         plan.add(host, found, port, service, mode, priority)
     configured = _configured(ctx, service)
     ctx.dns.prefetch(*[(h, t) for h, *_ in configured for t in ("A", "AAAA")])
     for host, port, mode, optional in configured:
         plan.direct.add((host, port))
-        found = addresses(ctx, host)
-        if not found and host not in plan.no_address:
-            plan.no_address.append(host)
+        found = addresses(ctx, host, plan)
+        _place(plan, host, found)
         before = {t.key for t in plan.targets}
         plan.add(host, found, port, service, mode)
         if optional:
             plan.optional |= {t.key for t in plan.targets} - before
     sources = (("srv", found_srv or plan.not_offered), ("configured", configured))
     plan.source = "+".join(name for name, used in sources if used)
-    return plan
+    return settle(ctx, plan)
 
 
 def _configured(ctx: Context, service: Service) -> list[tuple[str, int, TlsMode, bool]]:

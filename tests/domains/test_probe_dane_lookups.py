@@ -136,3 +136,28 @@ def test_a_failed_ptr_lookup_leaves_only_the_banner_untested(knot, mail_lab):
     assert "mx-banner.probes.test (127.0.30.9) port 25: banner and FCrDNS not tested" in (
         untested.detail
     )
+
+
+def test_an_mx_whose_address_lookup_fails_voids_only_its_probes(knot, mail_lab):
+    proxy = forwarder(knot, "mx-expired.probes.test")
+    try:
+        result = run(knot, mail_lab, "twomx.test", ["smtp"], (proxy.host, proxy.port))
+    finally:
+        proxy.stop()
+    smtp = result.categories["smtp"]
+    assert str(smtp.status) == "pass"  # mx-good answered; the other MX was not probed
+    assert [row["host"] for row in smtp.servers] == ["mx-good.probes.test"]
+    said = " ".join(f.detail for f in result.findings if f.id.startswith("dns."))
+    assert "A of mx-expired.probes.test not probed" in said
+    assert "no A or AAAA record" not in " ".join(f.detail for f in result.findings)
+
+
+def test_no_mx_address_known_is_could_not_test(knot, mail_lab):
+    proxy = forwarder(knot, "mx-expired.probes.test")
+    try:
+        result = run(knot, mail_lab, "expired.test", ["smtp"], (proxy.host, proxy.port))
+    finally:
+        proxy.stop()
+    smtp = result.categories["smtp"]
+    assert (str(smtp.status), smtp.servers) == ("error", [])
+    assert [f.id for f in smtp.findings] == ["dns.lookup_failed"]
