@@ -191,7 +191,7 @@ def judge(
         elif probe is not None and probe.reach in SILENT and target.key not in plan.optional:
             severity = Severity.MEDIUM if service != Service.SMTP else None
             found.add("unreachable", f"{where(target)}: {reach_text(probe)}", severity)
-    result.findings = _findings(name, found, domain)
+    result.findings = _findings(name, found, domain) + _ptr_failures(plan, probed, domain)
     if untested:
         detail = "Not tested: " + "; ".join(untested) + "."
         result.findings.append(finding("probe.not_tested", detail, domain=domain, category=name))
@@ -218,9 +218,21 @@ def _untested(plan, probed: dict) -> list[str]:
             lines.append(f"{where(target)}: not probed yet")
         elif probe.reach in (Reach.REFUSED_TARGET, Reach.ERROR) and not answered(probe):
             lines.append(f"{where(target)}: {reach_text(probe)}")
-        elif probe.ptr_error:  # only the banner verdict needs the PTR (FCrDNS)
-            lines.append(f"{where(target)}: banner and FCrDNS not tested ({probe.ptr_error})")
     return lines
+
+
+def _ptr_failures(plan, probed: dict, domain: str) -> list[Finding]:
+    """A failed PTR (or forward) lookup of a probed address voids only its banner verdict: one
+    finding, as the engine reports the failed lookups that void one verdict."""
+    lines = [
+        f"{where(t)}: {probed[t.key].ptr_error}; banner and FCrDNS of {t.address} not tested"
+        for t in plan.targets
+        if answered(probed[t.key]) and probed[t.key].ptr_error
+    ]
+    if not lines:
+        return []
+    detail = "; ".join(sorted(set(lines))) + "."
+    return [finding("dns.partial_lookup_failed", detail, domain=domain, category="smtp")]
 
 
 def _nothing_answered(service, plan, probed, untested, result, domain) -> CategoryResult:

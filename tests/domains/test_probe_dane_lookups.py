@@ -132,10 +132,10 @@ def test_a_failed_ptr_lookup_leaves_only_the_banner_untested(knot, mail_lab):
     smtp = result.categories["smtp"]
     assert str(smtp.status) != "error"
     assert "smtp.banner_mismatch" not in ids(result)  # not judged without the PTR
-    (untested,) = [f for f in smtp.findings if f.id == "probe.not_tested"]
-    assert "mx-banner.probes.test (127.0.30.9) port 25: banner and FCrDNS not tested" in (
-        untested.detail
-    )
+    (untested,) = [f for f in smtp.findings if f.id == "dns.partial_lookup_failed"]
+    assert untested.detail.startswith("mx-banner.probes.test (127.0.30.9) port 25: could not ")
+    assert "PTR 9.30.0.127.in-addr.arpa" in untested.detail
+    assert untested.detail.endswith("banner and FCrDNS of 127.0.30.9 not tested.")
 
 
 def test_an_mx_whose_address_lookup_fails_voids_only_its_probes(knot, mail_lab):
