@@ -45,6 +45,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -59,7 +60,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.servers import ServerProcess, free_port, need_binary, wait_for_port
+from tests.servers import ServerProcess, need_binary, wait_for_port
 
 HOST = "127.0.0.1"
 PROBE_USER = "probe@harness.test"
@@ -172,6 +173,18 @@ def make_certificates(
 # --- the server -------------------------------------------------------------------------------
 
 
+def _distinct_ports(count: int) -> list[int]:
+    """`count` free ports, different from each other (all held open at once while chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 class DovecotServer(ServerProcess):
     def __init__(
         self,
@@ -202,10 +215,12 @@ class DovecotServer(ServerProcess):
         self.pop3, self.plaintext_auth, self.old_tls = pop3, plaintext_auth, old_tls
         self.sasl_socket = sasl_socket
         self.validity = validity  # the server certificate's, see make_certificates
-        self.imap_port = free_port()
-        self.imaps_port = free_port() if tls else None
-        self.pop3_port = free_port() if pop3 else None
-        self.pop3s_port = free_port() if pop3 and tls else None
+        # Four ports told apart (free_port() twice in a row may give the same one).
+        ports = iter(_distinct_ports(4))
+        self.imap_port = next(ports)
+        self.imaps_port = next(ports) if tls else None
+        self.pop3_port = next(ports) if pop3 else None
+        self.pop3s_port = next(ports) if pop3 and tls else None
         self.users: dict[str, str] = {PROBE_USER: uuid.uuid4().hex, **(users or {})}
         self.runtime: Path | None = None
         self.ca_file: Path | None = None
