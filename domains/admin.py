@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from domains.models import Domain, Membership, Organization
+from domains.models import Domain, Membership, Organization, ServerProbe
 
 
 class MembershipInline(admin.TabularInline):
@@ -22,3 +22,31 @@ class DomainAdmin(admin.ModelAdmin):
     list_filter = ["organization"]
     search_fields = ["name"]
     list_select_related = ["organization"]
+
+
+@admin.register(ServerProbe)
+class ServerProbeAdmin(admin.ModelAdmin):
+    """Read-only: probes are written by the probe runs, and shared by every domain using them."""
+
+    list_display = ["host", "address", "port", "service", "tls_mode", "probed_at"]
+    list_filter = ["service", "tls_mode"]
+    search_fields = ["host", "address"]
+    readonly_fields = [
+        "key",
+        "host",
+        "address",
+        "port",
+        "service",
+        "tls_mode",
+        "result",
+        "probed_at",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -86,5 +86,9 @@ def send_digests() -> int:
 
 
 @shared_task(time_limit=3600, soft_time_limit=3500)
-def prune_run_details() -> int:
-    return retention.prune_run_details()
+def prune_run_details() -> dict:
+    """The retention beat task: old runs' details, and stored probes no domain uses."""
+    return {
+        "runs": retention.prune_run_details(),
+        "server_probes": retention.prune_server_probes(),
+    }

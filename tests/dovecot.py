@@ -32,6 +32,8 @@ Options, for the tests that need them:
 - plaintext_auth=False: `disable_plaintext_auth = yes` (LOGINDISABLED and no USER before TLS);
   the readiness check and `client()` then log in after STARTTLS.
 - old_tls: TLS 1.0 and 1.1 accepted (OpenSSL security level 0).
+- validity: the server certificate's (not before, not after), timedeltas from now (expiring or
+  expired certificates).
 - sasl_socket: an auth socket for Postfix's SASL (`sasl_path`), mode 0666.
 """
 
@@ -43,6 +45,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -57,7 +60,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.servers import ServerProcess, free_port, need_binary, wait_for_port
+from tests.servers import ServerProcess, need_binary, wait_for_port
 
 HOST = "127.0.0.1"
 PROBE_USER = "probe@harness.test"
@@ -97,16 +100,19 @@ def _pem_key(key) -> bytes:
     )
 
 
-def _certificate(subject: str, key, issuer_name: str, issuer_key, *, ca: bool, sans=()):
+def _certificate(
+    subject: str, key, issuer_name: str, issuer_key, *, ca: bool, sans=(), validity=None
+):
     now = datetime.datetime.now(datetime.UTC)
+    before, after = validity or (datetime.timedelta(hours=-1), datetime.timedelta(days=30))
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_before(now + before)
+        .not_valid_after(now + after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
@@ -137,22 +143,25 @@ def _certificate(subject: str, key, issuer_name: str, issuer_key, *, ca: bool, s
 
 
 def make_certificates(
-    directory: Path, hostnames, *, wrong_cert: bool, address: str = HOST
+    directory: Path, hostnames, *, wrong_cert: bool, address: str = HOST, validity=None
 ) -> tuple[Path, Path, Path]:
     """(CA file, server certificate, server key): the server's signed by the CA, or, with
-    wrong_cert, self-signed (so the CA file does not vouch for it)."""
+    wrong_cert, self-signed (so the CA file does not vouch for it). `validity`: the server
+    certificate's (not before, not after) as timedeltas from now (default: -1 h, +30 days)."""
     sans = [x509.DNSName(name) for name in hostnames]
     sans.append(x509.IPAddress(ipaddress.ip_address(address)))
     ca_key, server_key = _key(), _key()
     ca = _certificate("mailsec test CA", ca_key, "mailsec test CA", ca_key, ca=True)
     if wrong_cert:
         server = _certificate(
-            hostnames[0], server_key, hostnames[0], server_key, ca=False, sans=sans
-        )
+            hostnames[0], server_key, hostnames[0], server_key, ca=False, sans=sans,
+            validity=validity,
+        )  # fmt: skip
     else:
         server = _certificate(
-            hostnames[0], server_key, "mailsec test CA", ca_key, ca=False, sans=sans
-        )
+            hostnames[0], server_key, "mailsec test CA", ca_key, ca=False, sans=sans,
+            validity=validity,
+        )  # fmt: skip
     paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
@@ -162,6 +171,18 @@ def make_certificates(
 
 
 # --- the server -------------------------------------------------------------------------------
+
+
+def _distinct_ports(count: int) -> list[int]:
+    """`count` free ports, different from each other (all held open at once while chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 class DovecotServer(ServerProcess):
@@ -181,6 +202,7 @@ class DovecotServer(ServerProcess):
         plaintext_auth: bool = True,
         old_tls: bool = False,
         sasl_socket: bool = False,
+        validity=None,
     ):
         if separator not in ("/", "."):
             raise ValueError(f"separator must be '/' or '.', not {separator!r}")
@@ -192,10 +214,13 @@ class DovecotServer(ServerProcess):
         self.host = host
         self.pop3, self.plaintext_auth, self.old_tls = pop3, plaintext_auth, old_tls
         self.sasl_socket = sasl_socket
-        self.imap_port = free_port()
-        self.imaps_port = free_port() if tls else None
-        self.pop3_port = free_port() if pop3 else None
-        self.pop3s_port = free_port() if pop3 and tls else None
+        self.validity = validity  # the server certificate's, see make_certificates
+        # Four ports told apart (free_port() twice in a row may give the same one).
+        ports = iter(_distinct_ports(4))
+        self.imap_port = next(ports)
+        self.imaps_port = next(ports) if tls else None
+        self.pop3_port = next(ports) if pop3 else None
+        self.pop3s_port = next(ports) if pop3 and tls else None
         self.users: dict[str, str] = {PROBE_USER: uuid.uuid4().hex, **(users or {})}
         self.runtime: Path | None = None
         self.ca_file: Path | None = None
@@ -261,7 +286,11 @@ class DovecotServer(ServerProcess):
         cert = key = None
         if self.tls:
             self.ca_file, cert, key = make_certificates(
-                self.workdir, self.hostnames, wrong_cert=self.wrong_cert, address=self.host
+                self.workdir,
+                self.hostnames,
+                wrong_cert=self.wrong_cert,
+                address=self.host,
+                validity=self.validity,
             )
         self.config_path.write_text(self._config(cert, key))
 
@@ -357,7 +386,7 @@ class DovecotServer(ServerProcess):
 
     def _client_tls(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.ca_file)
-        if self.wrong_cert:  # the test client only needs to log in
+        if self.wrong_cert or self.validity:  # the test client only needs to log in
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         return context
 

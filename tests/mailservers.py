@@ -15,11 +15,17 @@ What runs (every address is on loopback; Postfix binds port 25, so the tests run
   relay through mynetworks), authplain (127.0.30.6:587, AUTH before STARTTLS), tls10
   (127.0.30.7:25, accepts TLS 1.0 and 1.1 at OpenSSL security level 0), untrusted
   (127.0.30.8:25, certificate of a CA nobody trusts), banner (127.0.30.9:25, greets as
-  mail.elsewhere.test), submission-notls (127.0.30.10:587, AUTH and no TLS at all).
+  mail.elsewhere.test), submission-notls (127.0.30.10:587, AUTH and no TLS at all);
+  expiring (127.0.34.1:25 and :587, a certificate that expires in 7 days), submission-tls10
+  (127.0.34.2:587, accepts TLS 1.0 and 1.1), submission-wrongname (127.0.34.3:587, certificate
+  for other-name.example.test).
   SASL (for AUTH) through the first dovecot's auth socket.
 - dovecot, IMAP and POP3 (ports are free ports, as SRV records allow any): secure
   (127.0.31.1: LOGINDISABLED / no USER before TLS), plain (127.0.31.2: plaintext login allowed),
-  notls (127.0.31.3: no TLS at all), oldtls (127.0.31.4: accepts TLS 1.0). Endpoints
+  notls (127.0.31.3: no TLS at all), oldtls (127.0.31.4: accepts TLS 1.0); with LOGINDISABLED /
+  no USER before TLS and a certificate problem each: expiring (127.0.34.4, expires in 7 days),
+  rogue (127.0.34.5, self-signed), wrongname (127.0.34.6, for other-name.example.test),
+  expired (127.0.34.7). Endpoints
   "imap-<case>", "imaps-<case>", "pop3-<case>", "pop3s-<case>" (no TLS ones for notls).
 - tarpit (127.0.32.1:25): accepts connections and never says a word; counts them.
 - refused (127.0.32.2:25): nothing listens, the kernel answers with a reset.
@@ -29,7 +35,8 @@ What runs (every address is on loopback; Postfix binds port 25, so the tests run
   greeting line that never ends ("endless"), a close before any greeting ("hangup"), a close
   after the greeting ("dropout"), multi-line replies with AUTH and no STARTTLS ("multiline"),
   STARTTLS offered and then refused ("tlsrefused", 127.0.33.6), an answer to EHLO that is no
-  SMTP reply ("garbled", 127.0.33.7).
+  SMTP reply ("garbled", 127.0.33.7), EHLO refused and HELO accepted ("heloonly", 127.0.33.8),
+  EHLO and HELO refused ("nohelo", 127.0.33.9).
 
 The addresses are fixed (tests name them), so one lab runs on a machine at a time: `start()`
 waits for a lock file (LOCK_PATH) that another test run's lab holds.
@@ -37,29 +44,27 @@ waits for a lock file (LOCK_PATH) that another test run's lab holds.
 Leaf keys are derived from the host name (`leaf_key`), so a TLSA record of selector 1 (the
 public key) can be written into a zone before the servers start: `spki_sha256(host)`.
 The silent and scripted servers live in tests/silent_servers.py.
-Certificates are made by `LabCA` (the "mailsec lab CA"); `ROGUE` signs the untrusted one.
+Certificates are made by `LabCA` (the "mailsec lab CA", tests/lab_certs.py); a "rogue" one signs
+the untrusted one.
 The names live in `probes.test` (`lab_zones()`, with PTR records for 127.0.30.0/24).
 """
 
 import datetime
 import fcntl
-import hashlib
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from domains.probes.results import Service, Target, TlsMode
 from tests.dovecot import DovecotServer
+from tests.lab_certs import EXPIRING_IN, LabCA, leaf_key, spki_der, spki_sha256  # noqa: F401
 from tests.servers import ServerProcess, need_binary
 from tests.silent_servers import Blackhole, Scripted, Tarpit
 
@@ -73,100 +78,6 @@ OLD_TLS = {
     "smtpd_tls_ciphers": "medium",
     "tls_medium_cipherlist": "DEFAULT:@SECLEVEL=0",
 }
-
-
-# --- certificates -----------------------------------------------------------------------------
-
-
-def leaf_key(name: str) -> ec.EllipticCurvePrivateKey:
-    """A P-256 key derived from `name`: the same in every run (for TLSA records in zones)."""
-    secret = int.from_bytes(hashlib.sha256(f"mailsec lab {name}".encode()).digest(), "big")
-    return ec.derive_private_key(secret % (2**255) + 1, ec.SECP256R1())
-
-
-def spki_der(name: str) -> bytes:
-    return (
-        leaf_key(name)
-        .public_key()
-        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-
-
-def spki_sha256(name: str) -> str:
-    """The data of a TLSA "3 1 1" record for the lab certificate of host `name` (hex)."""
-    return hashlib.sha256(spki_der(name)).hexdigest()
-
-
-def _pem(obj) -> bytes:
-    if isinstance(obj, x509.Certificate):
-        return obj.public_bytes(serialization.Encoding.PEM)
-    return obj.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _cn(name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-
-
-class LabCA:
-    """A CA whose key is derived from its label; issues leaf certificates into `directory`."""
-
-    def __init__(self, directory: Path, label: str):
-        self.directory, self.label = Path(directory), label
-        self.key = leaf_key(f"CA {label}")
-        now = datetime.datetime.now(datetime.UTC)
-        usage = x509.KeyUsage(True, False, False, False, False, True, True, False, False)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(_cn(f"mailsec {label} CA"))
-            .issuer_name(_cn(f"mailsec {label} CA"))
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=3650))  # before the expired leaf's
-            .not_valid_after(now + datetime.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(usage, critical=True)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        self.cert_path = self.directory / f"ca-{label}.pem"
-        self.cert_path.write_bytes(_pem(self.cert))
-
-    def issue(self, host: str, names: tuple[str, ...], *, expired=False) -> tuple[Path, Path]:
-        """(certificate chain PEM: leaf then CA, key PEM) for `names`, keyed by `host`."""
-        key = leaf_key(host)
-        now = datetime.datetime.now(datetime.UTC)
-        start, end = (now - datetime.timedelta(days=1), now + datetime.timedelta(days=60))
-        if expired:
-            start, end = now - datetime.timedelta(days=90), now - datetime.timedelta(days=2)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_cn(names[0]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        stem = self.directory / f"{self.label}-{host}{'-expired' if expired else ''}"
-        cert_path, key_path = stem.with_suffix(".crt"), stem.with_suffix(".key")
-        cert_path.write_bytes(_pem(cert) + _pem(self.cert))
-        key_path.write_bytes(_pem(key))
-        key_path.chmod(0o600)
-        return cert_path, key_path
 
 
 # --- endpoints ------------------------------------------------------------------------------
@@ -197,6 +108,7 @@ class SmtpCase:
     tls_mode: TlsMode = STARTTLS
     cert_names: tuple[str, ...] = ()  # () = the host itself
     expired: bool = False
+    expiring: bool = False  # a certificate valid for EXPIRING_IN more days
     rogue: bool = False  # signed by a CA that is not in the bundle
     options: dict = field(default_factory=dict)
 
@@ -252,11 +164,64 @@ SMTP_CASES = [
         options={**SUBMIT, "smtpd_tls_security_level": "none", "smtpd_tls_auth_only": "no"},
     ),
 ]
+# Added for the certificate findings of the access services (new addresses: 127.0.34.x).
+SMTP_CASES += [
+    SmtpCase("expiring", "mx-expiring.probes.test", "127.0.34.1", expiring=True),
+    SmtpCase(
+        "expiring-submission",
+        "mx-expiring.probes.test",
+        "127.0.34.1",
+        587,
+        SUBMISSION,
+        expiring=True,
+        options=SUBMIT,
+    ),
+    SmtpCase(
+        "submission-tls10",
+        "submit-tls10.probes.test",
+        "127.0.34.2",
+        587,
+        SUBMISSION,
+        options={**SUBMIT, **OLD_TLS},
+    ),
+    SmtpCase(
+        "submission-wrongname",
+        "submit-wrongname.probes.test",
+        "127.0.34.3",
+        587,
+        SUBMISSION,
+        cert_names=("other-name.example.test",),
+        options=SUBMIT,
+    ),
+]
 DOVECOT_CASES = {  # name: (address, host name, DovecotServer options)
     "secure": ("127.0.31.1", "mail.probes.test", {"plaintext_auth": False, "sasl_socket": True}),
     "plain": ("127.0.31.2", "mail-plain.probes.test", {}),
     "notls": ("127.0.31.3", "mail-notls.probes.test", {"tls": False}),
     "oldtls": ("127.0.31.4", "mail-oldtls.probes.test", {"old_tls": True}),
+    "expiring": (
+        "127.0.34.4",
+        "mail-expiring.probes.test",
+        {"plaintext_auth": False, "validity": (-datetime.timedelta(days=60), EXPIRING_IN)},
+    ),
+    "rogue": (
+        "127.0.34.5",
+        "mail-rogue.probes.test",
+        {"plaintext_auth": False, "wrong_cert": True},
+    ),
+    "wrongname": (
+        "127.0.34.6",
+        "mail-wrongname.probes.test",
+        {"plaintext_auth": False, "hostnames": ("other-name.example.test",)},
+    ),
+    "expired": (
+        "127.0.34.7",
+        "mail-expired.probes.test",
+        {
+            "plaintext_auth": False,
+            "validity": (-datetime.timedelta(days=90), -datetime.timedelta(days=2)),
+        },
+    ),
 }
 TARPIT, REFUSED, BLACKHOLE = "127.0.32.1", "127.0.32.2", "127.0.32.3"
 SCRIPTED = {  # name: (address, greeting, replies to the lines received, close at once)
@@ -294,6 +259,25 @@ SCRIPTED["garbled"] = (  # greets, then answers EHLO with something that is no S
     "127.0.33.7",
     b"220 garbled.probes.test ESMTP\r\n",
     (b"hello there\r\n",),
+    False,
+)
+SCRIPTED["heloonly"] = (  # refuses EHLO (an old server), accepts HELO, denies relaying
+    "127.0.33.8",
+    b"220 heloonly.probes.test SMTP\r\n",
+    (
+        b"502 5.5.2 Error: command not recognized\r\n",
+        b"250 heloonly.probes.test\r\n",
+        b"250 ok\r\n",
+        b"554 5.7.1 relaying denied\r\n",
+        b"250 ok\r\n",
+        b"221 bye\r\n",
+    ),
+    False,
+)
+SCRIPTED["nohelo"] = (  # refuses EHLO and HELO alike
+    "127.0.33.9",
+    b"220 nohelo.probes.test SMTP\r\n",
+    (b"502 5.5.2 no\r\n", b"550 5.7.1 go away\r\n", b"221 bye\r\n"),
     False,
 )
 PTR = {  # address -> PTR name (plain, 127.0.30.2, has none)
@@ -512,9 +496,7 @@ class MailLab:
             server = DovecotServer(
                 self.workdir / f"dovecot-{name}",
                 host=address,
-                hostnames=(host,),
-                pop3=True,
-                **options,
+                **{"hostnames": (host,), "pop3": True, **options},
             )
             self.dovecots[name] = server
             server.start()
@@ -536,7 +518,9 @@ class MailLab:
         for case in SMTP_CASES:
             ca = rogue if case.rogue else self.ca
             names = case.cert_names or (case.host,)
-            certificates[case.name] = ca.issue(case.host, names, expired=case.expired)
+            certificates[case.name] = ca.issue(
+                case.host, names, expired=case.expired, expiring=case.expiring
+            )
             self.endpoints[case.name] = Endpoint(
                 case.name, case.host, case.address, case.port, case.service, case.tls_mode
             )
@@ -547,9 +531,10 @@ class MailLab:
 
     def stop(self) -> None:
         servers = (self.tarpit, self.blackhole, self.postfix, *self.dovecots.values())
-        for server in (*servers, *self.scripted):
-            if server is not None:
-                server.stop()
+        running = [server for server in (*servers, *self.scripted) if server is not None]
+        # Side by side: dovecot takes about a second to stop, and the lab runs nine of them.
+        with ThreadPoolExecutor(max(1, len(running))) as pool:
+            list(pool.map(lambda server: server.stop(), running))
         self.tarpit = self.blackhole = self.postfix = None
         self.dovecots, self.scripted = {}, []
         if self._lock_file is not None:

@@ -5,7 +5,7 @@ from django.conf import settings
 
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
 from domains.checks.dnssec import BOGUS, INSECURE, SECURE, Validator, mail_hosts
-from domains.checks.mailservers import usable_tlsa
+from domains.checks.mailservers import dane_untested, usable_tlsa
 from domains.findings import finding
 
 PROBE_CATEGORIES = ("smtp", "submission", "imap", "pop3")
@@ -73,19 +73,25 @@ class DaneCheck(Check):
             return result
         zones = self._zone_status(ctx, hosts)
         # A bogus zone's TLSA is not looked at: validating senders cannot use it, and the
-        # dnssec check reports the zone.
-        asked = [host for host in hosts if zones[host] != BOGUS]
+        # dnssec check reports the zone. A host whose zone or TLSA lookup failed is not judged
+        # (its DANE alone is "not tested"; the other hosts keep their verdicts).
+        asked = [host for host in hosts if zones.get(host, BOGUS) != BOGUS]
         ctx.dns.prefetch(*[(tlsa_name(host), "TLSA") for host in asked])
         tlsa, usable = {}, {}
         for host in asked:
-            records = ctx.dns.lookup(tlsa_name(host), "TLSA").rdatas
-            tlsa[host] = [tlsa_text(r) for r in records]
-            result.findings += self._judge(ctx, host, zones[host], records)
-            if zones[host] == SECURE:
-                usable[host] = usable_tlsa(records)
+            with ctx.dns.optional(dane_untested(host, 25)):
+                records = ctx.dns.lookup(tlsa_name(host), "TLSA").rdatas
+                tlsa[host] = [tlsa_text(r) for r in records]
+                result.findings += self._judge(ctx, host, zones[host], records)
+                if zones[host] == SECURE:
+                    usable[host] = usable_tlsa(records)
         result.records = {"TLSA": tlsa}
-        # For the smtp category: what DANE senders match the served certificates against.
-        result.data = {"zones": zones, "usable": usable}
+        # For the smtp category: what DANE senders match the served certificates against, and
+        # the hosts whose DANE could not be tested.
+        untested = [h for h in hosts if h not in zones or (h in asked and h not in tlsa)]
+        if len(untested) == len(hosts):
+            self._fail_core(ctx, hosts, zones)
+        result.data = {"zones": zones, "usable": usable, "untested": untested}
         return result
 
     def finish(self, ctx: Context, result: CategoryResult) -> bool:
@@ -105,16 +111,31 @@ class DaneCheck(Check):
         return True
 
     @staticmethod
+    def _fail_core(ctx: Context, hosts: list[str], zones: dict) -> None:
+        """No host's DANE could be tested: the category itself could not be. Asks the failed
+        lookups again (the session remembers the failures) outside any optional scope, so they
+        raise as the category's core lookups."""
+        validator = Validator(ctx.dns, settings.MAILSEC_DNSSEC_TRUST_ANCHORS)
+        for host in hosts:
+            if host in zones:
+                ctx.dns.lookup(tlsa_name(host), "TLSA")
+            else:
+                validator.verdict(host)
+
+    @staticmethod
     def _zone_status(ctx: Context, hosts: list[str]) -> dict[str, str]:
         """The dnssec check's verdicts; validated here for hosts it has none for (it could not
-        finish, or was given other hosts), through the same session's answers."""
-        known = ctx.data("dnssec").get("mx", {})
+        finish, or was given other hosts), through the same session's answers; a host whose
+        validation failed is left out."""
+        known = dict(ctx.data("dnssec").get("mx", {}))
         missing = [host for host in hosts if host not in known]
         if missing:
             validator = Validator(ctx.dns, settings.MAILSEC_DNSSEC_TRUST_ANCHORS)
             validator.prefetch(*missing)
-            known = {**known, **{host: validator.verdict(host).status for host in missing}}
-        return {host: known[host] for host in hosts}
+            for host in missing:  # a host left out could not be validated: DANE not tested
+                with ctx.dns.optional(dane_untested(host, 25)):
+                    known[host] = validator.verdict(host).status
+        return {host: known[host] for host in hosts if host in known}
 
     @staticmethod
     def _judge(ctx: Context, host: str, zone: str, records: list) -> list:

@@ -8,6 +8,7 @@ categories (smtp, submission, imap, pop3) probe.
   category's two standard ports, `host:port` one of them). Host names are never guessed.
 """
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from domains.checks.base import CategoryResult, Check, Context
@@ -47,6 +48,12 @@ def parse_access_host(line: str) -> tuple[str, int | None]:
     from domains.names import DomainNameError, normalize_domain
 
     text = line.strip()
+    if _ip_literal(text):
+        raise AccessHostError(
+            f"“{text}”: an IP address cannot be a mail access host. Certificates name hosts, "
+            "and mailsec checks the certificate against the name: give the host name your mail "
+            "clients use (the one the certificate is issued for)."
+        )
     port = None
     if text.count(":") == 1:
         text, _, port_text = text.partition(":")
@@ -66,6 +73,19 @@ def parse_access_host(line: str) -> tuple[str, int | None]:
     return name, port
 
 
+def _ip_literal(text: str) -> bool:
+    """An IPv4 or IPv6 address, bare, in brackets, or with a port ("[2001:db8::1]:993")."""
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def format_access_host(name: str, port: int | None) -> str:
     return name if port is None else f"{name}:{port}"
 
@@ -80,8 +100,13 @@ class Plan:
     source: str = ""  # "mx", "srv", "configured", or "srv+configured"
     not_offered: list[str] = field(default_factory=list)  # SRV names saying "." (not offered)
     no_address: list[str] = field(default_factory=list)  # hosts with no A/AAAA record
+    unresolved: list[str] = field(default_factory=list)  # hosts whose address lookup failed
     srv: dict = field(default_factory=dict)  # owner name -> ["prio weight port target", ...]
     priority: dict = field(default_factory=dict)  # target key -> MX preference / SRV priority
+    # (host, port) -> the SRV owner names that lead to it; `direct`: the configured ones. DANE
+    # for a host reached through SRV counts only when the SRV's zone validates (RFC 7673).
+    via_srv: dict = field(default_factory=dict)
+    direct: set = field(default_factory=set)
 
     def add(self, host: str, addresses: list[str], port: int, service, mode, priority=None):
         for address in addresses:
@@ -91,13 +116,40 @@ class Plan:
                 self.priority[target.key] = priority
 
 
-def addresses(ctx: Context, host: str) -> list[str]:
-    """IPv4 then IPv6 addresses, from the mx check's answers or the session (a failure raises
-    LookupFailed: the category could not be tested)."""
+def addresses(ctx: Context, host: str, plan: Plan | None = None) -> list[str]:
+    """IPv4 then IPv6 addresses, from the mx check's answers or the session. With a `plan`, a
+    failed lookup voids only this host's probes of that address family (the host is noted in
+    `plan.unresolved`; `settle` makes it the category's failure when nothing is left)."""
     known = ctx.data("mx").get("addresses", {})
     if host in known:
         return list(known[host])
-    return [r.address for rdtype in ("A", "AAAA") for r in ctx.dns.lookup(host, rdtype).rdatas]
+    if plan is None:
+        return [r.address for rdtype in ("A", "AAAA") for r in ctx.dns.lookup(host, rdtype).rdatas]
+    found, failed = [], False
+    for rdtype in ("A", "AAAA"):
+        failed = True
+        with ctx.dns.optional(f"{rdtype} of {host} not probed"):
+            found += [r.address for r in ctx.dns.lookup(host, rdtype).rdatas]
+            failed = False
+        if failed and host not in plan.unresolved:
+            plan.unresolved.append(host)
+    return found
+
+
+def _place(plan: Plan, host: str, found: list[str]) -> None:
+    """A host with no address to probe: "no A or AAAA record" only when DNS said so."""
+    if not found and host not in plan.unresolved and host not in plan.no_address:
+        plan.no_address.append(host)
+
+
+def settle(ctx: Context, plan: Plan) -> Plan:
+    """Nothing to probe because address lookups failed: the category could not be tested (the
+    failed lookups are asked again outside any optional scope, as its core)."""
+    if not plan.targets and plan.unresolved:
+        for host in plan.unresolved:
+            for rdtype in ("A", "AAAA"):
+                ctx.dns.lookup(host, rdtype)
+    return plan
 
 
 def smtp_plan(ctx: Context) -> Plan:
@@ -111,11 +163,10 @@ def smtp_plan(ctx: Context) -> Plan:
         preferences.setdefault(name_text(record.exchange), record.preference)
     ctx.dns.prefetch(*[(h, t) for h in hosts for t in ("A", "AAAA")])
     for host in hosts:
-        found = addresses(ctx, host)
-        if not found:
-            plan.no_address.append(host)
+        found = addresses(ctx, host, plan)
+        _place(plan, host, found)
         plan.add(host, found, 25, Service.SMTP, STARTTLS, preferences.get(host))
-    return plan
+    return settle(ctx, plan)
 
 
 def access_plan(ctx: Context, service: Service) -> Plan:
@@ -138,25 +189,25 @@ def access_plan(ctx: Context, service: Service) -> Plan:
                 plan.not_offered.append(name)
                 continue
             found_srv.append((host, record.port, mode, record.priority))
+            plan.via_srv.setdefault((host, record.port), set()).add(name)
     ctx.dns.prefetch(*[(h, t) for h, *_ in found_srv for t in ("A", "AAAA")])
     for host, port, mode, priority in found_srv:
-        found = addresses(ctx, host)
-        if not found:
-            plan.no_address.append(host)
+        found = addresses(ctx, host, plan)
+        _place(plan, host, found)
         plan.add(host, found, port, service, mode, priority)
     configured = _configured(ctx, service)
     ctx.dns.prefetch(*[(h, t) for h, *_ in configured for t in ("A", "AAAA")])
     for host, port, mode, optional in configured:
-        found = addresses(ctx, host)
-        if not found and host not in plan.no_address:
-            plan.no_address.append(host)
+        plan.direct.add((host, port))
+        found = addresses(ctx, host, plan)
+        _place(plan, host, found)
         before = {t.key for t in plan.targets}
         plan.add(host, found, port, service, mode)
         if optional:
             plan.optional |= {t.key for t in plan.targets} - before
     sources = (("srv", found_srv or plan.not_offered), ("configured", configured))
     plan.source = "+".join(name for name, used in sources if used)
-    return plan
+    return settle(ctx, plan)
 
 
 def _configured(ctx: Context, service: Service) -> list[tuple[str, int, TlsMode, bool]]:
@@ -190,6 +241,14 @@ def usable_tlsa(records) -> list[tuple[int, int, int, str]]:
     ]
 
 
+DANE_UNTESTED = "not tested: a lookup it needs (TLSA, or DNSSEC of a zone) failed"
+
+
+def dane_untested(host: str, port: int) -> str:
+    """What a failed lookup for DANE of one host and port leaves untested."""
+    return f"DANE of {host}:{port} not tested"
+
+
 def dane_matcher():
     """The probes' DANE matching function: (records, chain_der_hex) -> DaneResult."""
     from domains.probes import dane
@@ -212,30 +271,49 @@ class ProbeCheck(Check):
         return plan.targets
 
     def policies(self, ctx: Context, plan: Plan) -> dict:
-        """DANE for SRV and configured hosts: TLSA at _<port>._tcp.<host> in a zone that
-        DNSSEC validates (looked up only where TLSA records exist)."""
+        """DANE for SRV and configured hosts: TLSA at _<port>._tcp.<host>, which counts only
+        when the host's zone validates with DNSSEC and, for a host named by an SRV record, the
+        SRV's zone too (RFC 7673 3, 4.1). A failed lookup voids only that host's DANE verdict."""
+        pairs = sorted({(t.host, t.port) for t in plan.targets})
+        ctx.dns.prefetch(*[(f"_{port}._tcp.{host}", "TLSA") for host, port in pairs])
+        tlsa, secure = {}, {}
+        for host, port in pairs:
+            with ctx.dns.optional(dane_untested(host, port)):
+                tlsa[(host, port)] = ctx.dns.lookup(f"_{port}._tcp.{host}", "TLSA").rdatas
+        with_records = [pair for pair in pairs if tlsa.get(pair)]
+        if with_records:
+            secure = self._secure(ctx, plan, with_records)
+        policies = {}
+        for target in plan.targets:
+            pair = (target.host, target.port)
+            untested = pair not in tlsa or (tlsa[pair] and pair not in secure)
+            policies[target.key] = HostPolicy(
+                tlsa=usable_tlsa(tlsa[pair]) if secure.get(pair) else [],
+                tlsa_name=f"_{target.port}._tcp.{target.host}",
+                dane_untested=DANE_UNTESTED if untested else "",
+            )
+        return policies
+
+    @staticmethod
+    def _secure(ctx: Context, plan: Plan, pairs: list) -> dict:
+        """(host, port) -> whether its TLSA records count: the host's zone validates and so
+        does the zone of an SRV record naming it (unless the team configured the host itself).
+        A pair whose zones could not be validated is left out (DANE not tested)."""
         from django.conf import settings
 
         from domains.checks.dnssec import SECURE, Validator
 
-        names = {(t.host, t.port) for t in plan.targets}
-        ctx.dns.prefetch(*[(f"_{port}._tcp.{host}", "TLSA") for host, port in names])
-        tlsa = {(h, p): ctx.dns.lookup(f"_{p}._tcp.{h}", "TLSA").rdatas for h, p in names}
-        zones = {}
-        with_records = sorted({h for (h, _), records in tlsa.items() if records})
-        if with_records:
-            validator = Validator(ctx.dns, settings.MAILSEC_DNSSEC_TRUST_ANCHORS)
-            validator.prefetch(*with_records)
-            zones = {h: validator.verdict(h).status for h in with_records}
-        policies = {}
-        for target in plan.targets:
-            records = tlsa[(target.host, target.port)]
-            secure = zones.get(target.host) == SECURE
-            policies[target.key] = HostPolicy(
-                tlsa=usable_tlsa(records) if secure else [],
-                tlsa_name=f"_{target.port}._tcp.{target.host}",
-            )
-        return policies
+        validator = Validator(ctx.dns, settings.MAILSEC_DNSSEC_TRUST_ANCHORS)
+        owners = {pair: set() if pair in plan.direct else plan.via_srv.get(pair, set())
+                  for pair in pairs}  # fmt: skip
+        validator.prefetch(*{h for h, _ in pairs}, *{o for names in owners.values() for o in names})
+        secure = {}
+        for host, port in pairs:
+            with ctx.dns.optional(dane_untested(host, port)):
+                ok = validator.verdict(host).status == SECURE
+                srv = [validator.verdict(owner).status == SECURE for owner in owners[(host, port)]]
+                secure[(host, port)] = ok and (not srv or any(srv))
+        return secure
 
     def run(self, ctx: Context) -> CategoryResult:
         from datetime import UTC, datetime

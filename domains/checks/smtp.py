@@ -6,7 +6,7 @@ enforce mode (RFC 8461) or DANE-TA records (RFC 7672); the DANE match itself is 
 category's (`dane.mismatch`), the MTA-STS one the mta_sts category's."""
 
 from domains.checks.base import Context, register
-from domains.checks.mailservers import Plan, ProbeCheck, smtp_plan
+from domains.checks.mailservers import DANE_UNTESTED, Plan, ProbeCheck, smtp_plan
 from domains.checks.verdicts import HostPolicy
 from domains.probes.results import Service
 
@@ -25,11 +25,13 @@ class SmtpCheck(ProbeCheck):
         mta_sts check's policy mode: no lookup of its own."""
         mode = ctx.data("mta_sts").get("mode", "")
         tlsa = ctx.data("dane").get("usable", {})
+        untested = set(ctx.data("dane").get("untested", []))
         return {
             t.key: HostPolicy(
                 sts_mode=mode if mode in ("enforce", "testing") else "",
                 tlsa=[tuple(r) for r in tlsa.get(t.host, [])],
                 tlsa_name=f"_25._tcp.{t.host}",
+                dane_untested=DANE_UNTESTED if t.host in untested else "",
             )
             for t in plan.targets
         }

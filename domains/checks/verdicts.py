@@ -41,6 +41,7 @@ class HostPolicy:
     tlsa_name: str = ""
     dane: str = "none"  # "none", "match" or "mismatch" (set by judge from the chain served)
     dane_reason: str = ""
+    dane_untested: str = ""  # why DANE was not judged (a failed lookup), else ""
 
     @property
     def dane_ta(self) -> bool:
@@ -75,6 +76,8 @@ def reach_text(result: ProbeResult) -> str:
 def dane_state(policy: HostPolicy, result: ProbeResult, match) -> tuple[str, str]:
     """ "none" without usable TLSA records; else whether the chain served matches one.
     `match(records, chain_der_hex)` is domains.probes.dane.match (a DaneResult)."""
+    if policy.dane_untested:
+        return "none", policy.dane_untested
     if not policy.tlsa:
         return "none", ""
     if result.starttls_offered is False:
@@ -188,7 +191,7 @@ def judge(
         elif probe is not None and probe.reach in SILENT and target.key not in plan.optional:
             severity = Severity.MEDIUM if service != Service.SMTP else None
             found.add("unreachable", f"{where(target)}: {reach_text(probe)}", severity)
-    result.findings = _findings(name, found, domain)
+    result.findings = _findings(name, found, domain) + _ptr_failures(plan, probed, domain)
     if untested:
         detail = "Not tested: " + "; ".join(untested) + "."
         result.findings.append(finding("probe.not_tested", detail, domain=domain, category=name))
@@ -216,6 +219,20 @@ def _untested(plan, probed: dict) -> list[str]:
         elif probe.reach in (Reach.REFUSED_TARGET, Reach.ERROR) and not answered(probe):
             lines.append(f"{where(target)}: {reach_text(probe)}")
     return lines
+
+
+def _ptr_failures(plan, probed: dict, domain: str) -> list[Finding]:
+    """A failed PTR (or forward) lookup of a probed address voids only its banner verdict: one
+    finding, as the engine reports the failed lookups that void one verdict."""
+    lines = [
+        f"{where(t)}: {probed[t.key].ptr_error}; banner and FCrDNS of {t.address} not tested"
+        for t in plan.targets
+        if answered(probed[t.key]) and probed[t.key].ptr_error
+    ]
+    if not lines:
+        return []
+    detail = "; ".join(sorted(set(lines))) + "."
+    return [finding("dns.partial_lookup_failed", detail, domain=domain, category="smtp")]
 
 
 def _nothing_answered(service, plan, probed, untested, result, domain) -> CategoryResult:
@@ -292,6 +309,8 @@ def _judge_server(service, target, probe: ProbeResult, policy, now, found: _Foun
             Service.POP3: ("STLS", "CAPA"),
         }.get(service, ("STARTTLS", "EHLO"))
         said = " ".join(probe.capabilities_plain[:12])
+        if probe.ehlo_refused:  # HELO only: no extensions, so no STARTTLS
+            said = f"refused with {probe.ehlo_refused}; HELO has no extensions"
         found.add("tls_missing", f"{at}: {command} not offered ({asked} says: {said or 'nothing'})")
     elif tls is None or not tls.ok:
         error = (tls.error if tls else "") or probe.error or "no handshake"

@@ -145,6 +145,7 @@ def _talk(target, result: ProbeResult, channel, dialect, timeouts: Timeouts) -> 
         return
     capabilities = dialect.capabilities()
     if target.service in (Service.SMTP, Service.SUBMISSION):
+        result.ehlo_refused = dialect.ehlo_refused
         result.ehlo_name = _banner_name(result.greeting, getattr(dialect, "ehlo_line", ""))
     alive = True
     if implicit:

@@ -47,10 +47,19 @@ class Smtp:
         code, lines = self.reply(timeout)
         return code == 220, f"{code} {lines[0]}".strip()
 
+    ehlo_refused = ""  # EHLO's refusal, when the server only speaks HELO
+
     def capabilities(self) -> list[str]:
+        """EHLO's extensions. A server that refuses EHLO is asked HELO (RFC 5321 4.1.4): then
+        it has no extensions at all, so no STARTTLS and no AUTH."""
         code, lines = self.command(f"EHLO {self.helo_name}")
-        if code != 250:  # an old server: HELO, and no extensions at all
-            self.command(f"HELO {self.helo_name}")
+        if code != 250:
+            self.ehlo_refused = f"{code} {' '.join(lines)}".strip()[:200]
+            helo, answer = self.command(f"HELO {self.helo_name}")
+            if helo != 250:
+                said = f"{helo} {' '.join(answer)}".strip()[:200]
+                raise ProtocolError(f"EHLO answered {self.ehlo_refused}, HELO answered {said}")
+            self.ehlo_line = answer[0] if answer else ""
             return []
         self.ehlo_line = lines[0]
         return lines[1:]

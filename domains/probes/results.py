@@ -105,6 +105,7 @@ class ProbeResult:
     # Added by the probes:
     connections: int = 0  # TCP connections this probe opened (one, plus one per TLS version tried)
     ptr_error: str = ""  # why ptr_names / fcrdns are unknown (a failed DNS lookup)
+    ehlo_refused: str = ""  # smtp: EHLO's refusal ("502 ..."); HELO was used, no extensions
 
     def as_dict(self) -> dict:
         return asdict(self)

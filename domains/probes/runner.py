@@ -23,8 +23,11 @@ Guarantees, for the Prober's lifetime:
 Reuse across runs (within a probe interval) is the caller's: pass `cache`, any object with
 `get(key) -> ProbeResult | None` and `put(result: ProbeResult) -> None`. `get` is asked once per
 key before probing (a hit is returned as it is: its `probed_at` tells its age); `put` gets every
-fresh result. Both are called from worker threads (use a database connection per thread, as
-Django does). A cache that raises is not trusted for that key: the host is probed.
+fresh result. Both are called from worker threads, so a cache must not touch the database there
+(each thread would keep a Django connection open after the run): domains/probing.py reads the
+stored probes before and writes the new ones after, in the caller's thread, and hands the Prober
+a cache in memory (tests/domains/test_probe_connections.py counts the connections). A cache that
+raises is not trusted for that key: the host is probed.
 
 Options: `timeouts` (domains.probes.probe.Timeouts: connect, greeting, command seconds),
 `per_address` (2), `workers` (32). `probe_one(target, session)` is probe_many for one target;

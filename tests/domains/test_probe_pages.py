@@ -112,7 +112,10 @@ def test_mail_access_hosts_on_the_form(bob, acme_domain):
     ("hosts", "error"),
     [
         ("mail.acme.example:2525", "does not say which service"),
-        ("192.0.2.1", "IP address"),
+        ("192.0.2.1", "an IP address cannot be a mail access host"),
+        ("192.0.2.1:993", "an IP address cannot be a mail access host"),
+        ("[2001:db8::1]:993", "an IP address cannot be a mail access host"),
+        ("2001:db8::1", "an IP address cannot be a mail access host"),
         ("\n".join(f"h{i}.acme.example" for i in range(21)), "At most 20"),
     ],
 )

@@ -379,6 +379,44 @@ def test_ehlo_name(run, mail_lab, settings, monkeypatch, configured, machine, ex
     assert server.received[0][0] == expected
 
 
+def test_a_server_refusing_ehlo_is_asked_helo(run, mail_lab):
+    server = next(s for s in mail_lab.scripted if s.greeting.startswith(b"220 heloonly"))
+    server.received.clear()
+    result = run("heloonly")
+    assert result.reach is Reach.OK
+    assert result.ehlo_refused == "502 5.5.2 Error: command not recognized"
+    # HELO has no extensions: no STARTTLS (judged from HELO, not from the refused EHLO).
+    assert result.capabilities_plain == [] and result.starttls_offered is False
+    assert result.tls is None and result.plaintext_auth is False
+    assert result.ehlo_name == "heloonly.probes.test"
+    assert result.open_relay is False and "554 5.7.1" in result.relay_evidence
+    (said,) = server.received
+    assert [line.split(" ")[0].split(":")[0] for line in said] == [
+        "EHLO", "HELO", "MAIL", "RCPT", "RSET", "QUIT",
+    ]  # fmt: skip
+
+
+def test_starttls_of_a_helo_only_server_is_judged_missing(run):
+    from domains.checks.mailservers import Plan
+    from domains.checks.verdicts import judge
+
+    result = run("heloonly")
+    plan = Plan(targets=[result.target], source="mx")
+    now = datetime.datetime.now(datetime.UTC)
+    found = judge(Service.SMTP, plan, {result.target.key: result}, {}, now)
+    assert [f.id for f in found.findings] == ["smtp.tls_missing"]
+    assert found.findings[0].detail == (
+        "heloonly.probes.test (127.0.33.8) port 25: STARTTLS not offered (EHLO says: refused "
+        "with 502 5.5.2 Error: command not recognized; HELO has no extensions)."
+    )
+
+
+def test_a_server_refusing_ehlo_and_helo_is_an_error(run):
+    result = run("nohelo")
+    assert result.reach is Reach.ERROR
+    assert result.error == "EHLO answered 502 5.5.2 no, HELO answered 550 5.7.1 go away"
+
+
 def test_an_answer_that_is_no_smtp(run):
     result = run("garbled")
     assert result.reach is Reach.ERROR
