@@ -45,6 +45,7 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("team/switch/", views.switch_team, name="switch_team"),
     path("settings/", views.settings_page, name="settings"),
     path("settings/team/", views.team_update, name="team_update"),

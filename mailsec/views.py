@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_GET, require_POST
 
@@ -76,6 +77,16 @@ def healthz(request):
 
 def home(request):
     return redirect("domains:list")
+
+
+@login_not_required
+@require_GET
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever a page links (the admin's pages link none): it is
+    the icon base.html links. Not permanent: the static file's name changes with its content."""
+    response = redirect(static("img/favicon.svg"))
+    response["Cache-Control"] = "max-age=86400"
+    return response
 
 
 @require_POST
