@@ -143,6 +143,13 @@ def test_serves_pages_and_static_files(stack):
     assert headers["Content-Type"].startswith("text/css")
     assert "max-age" in headers["Cache-Control"]
     assert b".topbar" in css
+    # Browsers ask for /favicon.ico on every page: the served, versioned icon (issue 14).
+    status, headers, _ = fetch(stack.url("/favicon.ico"))
+    assert status == 302
+    assert re.fullmatch(r"/static/img/favicon\.[0-9a-f]+\.svg", headers["Location"])
+    status, headers, icon = fetch(stack.url(headers["Location"]))
+    assert (status, headers["Content-Type"]) == (200, "image/svg+xml")
+    assert icon.startswith(b"<svg")
 
 
 def dribble(port: int, stop: threading.Event) -> None:
