@@ -90,6 +90,7 @@ def log_in_add_and_check(page, base_url: str, worker) -> dict:
     shown["updated_grade"] = page.locator("#verdict-grade [data-grade]").inner_text()
     shown["updated_text"] = page.locator("#verdict-text").inner_text()
     shown["findings"] = page.locator("#domain-run").inner_text()
+    shown["updated_records"] = page.locator("table.records").inner_text()
     shown["still_same_document"] = page.evaluate("window.sameDocument")
     page.reload()  # what the server renders for the page matches what was swapped in
     shown["reloaded_grade"] = page.locator(".verdict [data-grade]").inner_text()
@@ -113,6 +114,7 @@ def test_check_now_shows_the_grade_from_a_real_worker(live_server, celery_worker
     assert "not been checked yet" not in shown["updated_text"]
     assert "Findings" in shown["findings"]
     assert "v=spf1 mx -all" in shown["records"]  # what knot serves for good.test
+    assert "v=spf1 mx -all" in shown["updated_records"]  # swapped in before the reload
     assert shown["chart_points"] == 1
 
 

@@ -9,7 +9,7 @@ from domains.models import ManualCheck
 from tests.conftest import client_for
 from tests.domains.test_pages import NO_DMARC, NO_SPF, add_run
 
-LIVE_IDS = ["verdict-grade", "verdict-text", "domain-run", "history"]
+LIVE_IDS = ["verdict-grade", "verdict-text", "domain-run", "history", "domain-records", "timeline"]
 
 
 def top_level_ids(html: str) -> list[str]:
