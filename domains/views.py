@@ -79,6 +79,15 @@ def domain_detail(request, pk: int):
     )
 
 
+@require_GET
+def domain_live(request, pk: int):
+    """The parts of the domain's page a finished check changes (grade, checks, mail servers,
+    findings, chart), rendered by the page's own includes: static/js/mailsec.js swaps them in."""
+    domain, _ = _load_domain(request, pk, related=["last_run"])
+    page = pages.domain_page(domain, timezone.now())
+    return render(request, "domains/_live.html", {"domain": domain, "page": page})
+
+
 @require_POST
 def domain_check(request, pk: int):
     """ "Check now": queue a check; the page then polls check_status for its progress."""

@@ -26,6 +26,27 @@ def _prepare_broker_folders(sender, **kwargs):
 
 
 @worker_ready.connect
+def _report_ready(sender, **kwargs):
+    """The worker says it is there as soon as it is ready, with the heartbeat the pages read:
+    without it the "no background worker" banner showed until beat's first heartbeat task ran,
+    a minute after a start."""
+    from django.db import connections
+    from django.utils import timezone
+
+    from mailsec.models import WorkerHeartbeat
+
+    try:
+        WorkerHeartbeat.objects.update_or_create(
+            hostname=sender.hostname, defaults={"seen_at": timezone.now()}
+        )
+    except Exception:
+        logger.exception("Could not record the worker's heartbeat")
+    finally:
+        # Pool processes forked later must not share this process's database connection.
+        connections.close_all()
+
+
+@worker_ready.connect
 def _watch_the_pool(sender, **kwargs):
     """A pool process killed from outside (the kernel's OOM killer sends SIGKILL) leaves the
     prefork pool unable to hand out work: the worker receives tasks and never runs them, and

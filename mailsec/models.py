@@ -10,8 +10,9 @@ from domains.models import Membership, Role
 
 
 class WorkerHeartbeat(models.Model):
-    """Written by the `heartbeat` task that Celery beat schedules every minute, so the pages can
-    say whether background work (checks, report fetching) is actually running."""
+    """Written by a worker as it becomes ready (mailsec/celery.py) and then by the `heartbeat`
+    task that Celery beat schedules every minute, so the pages can say whether background work
+    (checks, report fetching) is actually running."""
 
     hostname = models.CharField(max_length=255, unique=True)
     seen_at = models.DateTimeField(default=timezone.now)

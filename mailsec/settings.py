@@ -257,6 +257,9 @@ else:
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # How often an idle worker looks for a message (kombu's default: every second). The
+        # worker also notices a stop only between looks: Ctrl-C waited for the last one.
+        "polling_interval": 0.2,
     }
     CELERY_RESULT_BACKEND = f"file://{VAR_DIR / 'celery-results'}"
 CELERY_TASK_SERIALIZER = "json"
@@ -266,6 +269,9 @@ CELERY_RESULT_EXPIRES = timedelta(days=1)
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The worker's timer thread sleeps at most this long (Celery's default: 1 s); a stopping worker
+# waits for it to wake, so a stop took up to a second more.
+CELERY_WORKER_TIMER_PRECISION = 0.2
 # A task is acknowledged once done, and given back to the queue when the process running it
 # dies (the OOM killer), so a worker's death loses nothing: every task is safe to run twice.
 CELERY_TASK_ACKS_LATE = True

@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_GET, require_POST
 
@@ -78,6 +79,16 @@ def home(request):
     return redirect("domains:list")
 
 
+@login_not_required
+@require_GET
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever a page links (the admin's pages link none): it is
+    the icon base.html links. Not permanent: the static file's name changes with its content."""
+    response = redirect(static("img/favicon.svg"))
+    response["Cache-Control"] = "max-age=86400"
+    return response
+
+
 @require_POST
 def switch_team(request):
     organization_id = parse_id(request.POST.get("organization"))
@@ -88,31 +99,77 @@ def switch_team(request):
     return redirect("domains:list")
 
 
+# Settings: a page per section, with the sections' navigation (mailsec/_settings_nav.html).
+
+
+@require_GET
 def settings_page(request):
+    """The old one-page settings address: its first section now."""
+    return redirect("settings_team")
+
+
+def _settings(request, template: str, section: str, **context):
+    membership = tenancy.require_membership(request)
+    context = {
+        "membership": membership,
+        "organization": membership.organization,
+        "settings_section": section,
+        **context,
+    }
+    return render(request, template, context)
+
+
+@require_GET
+def settings_team(request):
+    """The team's name, its members and (owners) the invitations waiting for an answer."""
     membership = tenancy.require_membership(request)
     organization = membership.organization
-    members = organization.memberships.select_related("user").order_by("user__username")
-    return render(
+    return _settings(
         request,
-        "mailsec/settings.html",
-        {
-            "membership": membership,
-            "organization": organization,
-            "members": members,
-            "roles": Role.choices,
-            "team_form": TeamForm(instance=organization),
-            "invitation_form": InvitationForm(),
-            "invitation_days": settings.MAILSEC_INVITATION_DAYS,
-            "invitations": invitations.pending_for(organization) if membership.can_manage else [],
-            "security_form": TeamSecurityForm(
-                initial={"require_two_factor": TeamSecurity.requires_two_factor(organization)}
-            ),
-            "new_team_form": TeamForm(prefix="new"),
-            "channels": alerts.channels_for_page(organization, full_targets=membership.can_manage),
-            "alert_form": AlertPreferencesForm(instance=organization),
-            "channel_form": AlertChannelForm(organization=organization),
-        },
+        "mailsec/settings_team.html",
+        "team",
+        members=organization.memberships.select_related("user").order_by("user__username"),
+        roles=Role.choices,
+        team_form=TeamForm(instance=organization),
+        invitation_form=InvitationForm(),
+        invitation_days=settings.MAILSEC_INVITATION_DAYS,
+        invitations=invitations.pending_for(organization) if membership.can_manage else [],
+        new_team_form=TeamForm(prefix="new"),
     )
+
+
+@require_GET
+def settings_security(request):
+    """Your password and two-factor sign-in; (owners) whether the team requires it."""
+    organization = tenancy.require_membership(request).organization
+    required = TeamSecurity.requires_two_factor(organization)
+    return _settings(
+        request,
+        "mailsec/settings_security.html",
+        "security",
+        security_form=TeamSecurityForm(initial={"require_two_factor": required}),
+    )
+
+
+@require_GET
+def settings_alerts(request):
+    """What alerts, and where they go: the channels with their latest deliveries."""
+    membership = tenancy.require_membership(request)
+    organization = membership.organization
+    return _settings(
+        request,
+        "mailsec/settings_alerts.html",
+        "alerts",
+        channels=alerts.channels_for_page(organization, full_targets=membership.can_manage),
+        alert_form=AlertPreferencesForm(instance=organization),
+        channel_form=AlertChannelForm(organization=organization),
+    )
+
+
+@require_GET
+def settings_mailboxes(request):
+    """The report mailboxes have their page under Reports; this section leads there."""
+    return _settings(request, "mailsec/settings_mailboxes.html", "mailboxes")
 
 
 @require_POST
@@ -126,7 +183,7 @@ def team_update(request):
         messages.success(request, "Team renamed.")
     else:
         messages.error(request, "; ".join(form.errors.get("name", ["Invalid name."])))
-    return redirect("settings")
+    return redirect("settings_team")
 
 
 @require_POST
@@ -136,13 +193,13 @@ def team_create(request):
     form = TeamForm(request.POST, prefix="new")
     if not form.is_valid():
         messages.error(request, "Enter a name for the new team.")
-        return redirect("settings")
+        return redirect("settings_team")
     with transaction.atomic():
         organization = form.save()
         Membership.objects.create(organization=organization, user=request.user, role=Role.OWNER)
     tenancy.select_organization(request, organization.pk)
     messages.success(request, f"Created the team {organization}.")
-    return redirect("settings")
+    return redirect("settings_team")
 
 
 def _flash_errors(request, form) -> None:
@@ -185,7 +242,7 @@ def member_role(request, pk: int):
             role=target.role,
         )
         messages.success(request, f"{target.user} is now {target.get_role_display().lower()}.")
-    return redirect("settings")
+    return redirect("settings_team")
 
 
 @require_POST
@@ -202,7 +259,7 @@ def member_remove(request, pk: int):
             target.user.get_username(),
         )
         messages.success(request, f"Removed {target.user} from the team.")
-    return redirect("settings")
+    return redirect("settings_team")
 
 
 @require_POST
@@ -222,7 +279,7 @@ def alert_preferences(request):
         messages.success(request, "Alert preferences saved.")
     else:
         _flash_errors(request, form)
-    return redirect("settings")
+    return redirect("settings_alerts")
 
 
 @require_POST
@@ -232,7 +289,7 @@ def channel_add(request):
     form = AlertChannelForm(request.POST, organization=membership.organization)
     if not form.is_valid():
         _flash_errors(request, form)
-        return redirect("settings")
+        return redirect("settings_alerts")
     channel = form.save()
     AuditEvent.record(
         channel.organization,
@@ -246,7 +303,7 @@ def channel_add(request):
         request.session[SECRET_SESSION_KEY] = channel.pk
         return redirect("channel_secret", pk=channel.pk)
     messages.success(request, f"Added the e-mail channel {channel.name}.")
-    return redirect("settings")
+    return redirect("settings_alerts")
 
 
 SECRET_SESSION_KEY = "show_channel_secret"
@@ -275,7 +332,7 @@ def channel_enable(request, pk: int):
     alerts.enable_channel(channel)
     AuditEvent.record(channel.organization, request.user, AuditAction.CHANNEL_ENABLED, channel.name)
     messages.success(request, f"{channel.name} is enabled.")
-    return redirect("settings")
+    return redirect("settings_alerts")
 
 
 @require_POST
@@ -286,7 +343,7 @@ def channel_disable(request, pk: int):
         channel.organization, request.user, AuditAction.CHANNEL_DISABLED, channel.name
     )
     messages.success(request, f"{channel.name} is disabled.")
-    return redirect("settings")
+    return redirect("settings_alerts")
 
 
 @require_POST
@@ -295,7 +352,7 @@ def channel_delete(request, pk: int):
     channel.delete()
     AuditEvent.record(channel.organization, request.user, AuditAction.CHANNEL_DELETED, channel.name)
     messages.success(request, f"Deleted the channel {channel.name}.")
-    return redirect("settings")
+    return redirect("settings_alerts")
 
 
 @require_POST
@@ -312,4 +369,4 @@ def channel_test(request, pk: int):
         messages.success(request, f"Test alert sent to {channel.name}.")
     else:
         messages.error(request, f"Test alert to {channel.name} failed: {delivery.last_error}")
-    return redirect("settings")
+    return redirect("settings_alerts")

@@ -101,6 +101,12 @@ def _finish(run: MailboxPass, state: str) -> MailboxPass:
     if run.error:
         changes.update(last_error=run.error, last_error_at=run.finished_at)
     Mailbox.objects.filter(pk=mailbox.pk).update(**changes)
+    # A pass not started by the scheduler (fetch now, or the first pass of a new mailbox)
+    # leaves no next poll planned: plan it one interval on, rather than "due now" forever.
+    unplanned = Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=run.finished_at)
+    Mailbox.objects.filter(unplanned, pk=mailbox.pk, enabled=True).update(
+        next_poll_at=run.finished_at + timedelta(minutes=mailbox.interval_minutes)
+    )
     return run
 
 

@@ -1,10 +1,18 @@
 """Uploading report files: several at once, each dropped as soon as it (or the upload as a
 whole) passes the size cap."""
 
+import re
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.template.defaultfilters import filesizeformat
+
+
+def size_text(size: int) -> str:
+    """A size as people write it: Django's filesizeformat without a trailing ".0" ("100 MB",
+    not "100.0 MB"; "1.5 MB" stays)."""
+    return re.sub(r"[.,]0(?=\D)", "", str(filesizeformat(size)))
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -76,7 +84,7 @@ class CappedUploadHandler(FileUploadHandler):
         return raw_data
 
     def _drop(self, why: str):
-        self.oversized.append((self.file_name, why.format(filesizeformat(self.limit))))
+        self.oversized.append((self.file_name, why.format(size_text(self.limit))))
         raise SkipFile
 
     def file_complete(self, file_size):

@@ -60,11 +60,11 @@ def mailbox_rows(organization, now) -> list[MailboxRow]:
     passes = MailboxPass.objects.filter(fetch.in_progress(now), mailbox__in=mailboxes)
     for run in passes.order_by("created_at", "pk"):
         pending[run.mailbox_id] = run  # the latest one wins
-    rows = []
-    for mailbox in mailboxes:
-        due = mailbox.enabled and (mailbox.next_poll_at is None or mailbox.next_poll_at <= now)
-        rows.append(MailboxRow(mailbox, pending.get(mailbox.pk), due))
-    return rows
+    return [MailboxRow(m, pending.get(m.pk), is_due(m, now)) for m in mailboxes]
+
+
+def is_due(mailbox: Mailbox, now) -> bool:
+    return mailbox.enabled and (mailbox.next_poll_at is None or mailbox.next_poll_at <= now)
 
 
 @require_GET
@@ -190,6 +190,14 @@ def mailbox_pass(request, pk: int, pass_pk: int):
     return render(
         request, "reports/_mailbox_pass.html", _pass_context(mailbox, run, timezone.now())
     )
+
+
+@require_GET
+def mailbox_facts(request, pk: int):
+    """The mailbox's settings and passes (its card's facts): swapped in when a pass ends."""
+    mailbox, _ = _load_mailbox(request, pk)
+    row = MailboxRow(mailbox, None, is_due(mailbox, timezone.now()))
+    return render(request, "reports/_mailbox_facts.html", {"mailbox": mailbox, "row": row})
 
 
 def _pass_context(mailbox: Mailbox, run: MailboxPass, now, *, error: str = "") -> dict:

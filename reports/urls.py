@@ -23,6 +23,7 @@ urlpatterns += [
     path("mailboxes/<id:pk>/delete/", mailbox_views.mailbox_delete, name="mailbox_delete"),
     path("mailboxes/<id:pk>/test/", mailbox_views.mailbox_test, name="mailbox_test"),
     path("mailboxes/<id:pk>/fetch/", mailbox_views.mailbox_fetch, name="mailbox_fetch"),
+    path("mailboxes/<id:pk>/facts/", mailbox_views.mailbox_facts, name="mailbox_facts"),
     path(
         "mailboxes/<id:pk>/passes/<id:pass_pk>/",
         mailbox_views.mailbox_pass,

@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -19,7 +18,7 @@ from domains import tenancy
 from domains.models import Domain, Organization
 from domains.views import wants_fragment
 from reports import claims, queries, uploads
-from reports.forms import AssignForm, CappedUploadHandler, UploadForm
+from reports.forms import AssignForm, CappedUploadHandler, UploadForm, size_text
 from reports.models import RawInput, Upload
 from reports.parsing.unpack import MAX_ZIP_MEMBERS
 
@@ -91,7 +90,7 @@ def _upload(request, membership, handler: CappedUploadHandler):
 def _upload_context(form) -> dict:
     return {
         "form": form,
-        "limit": filesizeformat(settings.MAILSEC_REPORT_MAX_BYTES),
+        "limit": size_text(settings.MAILSEC_REPORT_MAX_BYTES),
         "most_files": settings.DATA_UPLOAD_MAX_NUMBER_FILES,
     }
 
@@ -104,9 +103,12 @@ def upload_status(request, pk: int):
     upload = get_object_or_404(Upload, pk=pk, organization=membership.organization)
     files = list(upload.files.all())
     rows = queries.upload_rows(uploads.outcomes_of(files), membership.organization)
+    in_table = {row.outcome.file for row in rows[:UPLOAD_ROWS_SHOWN]}
     context = {
         "upload": upload,
         "files": files,
+        # Each file named once: a file with results in the table is not listed above it.
+        "listed": [file for file in files if file.name not in in_table],
         # An mbox may hold thousands of messages: the counts say them all, the table the first.
         "rows": rows[:UPLOAD_ROWS_SHOWN],
         "rows_hidden": max(0, len(rows) - UPLOAD_ROWS_SHOWN),

@@ -83,8 +83,16 @@ def log_in_add_and_check(page, base_url: str, worker) -> dict:
         "grade": arrived.get_attribute("data-grade"),
         "progress": status.inner_text(),
     }
-    status.locator("a:text-is('Reload the page')").click()
+    # No reload: the grade card, the checks, the findings and the chart update in place.
     expect(page.locator("table.categories")).to_contain_text("SPF")
+    expect(page.locator("#verdict-grade [data-grade]")).to_be_visible()
+    expect(page.locator("svg.chart circle")).to_have_count(1)
+    shown["updated_grade"] = page.locator("#verdict-grade [data-grade]").inner_text()
+    shown["updated_text"] = page.locator("#verdict-text").inner_text()
+    shown["findings"] = page.locator("#domain-run").inner_text()
+    shown["updated_records"] = page.locator("table.records").inner_text()
+    shown["still_same_document"] = page.evaluate("window.sameDocument")
+    page.reload()  # what the server renders for the page matches what was swapped in
     shown["reloaded_grade"] = page.locator(".verdict [data-grade]").inner_text()
     shown["records"] = page.locator("table.records").inner_text()
     shown["chart_points"] = page.locator("svg.chart circle").count()
@@ -99,9 +107,14 @@ def test_check_now_shows_the_grade_from_a_real_worker(live_server, celery_worker
     domain = Domain.objects.get(name="good.test")
     assert domain.grade, "the worker stored no grade"
     assert shown["same_document"] is True  # the progress came without a reload
-    assert shown["grade"] == shown["reloaded_grade"] == domain.grade
+    assert shown["still_same_document"] is True  # the details came without a reload too
+    assert shown["grade"] == shown["updated_grade"] == shown["reloaded_grade"] == domain.grade
     assert f"score {domain.score}" in shown["progress"]
+    assert f"Score {domain.score} of 100" in shown["updated_text"]
+    assert "not been checked yet" not in shown["updated_text"]
+    assert "Findings" in shown["findings"]
     assert "v=spf1 mx -all" in shown["records"]  # what knot serves for good.test
+    assert "v=spf1 mx -all" in shown["updated_records"]  # swapped in before the reload
     assert shown["chart_points"] == 1
 
 
@@ -206,17 +219,18 @@ def test_check_now_shows_the_mail_servers(live_server, probe_worker, alice, acme
         page.click("main button[type=submit]")
         page.wait_for_url(f"{base}/domains/")
         page.click("table.domains a:text-is('good.test')")
+        page.evaluate("window.sameDocument = true")  # a full page load would wipe it out
         page.click("button:text-is('Check now')")
         status = page.locator("#check-status")
         try:
             expect(status.locator("[data-grade]")).to_be_visible(timeout=CHECK_TIMEOUT_MS)
         except AssertionError:
             pytest.fail(f"no result; {status.inner_text()!r}; log:\n{probe_worker.output()}")
-        status.locator("a:text-is('Reload the page')").click()
-        servers = page.locator("table.servers")
+        servers = page.locator("table.servers")  # swapped in, no reload
         expect(servers).to_contain_text("mx-good.probes.test")
         shown = servers.inner_text()
         rows = servers.locator("tbody tr").count()
+        assert page.evaluate("window.sameDocument") is True
     assert "127.0.30.1" in shown and "CN=mx-good.probes.test" in shown
     assert "TLSv1.2" in shown and "days left" in shown and "match" in shown
     assert "mail.probes.test" in shown  # IMAP and POP3 from the SRV records

@@ -122,7 +122,7 @@ def team_security(request):
     required = form.is_valid() and form.cleaned_data["require_two_factor"]
     if required and not two_factor.has_device(request.user):
         messages.error(request, "Turn on two-factor sign-in for yourself first.")
-        return redirect("settings")
+        return redirect("settings_security")
     organization = membership.organization
     if TeamSecurity.set_required(organization, required):
         action = AuditAction.TWO_FACTOR_REQUIRED if required else AuditAction.TWO_FACTOR_OPTIONAL
@@ -133,7 +133,7 @@ def team_security(request):
         if required
         else "Two-factor sign-in is optional in this team.",
     )
-    return redirect("settings")
+    return redirect("settings_security")
 
 
 @require_POST
@@ -144,7 +144,7 @@ def invitation_create(request):
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, error)
-        return redirect("settings")
+        return redirect("settings_team")
     invitation, link, mailed = invitations.invite(
         request, membership.organization, form.cleaned_data["email"], form.cleaned_data["role"]
     )
@@ -172,7 +172,7 @@ def invitation_revoke(request, pk: int):
     )
     invitations.revoke(request, invitation)
     messages.success(request, f"Revoked the invitation of {invitation.email}.")
-    return redirect("settings")
+    return redirect("settings_team")
 
 
 @login_not_required
@@ -218,7 +218,9 @@ def audit_log(request):
         request,
         "mailsec/audit.html",
         {
+            "membership": membership,
             "organization": membership.organization,
+            "settings_section": "audit",
             "page": page,
             "days": settings.MAILSEC_AUDIT_DAYS,
         },

@@ -15,6 +15,32 @@
     if (!element) return;
     target.replaceWith(element);
     poll(element);
+    refresh(element);
+  }
+
+  /* A finished run names (data-refresh) a fragment of the parts of the page it changed: each
+     top-level element of it replaces the page's element with the same id. */
+  function refresh(element) {
+    if (!element.dataset.refresh) return;
+    fetch(element.dataset.refresh, { headers: FRAGMENT, credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error(response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        var template = document.createElement("template");
+        template.innerHTML = html;
+        Array.prototype.slice.call(template.content.children).forEach(function (part) {
+          var old = part.id && document.getElementById(part.id);
+          if (!old) return;
+          old.replaceWith(part);
+          part.querySelectorAll("button[data-copy]").forEach(copyButton);
+        });
+        element.dataset.refreshed = "1";
+      })
+      .catch(function () {
+        element.insertAdjacentHTML("beforeend", "<p>Could not update the page: reload it.</p>");
+      });
   }
 
   function lost(target) {

@@ -445,11 +445,14 @@ def test_progress_partial_follows_the_check(alice, acme_domain):
     done = client.get(url).content.decode()
     assert "data-poll" not in done
     assert '<span class="grade grade-aplus" data-grade="A+">A+</span>, score 97' in done
-    assert f'href="/domains/{acme_domain.pk}/"' in done
+    # No "reload the page": the script fetches the changed parts of the page and swaps them in.
+    assert f'data-refresh="/domains/{acme_domain.pk}/live/"' in done
+    assert "Reload" not in done
     ManualCheck.objects.filter(pk=manual.pk).update(state="failed", error="TimeoutError: slow")
     failed = client.get(url).content.decode()
     assert "The check failed: TimeoutError: slow" in failed
     assert "data-poll" not in failed
+    assert "data-refresh" in failed
 
 
 def test_viewers_cannot_check_and_other_teams_see_nothing(

@@ -17,7 +17,7 @@ def receiver():
 
 
 def page_of(user) -> str:
-    return client_for(user).get("/settings/").content.decode()
+    return client_for(user).get("/settings/channels/").content.decode()
 
 
 def test_everybody_sees_the_channels_and_deliveries(alice, bob, victor, acme):
@@ -103,7 +103,7 @@ def test_a_webhooks_secret_shows_once(alice, bob, acme):
     channel = AlertChannel.objects.get(organization=acme)
     assert len(channel.secret) >= 43  # token_urlsafe(32)
     assert channel.secret in response.content.decode()
-    again = client.get("/settings/").content.decode()
+    again = client.get("/settings/channels/").content.decode()
     assert channel.secret not in again
     assert "https://hooks.acme.test/T0/B1/s3cr3tpath" in again  # owners see the whole URL
     # The path of a webhook URL is often a credential itself: others see the host only.

@@ -29,7 +29,7 @@ def csp(response) -> dict[str, list[str]]:
 
 
 def test_pages_allow_only_their_own_scripts_and_styles(alice, acme_domain):
-    for path in ("/domains/", f"/domains/{acme_domain.pk}/", "/settings/", "/reports/"):
+    for path in ("/domains/", f"/domains/{acme_domain.pk}/", "/settings/members/", "/reports/"):
         policy = csp(client_for(alice).get(path))
         assert policy["script-src"] == ["'self'"], path
         assert policy["style-src"] == ["'self'"], path
@@ -56,7 +56,7 @@ def test_no_template_has_inline_script_or_style():
 
 def test_signed_in_pages_are_not_stored(alice, acme_domain):
     client = client_for(alice)
-    for path in ("/domains/", f"/domains/{acme_domain.pk}/", "/settings/", "/reports/"):
+    for path in ("/domains/", f"/domains/{acme_domain.pk}/", "/settings/members/", "/reports/"):
         assert "no-store" in client.get(path)["Cache-Control"], path
     assert "no-store" not in Client().get("/healthz").get("Cache-Control", "")
 

@@ -57,7 +57,7 @@ def test_an_existing_account_joins_with_its_consent(alice, olga, acme):
     assert "Join as olga" in client.get(path).content.decode()
     assert client.post(path)["Location"] == "/domains/"
     assert Membership.objects.get(user=olga, organization=acme).role == Role.MEMBER
-    assert client.get("/settings/").context["organization"] == acme  # now working there
+    assert client.get("/settings/members/").context["organization"] == acme  # now working there
 
 
 def test_a_link_works_once(alice, olga, acme):
@@ -126,14 +126,14 @@ def test_a_new_session_lands_in_the_team_last_chosen(alice, acme):
     zeta = Organization.objects.create(name="Zeta")
     Membership.objects.create(organization=zeta, user=alice, role=Role.VIEWER)
     client = client_for(alice)
-    assert client.get("/settings/").context["organization"] == acme  # nothing chosen yet
+    assert client.get("/settings/members/").context["organization"] == acme  # nothing chosen yet
     client.post("/team/switch/", {"organization": zeta.pk})
     # A new session (another browser): still Zeta, even when a rename puts another team first.
     acme.name = "Aardvark"
     acme.save()
-    assert client_for(alice).get("/settings/").context["organization"] == zeta
+    assert client_for(alice).get("/settings/members/").context["organization"] == zeta
     client_for(alice).post("/team/switch/", {"organization": acme.pk})
-    assert client_for(alice).get("/settings/").context["organization"] == acme
+    assert client_for(alice).get("/settings/members/").context["organization"] == acme
 
 
 def test_a_rename_does_not_move_anybody(alice, acme):
@@ -143,4 +143,4 @@ def test_a_rename_does_not_move_anybody(alice, acme):
     client_for(alice).post("/team/switch/", {"organization": acme.pk})
     mallory_team.name = "AAA"
     mallory_team.save()
-    assert client_for(alice).get("/settings/").context["organization"] == acme
+    assert client_for(alice).get("/settings/members/").context["organization"] == acme

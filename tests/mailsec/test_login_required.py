@@ -10,6 +10,7 @@ PUBLIC = {
     "login",
     "setup",
     "healthz",
+    "favicon",  # a redirect to the static icon
     "invitation",  # answers "no longer valid" to a wrong token; joining needs an account
     "password_reset",
     "password_reset_done",

@@ -65,4 +65,4 @@ def test_an_unknown_address_gets_the_same_answer_and_no_mail(smtp, alice):  # no
 
 
 def test_the_settings_page_links_the_two_factor_page(alice):
-    assert "/account/two-factor/" in client_for(alice).get("/settings/").content.decode()
+    assert "/account/two-factor/" in client_for(alice).get("/settings/sign-in/").content.decode()

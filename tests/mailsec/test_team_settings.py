@@ -4,7 +4,7 @@ from tests.conftest import client_for
 
 
 def test_settings_lists_members_and_roles(alice, bob, victor):
-    page = client_for(victor).get("/settings/").content.decode()
+    page = client_for(victor).get("/settings/members/").content.decode()
     for name in ("alice", "bob", "victor"):
         assert name in page
     assert "Invite a member" not in page  # only owners manage
@@ -61,4 +61,4 @@ def test_only_staff_create_teams(alice, acme):
     client.post("/settings/teams/new/", {"new-name": "Side"})
     side = Organization.objects.get(name="Side")
     assert Membership.objects.get(organization=side).user == alice
-    assert "Side" in client.get("/settings/").content.decode()
+    assert "Side" in client.get("/settings/members/").content.decode()

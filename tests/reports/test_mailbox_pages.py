@@ -160,7 +160,7 @@ def test_list_query_count_does_not_grow_with_the_mailboxes(alice, acme):
 
 
 def test_settings_page_links_to_the_mailboxes(victor):
-    text = page(client_for(victor).get("/settings/"))
+    text = page(client_for(victor).get("/settings/mailboxes/"))
     assert "Report mailboxes" in text and 'href="/reports/mailboxes/"' in text
 
 

@@ -137,7 +137,7 @@ def test_too_many_files_get_a_page_that_says_the_limit(bob, queued, settings):
 
 def test_the_upload_form_says_the_limits(bob):
     page = client_for(bob).get("/reports/upload/").content.decode()
-    assert "Up to 100 files and 100.0\xa0MB per upload." in page
+    assert "Up to 100 files and 100\xa0MB per upload." in page
 
 
 @pytest.mark.django_db(transaction=True)
