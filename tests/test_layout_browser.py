@@ -143,3 +143,56 @@ def test_long_values_and_numbers_at_both_widths(live_server, pages):
     # At 390 px neither the contact URL nor the file name fits: each is cut, not wrapped.
     for value in (seen[390, "aggregate"]["contact"][0], seen[390, "refused"]["names"][0]):
         assert value["scrollWidth"] > value["clientWidth"]
+
+
+# Every page a signed-in user (here staff, who sees the most) can open, beside those above.
+MORE_PAGES = [
+    "/domains/add/",
+    "/reports/upload/",
+    "/reports/unclaimed/",
+    "/reports/mailboxes/",
+    "/reports/mailboxes/add/",
+    "/settings/members/",
+    "/settings/sign-in/",
+    "/settings/channels/",
+    "/settings/mailboxes/",
+    "/settings/audit/",
+    "/account/password/",
+    "/account/two-factor/",
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_page_fits_both_widths(live_server, pages, tmp_path):
+    """Issue 14's walk: every page at 390 and 1280 px, a full-page screenshot of each (kept in
+    the test's directory to look at), and no card, main or page wider than its box."""
+    domain_pk = pages["domain"].strip("/").split("/")[-1]
+    paths = [
+        *pages.values(),
+        f"/domains/{domain_pk}/edit/",
+        f"/domains/{domain_pk}/delete/",
+        *MORE_PAGES,
+    ]
+    wide, statuses = {}, {}
+    with chromium_page() as page:
+        _log_in(page, live_server.url)
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            for path in paths:
+                response = page.goto(f"{live_server.url}{path}")
+                statuses[path] = response.status if response else None
+                name = path.strip("/").replace("/", "_") or "home"
+                page.screenshot(path=str(tmp_path / f"{name}-{width}.png"), full_page=True)
+                found = page.evaluate(OVERFLOWS)
+                if found:
+                    wide[path, width] = found
+        page.context.clear_cookies()
+        for width in WIDTHS:  # and the pages anybody sees
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(f"{live_server.url}/login/")
+            page.screenshot(path=str(tmp_path / f"login-{width}.png"), full_page=True)
+            if found := page.evaluate(OVERFLOWS):
+                wide["/login/", width] = found
+    assert {path: status for path, status in statuses.items() if status != 200} == {}
+    assert wide == {}
+    assert len(list(tmp_path.glob("*.png"))) == 2 * (len(paths) + 1)
