@@ -6,6 +6,7 @@ the same address and port younger than the domain's probe interval; a DNS check 
 judges the mail servers from the stored probes, without connecting to them. "Check now" is a
 probe run with fresh probes, so it shows both."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -27,25 +28,40 @@ class RateLimited(Exception):
     pass
 
 
-def due(now) -> Q:
-    return Q(next_check_at__isnull=True) | Q(next_check_at__lte=now)
+@dataclass(frozen=True)
+class Schedule:
+    """One of a domain's two schedules: its DNS checks and its protocol probes, each with its
+    own next time and interval."""
+
+    next_at: str  # the field holding when it is due next
+    interval: str  # the field holding how often
+
+    def due(self, now) -> Q:
+        return Q(**{f"{self.next_at}__isnull": True}) | Q(**{f"{self.next_at}__lte": now})
+
+    def claim(self, domain_id: int, now) -> bool:
+        """Move the domain's next time one interval ahead, if it is due: a conditional UPDATE,
+        so of two dispatchers (or a dispatcher and a retry) only one sees a row change."""
+        later = ExpressionWrapper(Value(now) + F(self.interval), output_field=DateTimeField())
+        rows = Domain.objects.filter(self.due(now), pk=domain_id)
+        return rows.update(**{self.next_at: later}) == 1
+
+    def claim_due(self, now) -> list[int]:
+        """Claim the due domains, the longest overdue first (CLAIM_BATCH at most)."""
+        candidates = (
+            Domain.objects.filter(self.due(now))
+            .order_by(F(self.next_at).asc(nulls_first=True))
+            .values_list("pk", flat=True)[:CLAIM_BATCH]
+        )
+        return [pk for pk in candidates if self.claim(pk, now)]
+
+
+CHECKS = Schedule("next_check_at", "check_interval")
+PROBES = Schedule("next_probe_at", "probe_interval")
 
 
 def claim(domain_id: int, now) -> bool:
-    """Move the domain's next check one interval ahead, if it is due: a conditional UPDATE, so
-    of two dispatchers (or a dispatcher and a retry) only one sees a row change."""
-    later = ExpressionWrapper(Value(now) + F("check_interval"), output_field=DateTimeField())
-    return Domain.objects.filter(due(now), pk=domain_id).update(next_check_at=later) == 1
-
-
-def probe_due(now) -> Q:
-    return Q(next_probe_at__isnull=True) | Q(next_probe_at__lte=now)
-
-
-def claim_probe(domain_id: int, now) -> bool:
-    """The same conditional UPDATE as `claim`, for the probe schedule."""
-    later = ExpressionWrapper(Value(now) + F("probe_interval"), output_field=DateTimeField())
-    return Domain.objects.filter(probe_due(now), pk=domain_id).update(next_probe_at=later) == 1
+    return CHECKS.claim(domain_id, now)
 
 
 def dispatch_due_probes(now=None, enqueue=None) -> int:
@@ -55,13 +71,7 @@ def dispatch_due_probes(now=None, enqueue=None) -> int:
         from domains.tasks import probe_domains_task
 
         enqueue = probe_domains_task.delay
-    now = now or timezone.now()
-    candidates = (
-        Domain.objects.filter(probe_due(now))
-        .order_by(F("next_probe_at").asc(nulls_first=True))
-        .values_list("pk", flat=True)[:CLAIM_BATCH]
-    )
-    claimed = [pk for pk in candidates if claim_probe(pk, now)]
+    claimed = PROBES.claim_due(now or timezone.now())
     for i in range(0, len(claimed), PROBE_BATCH):
         batch = claimed[i : i + PROBE_BATCH]
         transaction.on_commit(lambda batch=batch: enqueue(batch))
@@ -75,13 +85,7 @@ def dispatch_due(now=None, enqueue=None) -> int:
         from domains.tasks import check_domain_task
 
         enqueue = check_domain_task.delay
-    now = now or timezone.now()
-    candidates = (
-        Domain.objects.filter(due(now))
-        .order_by(F("next_check_at").asc(nulls_first=True))
-        .values_list("pk", flat=True)[:CLAIM_BATCH]
-    )
-    claimed = [pk for pk in candidates if claim(pk, now)]
+    claimed = CHECKS.claim_due(now or timezone.now())
     for pk in claimed:
         transaction.on_commit(lambda pk=pk: enqueue(pk))
     return len(claimed)
