@@ -31,12 +31,7 @@ def check_domain_task(self, domain_id: int, manual_id: int | None = None) -> int
     try:
         run = scheduling.run_check(domain_id, manual_id)
     except Exception as exc:
-        if manual_id and (
-            self.request.retries >= self.max_retries or not isinstance(exc, INFRASTRUCTURE_ERRORS)
-        ):
-            ManualCheck.objects.filter(pk=manual_id).update(
-                state=ManualCheck.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:500]
-            )
+        _fail_manual_check(self, manual_id, exc)
         raise
     return run.pk if run else None
 
@@ -58,14 +53,19 @@ def probe_domains_task(self, domain_ids: list[int], manual_id: int | None = None
     try:
         runs = scheduling.run_probes(domain_ids, manual_id)
     except Exception as exc:
-        if manual_id and (
-            self.request.retries >= self.max_retries or not isinstance(exc, INFRASTRUCTURE_ERRORS)
-        ):
-            ManualCheck.objects.filter(pk=manual_id).update(
-                state=ManualCheck.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:500]
-            )
+        _fail_manual_check(self, manual_id, exc)
         raise
     return [run.pk for run in runs]
+
+
+def _fail_manual_check(task, manual_id: int | None, exc: Exception) -> None:
+    """A "check now" whose task failed for good (a verdict error, or retries used up) says so;
+    one that will be retried stays queued."""
+    final = task.request.retries >= task.max_retries or not isinstance(exc, INFRASTRUCTURE_ERRORS)
+    if manual_id and final:
+        ManualCheck.objects.filter(pk=manual_id).update(
+            state=ManualCheck.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:500]
+        )
 
 
 @shared_task(bind=True, acks_late=True, max_retries=8, time_limit=60, soft_time_limit=45)
