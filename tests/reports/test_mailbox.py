@@ -4,6 +4,7 @@ import gzip
 import logging
 import socket
 import threading
+import time
 import uuid
 from email.message import EmailMessage
 from pathlib import Path
@@ -391,6 +392,12 @@ def test_dropped_connection(imap_account):
     session = ImapSession.open(server_for(imap_account))
     session.select("INBOX", readonly=True)
     assert imap_account.server.kick(imap_account.user)
+    # doveadm kick only signals the IMAP process: wait until it is gone, or the next command
+    # may still be answered by the dying process.
+    deadline = time.monotonic() + 5
+    while imap_account.server.imap_pids(imap_account.user) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not imap_account.server.imap_pids(imap_account.user)
     with pytest.raises(MailboxError) as caught:
         session.uids()
     assert caught.value.stage == "protocol"
