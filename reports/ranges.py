@@ -1,0 +1,95 @@
+"""The date range an analytics page, export or command covers.
+
+One parser for every place that takes a range, so that a URL copied from a chart, the CSV
+export of the same chart and `manage.py senders --since/--until` mean the same days. Ranges are
+whole UTC days, both ends included. Query parameters: `range` (one of PRESETS, or "custom"),
+and with "custom" `since` and `until` (YYYY-MM-DD). A bad range is not an error page: the
+default range is used and the reason is shown beside the form.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+PRESETS = (7, 30, 90, 365)
+DEFAULT_DAYS = 30
+# Ten years: longer than any retention, short enough to bound a day-by-day series.
+MAX_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class DateRange:
+    since: date
+    until: date
+    preset: int | None = None  # the number of days when chosen from PRESETS
+
+    @property
+    def days(self) -> int:
+        return (self.until - self.since).days + 1
+
+    def each_day(self) -> list[date]:
+        return [self.since + timedelta(days=n) for n in range(self.days)]
+
+    def __contains__(self, day: date) -> bool:
+        return self.since <= day <= self.until
+
+    def query(self) -> dict[str, str]:
+        """The query parameters that give this range back through parse_range."""
+        if self.preset is not None:
+            return {"range": str(self.preset)}
+        return {"range": "custom", "since": self.since.isoformat(), "until": self.until.isoformat()}
+
+    @property
+    def label(self) -> str:
+        if self.preset is not None:
+            return f"last {self.preset} days"
+        return f"{self.since.isoformat()} to {self.until.isoformat()}"
+
+
+def last_days(days: int, today: date) -> DateRange:
+    return DateRange(today - timedelta(days=days - 1), today, days if days in PRESETS else None)
+
+
+def default_range(today: date) -> DateRange:
+    return last_days(DEFAULT_DAYS, today)
+
+
+def custom_range(since: date | None, until: date | None, today: date) -> DateRange:
+    """A range from explicit ends (either may be open); raises ValueError with the reason."""
+    until = until or today
+    since = since or until - timedelta(days=DEFAULT_DAYS - 1)
+    if since > until:
+        raise ValueError(f"the start ({since}) is after the end ({until})")
+    if (until - since).days + 1 > MAX_DAYS:
+        raise ValueError(f"a range covers at most {MAX_DAYS} days")
+    return DateRange(since, until)
+
+
+def _day(text: str, what: str) -> date | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"the {what} date {text[:20]!r} is not YYYY-MM-DD") from None
+
+
+def parse_range(params: Mapping[str, str], today: date) -> tuple[DateRange, str | None]:
+    """The range asked for by query parameters, and why it was not used if it was not."""
+    choice = (params.get("range") or "").strip()
+    if not choice and not params.get("since") and not params.get("until"):
+        return default_range(today), None
+    if choice.isdigit() and int(choice) in PRESETS:
+        return last_days(int(choice), today), None
+    if choice in ("", "custom"):
+        try:
+            since = _day(params.get("since", ""), "start")
+            until = _day(params.get("until", ""), "end")
+            return custom_range(since, until, today), None
+        except ValueError as error:
+            return default_range(today), f"Showing the last {DEFAULT_DAYS} days: {error}."
+    return default_range(today), (
+        f"Showing the last {DEFAULT_DAYS} days: unknown range {choice[:20]!r} "
+        f"(choose {', '.join(map(str, PRESETS))} days or custom dates)."
+    )
