@@ -159,3 +159,26 @@ class AlertChannelForm(forms.ModelForm):
         if commit:
             channel.save()
         return channel
+
+
+class PreferencesForm(forms.Form):
+    """A user's own language and time zone (mailsec/accounts/locale.py applies them)."""
+
+    language = forms.ChoiceField(
+        required=False, help_text="Empty: the language your browser asks for."
+    )
+    time_zone = forms.ChoiceField(required=False, help_text="Empty: UTC.")
+
+    def __init__(self, *args, **kwargs):
+        from mailsec.accounts.locale import time_zones
+
+        super().__init__(*args, **kwargs)
+        self.fields["language"].choices = [("", "Your browser's"), *settings.LANGUAGES]
+        self.fields["time_zone"].choices = [("", "UTC"), *((z, z) for z in time_zones())]
+
+
+class LanguageForm(forms.Form):
+    """The footer's switcher: a language and where to go back to."""
+
+    language = forms.ChoiceField(choices=settings.LANGUAGES)
+    next = forms.CharField(required=False, max_length=2000)

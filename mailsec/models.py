@@ -42,6 +42,10 @@ class Profile(models.Model):
     last_team = models.ForeignKey(
         "domains.Organization", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The language of the pages and e-mails ("" follows the browser) and the time zone dates are
+    # shown in ("" is UTC); copied into the session at sign-in (mailsec/accounts/locale.py).
+    language = models.CharField(max_length=8, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True)
 
     def __str__(self):
         return f"profile of {self.user}"
@@ -49,10 +53,6 @@ class Profile(models.Model):
     @classmethod
     def remember_team(cls, user, organization_id: int) -> None:
         cls.objects.update_or_create(user=user, defaults={"last_team_id": organization_id})
-
-    @classmethod
-    def last_team_of(cls, user) -> int | None:
-        return cls.objects.filter(user=user).values_list("last_team_id", flat=True).first()
 
 
 class TeamSecurity(models.Model):

@@ -52,6 +52,13 @@ urlpatterns = [
     path("settings/sign-in/", views.settings_security, name="settings_security"),
     path("settings/channels/", views.settings_alerts, name="settings_alerts"),
     path("settings/mailboxes/", views.settings_mailboxes, name="settings_mailboxes"),
+    path("settings/preferences/", account_views.preferences, name="settings_preferences"),
+    path(
+        "settings/preferences/save/",
+        account_views.preferences_save,
+        name="settings_preferences_save",
+    ),
+    path("language/", account_views.set_language, name="set_language"),
     path("settings/team/", views.team_update, name="team_update"),
     path("settings/teams/new/", views.team_create, name="team_create"),
     path("settings/security/", account_views.team_security, name="team_security"),

@@ -108,7 +108,7 @@ def settings_page(request):
     return redirect("settings_team")
 
 
-def _settings(request, template: str, section: str, **context):
+def render_settings(request, template: str, section: str, **context):
     membership = tenancy.require_membership(request)
     context = {
         "membership": membership,
@@ -124,7 +124,7 @@ def settings_team(request):
     """The team's name, its members and (owners) the invitations waiting for an answer."""
     membership = tenancy.require_membership(request)
     organization = membership.organization
-    return _settings(
+    return render_settings(
         request,
         "mailsec/settings_team.html",
         "team",
@@ -143,7 +143,7 @@ def settings_security(request):
     """Your password and two-factor sign-in; (owners) whether the team requires it."""
     organization = tenancy.require_membership(request).organization
     required = TeamSecurity.requires_two_factor(organization)
-    return _settings(
+    return render_settings(
         request,
         "mailsec/settings_security.html",
         "security",
@@ -156,7 +156,7 @@ def settings_alerts(request):
     """What alerts, and where they go: the channels with their latest deliveries."""
     membership = tenancy.require_membership(request)
     organization = membership.organization
-    return _settings(
+    return render_settings(
         request,
         "mailsec/settings_alerts.html",
         "alerts",
@@ -169,7 +169,7 @@ def settings_alerts(request):
 @require_GET
 def settings_mailboxes(request):
     """The report mailboxes have their page under Reports; this section leads there."""
-    return _settings(request, "mailsec/settings_mailboxes.html", "mailboxes")
+    return render_settings(request, "mailsec/settings_mailboxes.html", "mailboxes")
 
 
 @require_POST

@@ -10,15 +10,23 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from domains import tenancy
-from mailsec.accounts import invitations, two_factor
-from mailsec.forms import CodeForm, InvitationForm, InvitedAccountForm, TeamSecurityForm
-from mailsec.models import AuditAction, AuditEvent, Invitation, TeamSecurity
+from mailsec.accounts import invitations, locale, two_factor
+from mailsec.forms import (
+    CodeForm,
+    InvitationForm,
+    InvitedAccountForm,
+    LanguageForm,
+    PreferencesForm,
+    TeamSecurityForm,
+)
+from mailsec.models import AuditAction, AuditEvent, Invitation, Profile, TeamSecurity
 
 CODES_SESSION_KEY = "show_recovery_codes"
 LINK_SESSION_KEY = "show_invitation_link"
@@ -251,3 +259,73 @@ password_reset = needs_email(
 password_reset_done = needs_email(auth_views.PasswordResetDoneView.as_view())
 password_reset_confirm = needs_email(auth_views.PasswordResetConfirmView.as_view())
 password_reset_complete = needs_email(auth_views.PasswordResetCompleteView.as_view())
+
+
+# --- language and time zone ---------------------------------------------------------------
+
+
+@require_GET
+def preferences(request):
+    profile = Profile.objects.filter(user=request.user).first()
+    initial = {"language": profile.language, "time_zone": profile.time_zone} if profile else {}
+    return _preferences_page(request, PreferencesForm(initial=initial))
+
+
+def _preferences_page(request, form):
+    from mailsec.views import render_settings  # mailsec.views imports this module
+
+    return render_settings(
+        request, "mailsec/settings_preferences.html", "preferences", preferences_form=form
+    )
+
+
+@require_POST
+def preferences_save(request):
+    form = PreferencesForm(request.POST)
+    if not form.is_valid():
+        return _preferences_page(request, form)
+    language, time_zone = form.cleaned_data["language"], form.cleaned_data["time_zone"]
+    Profile.objects.update_or_create(
+        user=request.user, defaults={"language": language, "time_zone": time_zone}
+    )
+    locale.remember(request.session, language=language, time_zone=time_zone)
+    translation.activate(language or translation.get_language_from_request(request))
+    messages.success(request, translation.gettext("Your preferences are saved."))
+    response = redirect("settings_preferences")
+    _language_cookie(response, language)
+    return response
+
+
+@login_not_required
+@require_POST
+def set_language(request):
+    """The footer's switcher: for everybody a cookie, for a signed-in user their profile too."""
+    form = LanguageForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Unknown language.")
+    language = form.cleaned_data["language"]
+    target = form.cleaned_data["next"]
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "/"
+    if request.user.is_authenticated:
+        Profile.objects.update_or_create(user=request.user, defaults={"language": language})
+        request.session[locale.LANGUAGE_KEY] = language
+    response = HttpResponseRedirect(target)
+    _language_cookie(response, language)
+    return response
+
+
+def _language_cookie(response, language: str) -> None:
+    if not language:
+        response.delete_cookie(settings.LANGUAGE_COOKIE_NAME)
+        return
+    response.set_cookie(
+        settings.LANGUAGE_COOKIE_NAME,
+        language,
+        max_age=365 * 24 * 3600,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )

@@ -16,6 +16,7 @@ PUBLIC = {
     "password_reset_done",
     "password_reset_confirm",
     "password_reset_complete",
+    "set_language",  # the footer's switcher: the login page has it too (POST only; a cookie)
 }
 SAMPLE_ARGUMENT = {"id": "1", "string": "x", "slug": "x", "path": "x/y", "uuid": "0" * 32}
 
