@@ -261,6 +261,25 @@ class Pop3Pass:
         return Pop3Session.open(server)  # force_copy is about IMAP moves: nothing to do here
 
     def run(self) -> None:
+        try:
+            self._transfer()
+        except MailboxError as exc:
+            raise self._explained(exc, "nothing was deleted from the server") from None
+        try:
+            self.pop.quit()  # the server deletes what was marked now
+        except MailboxError as exc:
+            raise self._explained(exc, "the server may not have deleted them") from None
+
+    def _explained(self, error: MailboxError, what: str) -> MailboxError:
+        if self.mailbox.read_only or not self.stats.fetched:
+            return error
+        return MailboxError(
+            error.stage,
+            f"{error}. {self.stats.fetched} messages were stored; {what} (POP3 deletes at "
+            "QUIT only): the next pass deletes them without storing them again",
+        )
+
+    def _transfer(self) -> None:
         mailbox = self.mailbox
         listed = self.pop.listing()
         remembered = self._remembered({m.uidl for m in listed})
@@ -286,7 +305,6 @@ class Pop3Pass:
                 batch, held = [], 0
         if batch:
             self._store_batch(batch)
-        self.pop.quit()  # the server deletes what was marked now
 
     def _remembered(self, listed: set[str]) -> dict[str, bool]:
         """{unique id: kept} of the listed messages stored before; the rows of messages the

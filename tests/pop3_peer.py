@@ -33,7 +33,7 @@ class Pop3Peer:
         understate: bool = False,
     ):
         # (unique id, message): ids stay with their message, as RFC 1939 7 wants
-        self.stored = [(f"peer-{n}", bytes(m)) for n, m in enumerate(messages, 1)]
+        self.stored = [(f"peer-{n}", crlf(m)) for n, m in enumerate(messages, 1)]
         self.user, self.password = user, password or uuid.uuid4().hex
         self.uidl, self.user_pass, self.sasl_plain = uidl, user_pass, sasl_plain
         self.apop, self.capa = apop, capa
@@ -154,6 +154,10 @@ class Pop3Peer:
         if command == "NOOP":
             return b"+OK\r\n"
         return b"-ERR unknown command\r\n"
+
+
+def crlf(message: bytes) -> bytes:
+    return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def multi(first: bytes, lines: list[bytes]) -> bytes:
