@@ -32,9 +32,10 @@ class MailboxForm(forms.ModelForm):
         ("Mailbox", ("name", "enabled")),
         ("Server", ("protocol", "host", "port", "tls_mode", "allow_plaintext")),
         ("Login", ("username", "password")),
-        ("Folders", ("folder", "processed_folder", "invalid_folder", "read_only")),
-        ("Schedule", ("interval_minutes",)),
+        ("Folders (IMAP only)", ("folder", "processed_folder", "invalid_folder")),
+        ("Fetching", ("read_only", "interval_minutes")),
     )
+    IMAP_ONLY = "Folders (IMAP only)"  # static/js/mailsec.js hides it while POP3 is chosen
 
     password = forms.CharField(
         required=False,
@@ -101,8 +102,8 @@ class MailboxForm(forms.ModelForm):
             "invalid_folder": "IMAP only. Messages that are not (wholly) readable reports are "
             "moved here. Blank: they stay in the source folder.",
             "read_only": "Never change the mailbox: messages stay where they are (over IMAP "
-            "the two folders above are not used, over POP3 nothing is deleted); mailsec "
-            "remembers what it has fetched.",
+            "the folders for processed and unreadable messages are not used, over POP3 nothing "
+            "is deleted); mailsec remembers what it has fetched.",
         }
 
     def __init__(self, *args, organization, **kwargs):
@@ -118,10 +119,15 @@ class MailboxForm(forms.ModelForm):
         )
         self.fields["tls_mode"].choices = TlsMode.choices  # no empty choice
         self.fields["protocol"].choices = MailProtocol.choices
+        self.fields["protocol"].widget.attrs["data-protocol"] = ""
         self.fields["folder"].required = False  # for IMAP only: see clean()
 
-    def groups(self) -> list[tuple[str, list[forms.BoundField]]]:
-        return [(legend, [self[name] for name in names]) for legend, names in self.GROUPS]
+    def groups(self) -> list[tuple[str, list[forms.BoundField], bool]]:
+        """(legend, fields, whether only IMAP uses them) of each group."""
+        return [
+            (legend, [self[name] for name in names], legend == self.IMAP_ONLY)
+            for legend, names in self.GROUPS
+        ]
 
     # --- cleaning --------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 """The report mailbox pages for a POP3 mailbox: adding one through the form (the port by
 protocol and TLS mode, the folders left out), what its card says, the connection test against
-dovecot's POP3, "fetch now" and the facts fragment after a pass."""
+dovecot's POP3, "fetch now" and the facts fragment after a pass; and adding one in Chromium,
+where the folder fields go away once POP3 is chosen."""
 
 import logging
 
 import pytest
+from playwright.sync_api import expect
 
 from reports import fetch, secrets
 from reports.models import Mailbox, MailboxPass
@@ -18,6 +20,7 @@ from tests.reports.test_mailbox_pages import (  # noqa: F401  (encryption_key: a
     page,
     shows,
 )
+from tests.test_browser import chromium_page
 
 
 def pop3_form(**changes) -> dict:
@@ -131,3 +134,28 @@ def test_fetch_now_and_the_facts_after_a_pop3_pass(alice, acme, imap_account):
     assert "12 messages fetched of 12 new" in facts
     assert "deleted from the server once stored" in facts
     assert imap_account.messages() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_adding_a_pop3_mailbox_in_a_browser(live_server, alice, acme):
+    with chromium_page() as browser:
+        browser.goto(f"{live_server.url}/login/")
+        browser.fill("input[name=username]", "alice")
+        browser.fill("input[name=password]", "correct horse 42")
+        browser.click("main button[type=submit]")
+        browser.goto(f"{live_server.url}/reports/mailboxes/add/")
+        folders = browser.locator("fieldset[data-imap-only]")
+        expect(folders).to_be_visible()
+        browser.select_option("select[name=protocol]", "pop3")
+        expect(folders).to_be_hidden()  # no folders over POP3
+        expect(browser.locator("input[name=read_only]")).to_be_visible()
+        browser.fill("input[name=name]", "Appliance")
+        browser.fill("input[name=host]", "pop.acme.example")
+        browser.fill("input[name=username]", "dmarc@acme.example")
+        browser.fill("input[name=password]", "pop-secret")
+        browser.click("main button[type=submit]:text-is('Add mailbox')")
+        card = browser.locator("section.mailbox")
+        expect(card).to_contain_text("POP3 at pop.acme.example port 995, TLS")
+        expect(card).to_contain_text("deleted from the server once stored")
+    mailbox = Mailbox.objects.get(organization=acme)
+    assert (mailbox.protocol, mailbox.port, mailbox.folder) == ("pop3", 995, "INBOX")
