@@ -320,9 +320,12 @@ class Pop3Pass:
             Pop3Message.objects.filter(pk__in=gone[start : start + 500]).delete()
         return remembered
 
-    def _store_batch(self, batch: list[tuple[Listed, bytes]]) -> None:
+    def _check_alive(self) -> None:
         if not MailboxPass.objects.filter(pk=self.stats.pk).exists():
             raise MailboxGone  # deleted (with its passes) while we worked
+
+    def _store_batch(self, batch: list[tuple[Listed, bytes]]) -> None:
+        self._check_alive()
         stored = []
         # One commit for the batch (each message in a savepoint of its own); DELE after it.
         with transaction.atomic():
@@ -353,6 +356,7 @@ class Pop3Pass:
         )
         head = self.pop.head(message.number)
         name = f"{self.mailbox.name}: POP3 message {message.uidl}"
+        self._check_alive()
         with transaction.atomic():
             keep_refused(
                 head or name.encode(),

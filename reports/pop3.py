@@ -50,6 +50,10 @@ EOF = "-ERR EOF"  # what poplib raises when the server closed the connection
 T = TypeVar("T")
 
 
+class _LineTooLong(poplib.error_proto):
+    """The server sent a line longer than LINE_MAX: the rest of its answer cannot be read."""
+
+
 @dataclass(frozen=True)
 class Listed:
     """A message the server lists: its number in this session, unique id and size."""
@@ -74,7 +78,7 @@ class _PinnedPOP3(poplib.POP3):
     def _getline(self) -> tuple[bytes, int]:
         line = self.file.readline(LINE_MAX + 1)
         if len(line) > LINE_MAX:
-            raise poplib.error_proto(f"a line longer than {LINE_MAX} bytes")
+            raise _LineTooLong(f"a line longer than {LINE_MAX:,} bytes")
         if not line:
             raise poplib.error_proto(EOF)
         return line.rstrip(b"\r\n"), len(line)
@@ -111,6 +115,8 @@ def _failure(exc: Exception, host: str, timeout: float, command: str) -> Mailbox
     "protocol" error with what it said."""
     if isinstance(exc, TimeoutError):
         return MailboxError("timeout", f"{host} did not answer {command} within {timeout:g} s")
+    if isinstance(exc, _LineTooLong):
+        return MailboxError("protocol", f"{host} sent {exc.args[0]} at {command}")
     if isinstance(exc, poplib.error_proto) and exc.args and exc.args[0] != EOF:
         return MailboxError("protocol", f"{host} refused {command}: {_server_text(exc)}")
     reason = getattr(exc, "strerror", None) or "the server closed the connection"
@@ -323,8 +329,11 @@ class Pop3Session:
         try:
             return function()
         except (poplib.error_proto, OSError) as exc:
-            broken = not isinstance(exc, poplib.error_proto) or exc.args[:1] == (EOF,)
-            self._broken = broken or "longer than" in _server_text(exc)
+            self._broken = (
+                not isinstance(exc, poplib.error_proto)
+                or isinstance(exc, _LineTooLong)
+                or exc.args[:1] == (EOF,)
+            )
             raise _failure(exc, self.host, self.server.timeout, command) from None
 
 

@@ -1,6 +1,8 @@
 """reports/pop3.py against dovecot's POP3 (tests/dovecot.py) on loopback, and against a tiny
 POP3 peer (tests/pop3_peer.py) for what dovecot always does (UIDL, USER, CAPA)."""
 
+import poplib
+import socket
 import time
 
 import pytest
@@ -226,3 +228,49 @@ def test_a_server_that_understates_a_size_is_still_bounded():
         data, size = session.retrieve(1, 1000)
         assert data is None and size > 3000
         assert session.listing()[0].uidl == "peer-1"  # the session goes on
+
+
+# --- servers that are not (working) POP3 servers ----------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["implicit", "starttls"])
+def test_a_server_that_never_answers(mode):
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as silent:  # accepts, never speaks
+        port = silent.getsockname()[1]
+        error = failure(ServerSettings("127.0.0.1", port, mode, "u", "p", timeout=0.3))
+    assert error.stage == "timeout" and "within 0.3 s" in str(error)
+
+
+def test_a_server_that_is_not_pop3(imap_account):
+    port = imap_account.server.imap_port  # dovecot's IMAP: "* OK [CAPABILITY ...] ready."
+    error = failure(ServerSettings("127.0.0.1", port, "starttls", "u", "p"))
+    assert error.stage == "protocol"
+    assert "did not greet as a POP3 server: * OK" in str(error)
+
+
+# --- pure pieces ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "stage", "text"),
+    [
+        (TimeoutError(), "timeout", "h did not answer RETR within 2 s"),
+        (poplib.error_proto(b"-ERR no such message"), "protocol",
+         "h refused RETR: no such message"),
+        (poplib.error_proto("-ERR EOF"), "protocol",
+         "connection to h lost at RETR: the server closed"),
+        (ConnectionResetError(104, "Connection reset by peer"), "protocol",
+         "connection to h lost at RETR: Connection reset by peer"),
+        (pop3._LineTooLong("a line longer than 1,048,576 bytes"), "protocol",
+         "h sent a line longer than 1,048,576 bytes at RETR"),
+    ],
+)  # fmt: skip
+def test_failures_are_classified(exc, stage, text):
+    error = pop3._failure(exc, "h", 2, "RETR")
+    assert error.stage == stage and str(error).startswith(text)
+
+
+def test_unusable_listings_are_refused():
+    assert pop3._pairs([b"1 abc", b"2 d-e"], "h", "UIDL") == [(1, "abc"), (2, "d-e")]
+    with pytest.raises(MailboxError, match="answered UIDL with"):
+        pop3._pairs([b"garbage"], "h", "UIDL")
