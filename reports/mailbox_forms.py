@@ -171,6 +171,7 @@ class MailboxForm(forms.ModelForm):
         protocol, mode = data.get("protocol"), data.get("tls_mode")
         if data.get("port") is None and protocol in DEFAULT_PORTS and mode in TlsMode.values:
             data["port"] = DEFAULT_PORTS[protocol][mode]
+        self._check_port_fits(data.get("port"), protocol)
         if protocol == MailProtocol.POP3:
             data["folder"] = data.get("folder") or "INBOX"  # not used: POP3 has no folders
         elif "folder" in data and not data["folder"]:
@@ -178,6 +179,20 @@ class MailboxForm(forms.ModelForm):
         elif not data.get("read_only"):
             self._check_distinct_folders(data)
         return data
+
+    def _check_port_fits(self, port, protocol) -> None:
+        """The other protocol's usual port is a slip (say, IMAP switched to POP3 on edit)."""
+        if protocol not in DEFAULT_PORTS:
+            return
+        for other, ports in DEFAULT_PORTS.items():
+            if other != protocol and port in ports.values():
+                usual = DEFAULT_PORTS[protocol]
+                self.add_error(
+                    "port",
+                    f"{port} is the usual {MailProtocol(other).label} port: for "
+                    f"{MailProtocol(protocol).label} use {usual[TlsMode.IMPLICIT]} (TLS) or "
+                    f"{usual[TlsMode.STARTTLS]}, or leave it blank.",
+                )
 
     def _check_distinct_folders(self, data) -> None:
         source = data.get("folder")

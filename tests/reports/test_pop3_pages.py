@@ -75,6 +75,18 @@ def test_owner_adds_a_pop3_mailbox(alice, acme):
     assert "deleted from the server once stored" in page(client.get("/reports/mailboxes/"))
 
 
+@pytest.mark.parametrize(
+    ("protocol", "port", "error"),
+    [("pop3", "993", "993 is the usual IMAP port: for POP3 use 995 (TLS) or 110"),
+     ("pop3", "143", "143 is the usual IMAP port"),
+     ("imap", "110", "110 is the usual POP3 port: for IMAP use 993 (TLS) or 143")],
+)  # fmt: skip
+def test_the_other_protocols_port_is_refused(alice, acme, protocol, port, error):
+    data = pop3_form(protocol=protocol, port=port) | {"folder": "INBOX"}
+    response = client_for(alice).post("/reports/mailboxes/add/", data)
+    assert error in page(response) and not Mailbox.objects.exists()
+
+
 def test_pop3_plaintext_needs_the_explicit_checkbox(alice, acme):
     client = client_for(alice)
     refused = client.post("/reports/mailboxes/add/", pop3_form(tls_mode="plain"))
