@@ -46,6 +46,7 @@ from reports.parsing.streams import size_text
 LINE_MAX = 1 << 20  # poplib's own 2048 is too short for some report mails' lines
 HEAD_MAX = 64 * 1024  # the most of a refused message's header kept (TOP n 0)
 UNIQUE_ID = re.compile(r"^[\x21-\x7e]{1,70}$")  # RFC 1939 7
+LINE_BREAKS = set("\r\n\x00")
 EOF = "-ERR EOF"  # what poplib raises when the server closed the connection
 T = TypeVar("T")
 
@@ -81,7 +82,9 @@ class _PinnedPOP3(poplib.POP3):
             raise _LineTooLong(f"a line longer than {LINE_MAX:,} bytes")
         if not line:
             raise poplib.error_proto(EOF)
-        return line.rstrip(b"\r\n"), len(line)
+        octets = len(line)
+        line = line[:-1] if line.endswith(b"\n") else line
+        return (line[:-1] if line.endswith(b"\r") else line), octets
 
     def bounded(self, command: str, limit: int) -> tuple[bytes | None, int]:
         """A multi-line answer (RETR, TOP) and its size; None instead of the bytes when they
@@ -92,7 +95,7 @@ class _PinnedPOP3(poplib.POP3):
             line, _ = self._getline()
             if line == b".":
                 break
-            line = line[1:] if line.startswith(b"..") else line  # dot-stuffing
+            line = line[1:] if line.startswith(b".") else line  # byte-stuffing (RFC 1939 3)
             size += len(line) + 2
             if size <= limit:
                 lines.append(line)
@@ -190,6 +193,11 @@ class _Connector(Connector):
         """USER/PASS, AUTH PLAIN or APOP (see the module docstring); then the session is
         ready (`self.session`)."""
         user, password = self.server.username, self.server.password
+        if LINE_BREAKS & set(user + password):
+            # A POP3 command is one line: they would end it, and start another.
+            raise MailboxError(
+                "login", "the user name or password contains a line break, which POP3 cannot send"
+            )
         capabilities = self.capabilities()
         sasl = [m.upper() for m in capabilities.get("SASL", [])]
         if not capabilities or "USER" in capabilities:

@@ -130,6 +130,13 @@ def test_deletions_happen_at_quit_only(imap_account):
     assert [b"distinctive body two" in m.data for m in imap_account.messages()] == [True]
 
 
+def test_lines_beginning_with_a_dot_come_back_unstuffed(imap_account):
+    message = mail("dots") + b".\r\n..two\r\n.one\r\n"
+    imap_account.deliver(message)
+    with Pop3Session.open(server_for(imap_account)) as session:
+        assert session.retrieve(1, 1 << 20)[0] == message
+
+
 def test_a_message_over_the_limit_is_not_held(imap_account):
     imap_account.deliver(mail("big") + b"x" * 5000 + b"\r\n")
     imap_account.deliver(mail("small"))
@@ -211,6 +218,14 @@ def test_login_methods(options, how, command):
         with pytest.raises(MailboxError) as caught:
             Pop3Session.open(peer_server(peer, password="wrong"))
     assert caught.value.stage == "login" and "login refused" in str(caught.value)
+
+
+def test_a_line_break_in_the_password_is_never_sent():
+    with Pop3Peer([mail("one")]) as peer:
+        server = peer_server(peer, password="x\r\nDELE 1")
+        with pytest.raises(MailboxError, match="contains a line break"):
+            Pop3Session.open(server)
+    assert not any(c.startswith(("USER", "PASS", "DELE")) for c in peer.commands)
 
 
 def test_a_server_offering_no_usable_login():
