@@ -119,6 +119,7 @@ class MailboxForm(forms.ModelForm):
         )
         self.fields["tls_mode"].choices = TlsMode.choices  # no empty choice
         self.fields["protocol"].choices = MailProtocol.choices
+        self.fields["protocol"].required = False  # absent: IMAP, as before POP3 was offered
         self.fields["protocol"].widget.attrs["data-protocol"] = ""
         self.fields["folder"].required = False  # for IMAP only: see clean()
 
@@ -137,6 +138,9 @@ class MailboxForm(forms.ModelForm):
         if others.exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError(f"The team already has a mailbox called {name}.")
         return name
+
+    def clean_protocol(self) -> str:
+        return self.cleaned_data.get("protocol") or MailProtocol.IMAP
 
     def clean_host(self) -> str:
         return clean_host(self.cleaned_data["host"])

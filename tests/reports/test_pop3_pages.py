@@ -95,6 +95,13 @@ def test_pop3_plaintext_needs_the_explicit_checkbox(alice, acme):
     assert Mailbox.objects.get().port == 110
 
 
+def test_a_form_without_the_protocol_is_imap(alice, acme):
+    data = {k: v for k, v in form_data().items() if k != "protocol"}
+    response = client_for(alice).post("/reports/mailboxes/add/", data)
+    assert response.status_code == 302, page(response)
+    assert Mailbox.objects.get().protocol == "imap"
+
+
 def test_imap_still_needs_a_source_folder(alice, acme):
     response = client_for(alice).post("/reports/mailboxes/add/", pop3_form(protocol="imap"))
     assert "This field is required." in page(response) and not Mailbox.objects.exists()
