@@ -6,6 +6,11 @@ after that commit is it moved out of the source folder. A pass that dies in betw
 a stored, unmoved message: the next pass moves it without storing it again. UIDs already
 processed (by folder, UIDVALIDITY and UID) are never fetched again.
 
+Over POP3 (`Pop3Pass`) the same order holds with the server's unique ids (UIDL, remembered as
+Pop3Message rows) and deletion instead of a move: stored and committed, then DELE, then QUIT,
+which is when the server deletes. A pass that loses its connection before QUIT deleted
+nothing: the next pass deletes what it remembers without storing it again.
+
 Two passes never work on one mailbox at once: a pass holds a lease on the mailbox (a
 conditional UPDATE of `locked_until`, renewed after every batch); a second pass finds it held
 and skips. A worker killed mid-pass leaves a lease that runs out, and the next pass resumes.
@@ -17,18 +22,30 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from reports import secrets
-from reports.ingest import ingest_input
+from reports.ingest import ingest_input, keep_refused
 from reports.mailbox import ImapSession, MailboxError, ServerSettings
-from reports.models import InputSource, InputStatus, Mailbox, MailboxPass, ProcessedMessage
+from reports.models import (
+    InputSource,
+    InputStatus,
+    Mailbox,
+    MailboxPass,
+    MailProtocol,
+    Pop3Message,
+    ProcessedMessage,
+)
+from reports.parsing.streams import size_text
+from reports.pop3 import Listed, Pop3Session
 
 log = logging.getLogger(__name__)
 
 BATCH = 50  # messages fetched per round trip
+BATCH_BYTES = 32 * 1024 * 1024  # POP3: the messages of a batch held at once, at most about
 LEASE = timedelta(minutes=5)  # renewed after every batch
 
 Progress = Callable[[MailboxPass], None]
@@ -75,8 +92,9 @@ def run_pass(
     try:
         password = secrets.decrypt(mailbox.password_encrypted)
         server = ServerSettings.of(mailbox, password)
-        with ImapSession.open(server, force_copy=force_copy) as imap:
-            Pass(mailbox, run, imap, progress).run()
+        kind = PASSES[mailbox.protocol]
+        with kind.connect(server, force_copy=force_copy) as session:
+            kind(mailbox, run, session, progress).run()
     except (MailboxError, secrets.SecretUnreadable) as exc:
         run.error = str(exc)
         return _finish(run, MailboxPass.State.FAILED)
@@ -111,10 +129,16 @@ def _finish(run: MailboxPass, state: str) -> MailboxPass:
 
 
 class Pass:
+    """A pass over an IMAP mailbox."""
+
     def __init__(self, mailbox: Mailbox, run: MailboxPass, imap: ImapSession, progress):
         self.mailbox, self.stats, self.imap = mailbox, run, imap
         self.progress = progress or (lambda run: None)
         self.folder = mailbox.folder
+
+    @staticmethod
+    def connect(server: ServerSettings, *, force_copy: bool = False) -> ImapSession:
+        return ImapSession.open(server, force_copy=force_copy)
 
     def run(self) -> None:
         mailbox = self.mailbox
@@ -152,34 +176,18 @@ class Pass:
             self._save_progress()
 
     def _store(self, uidvalidity: int, uid: int, message: bytes) -> None:
+        def remember(status: str) -> None:
+            ProcessedMessage.objects.create(
+                mailbox=self.mailbox,
+                folder=self.folder,
+                uidvalidity=uidvalidity,
+                uid=uid,
+                status=status,
+                moved=False,
+            )
+
         name = f"{self.mailbox.name}: {self.folder} UID {uid}"
-        try:
-            with transaction.atomic():
-                outcomes = ingest_input(
-                    message,
-                    name,
-                    via=InputSource.MAILBOX,
-                    organization=self.mailbox.organization,
-                )
-                statuses = [o.status for o in outcomes]
-                status = _status(statuses)
-                ProcessedMessage.objects.create(
-                    mailbox=self.mailbox,
-                    folder=self.folder,
-                    uidvalidity=uidvalidity,
-                    uid=uid,
-                    status=status,
-                    moved=False,
-                )
-        except Exception:
-            # Left in the folder, unrecorded: the next pass tries it again.
-            log.exception("mailbox %s: message UID %s could not be stored", self.mailbox.pk, uid)
-            self.stats.error = f"message UID {uid} could not be stored (see the worker's log)"
-            return
-        self.stats.fetched += 1
-        self.stats.imported += statuses.count("imported")
-        self.stats.duplicates += statuses.count("duplicate")
-        self.stats.invalid += statuses.count("invalid")
+        store(self.mailbox, self.stats, message, name, remember, f"message UID {uid}")
 
     def _file_away(self, uidvalidity: int, uids: list[int]) -> None:
         """Move stored messages to their folders, one command per folder, then mark them."""
@@ -201,16 +209,169 @@ class Pass:
             ProcessedMessage.objects.filter(pk__in=[pk for pk, _ in messages]).update(moved=True)
 
     def _save_progress(self) -> None:
-        stats = self.stats
-        MailboxPass.objects.filter(pk=stats.pk).update(
-            total=stats.total,
-            fetched=stats.fetched,
-            imported=stats.imported,
-            duplicates=stats.duplicates,
-            invalid=stats.invalid,
-            error=stats.error,
+        save_progress(self.stats, self.progress)
+
+
+def save_progress(stats: MailboxPass, progress: Progress) -> None:
+    MailboxPass.objects.filter(pk=stats.pk).update(
+        total=stats.total,
+        fetched=stats.fetched,
+        imported=stats.imported,
+        duplicates=stats.duplicates,
+        invalid=stats.invalid,
+        error=stats.error,
+    )
+    progress(stats)
+
+
+def store(
+    mailbox: Mailbox, stats: MailboxPass, message: bytes, name: str, remember, what: str
+) -> bool:
+    """Store one message (its reports, or its refusal) and `remember(status)` it, in one
+    savepoint; counted in `stats`. A message that fails is left unremembered (False): the next
+    pass tries it again, and one bad message never stops the pass."""
+    try:
+        with transaction.atomic():
+            outcomes = ingest_input(
+                message, name, via=InputSource.MAILBOX, organization=mailbox.organization
+            )
+            statuses = [o.status for o in outcomes]
+            remember(_status(statuses))
+    except Exception:
+        log.exception("mailbox %s: %s could not be stored", mailbox.pk, what)
+        stats.error = f"{what} could not be stored (see the worker's log)"
+        return False
+    stats.fetched += 1
+    stats.imported += statuses.count("imported")
+    stats.duplicates += statuses.count("duplicate")
+    stats.invalid += statuses.count("invalid")
+    return True
+
+
+class Pop3Pass:
+    """A pass over a POP3 mailbox: UIDL, RETR what is new, store it, DELE it, QUIT."""
+
+    def __init__(self, mailbox: Mailbox, run: MailboxPass, pop: Pop3Session, progress):
+        self.mailbox, self.stats, self.pop = mailbox, run, pop
+        self.progress = progress or (lambda run: None)
+        self.limit = settings.MAILSEC_REPORT_MAX_BYTES
+
+    @staticmethod
+    def connect(server: ServerSettings, *, force_copy: bool = False) -> Pop3Session:
+        return Pop3Session.open(server)  # force_copy is about IMAP moves: nothing to do here
+
+    def run(self) -> None:
+        try:
+            self._transfer()
+        except MailboxError as exc:
+            raise self._explained(exc, "nothing was deleted from the server") from None
+        try:
+            self.pop.quit()  # the server deletes what was marked now
+        except MailboxError as exc:
+            raise self._explained(exc, "the server may not have deleted them") from None
+
+    def _explained(self, error: MailboxError, what: str) -> MailboxError:
+        if self.mailbox.read_only or not self.stats.fetched:
+            return error
+        return MailboxError(
+            error.stage,
+            f"{error}. {self.stats.fetched} messages were stored; {what} (POP3 deletes at "
+            "QUIT only): the next pass deletes them without storing them again",
         )
-        self.progress(stats)
+
+    def _transfer(self) -> None:
+        mailbox = self.mailbox
+        listed = self.pop.listing()
+        remembered = self._remembered({m.uidl for m in listed})
+        new = [m for m in listed if m.uidl not in remembered]
+        self.stats.total = len(new)
+        save_progress(self.stats, self.progress)
+        if not mailbox.read_only:
+            # Stored by an earlier pass whose deletions never reached QUIT.
+            self.pop.delete([m.number for m in listed if remembered.get(m.uidl) is False])
+        batch, held = [], 0
+        for message in new:
+            if message.size > self.limit:
+                self._refuse_too_big(message, message.size)
+                continue
+            data, size = self.pop.retrieve(message.number, self.limit)
+            if data is None:  # the server's LIST understated it
+                self._refuse_too_big(message, size)
+                continue
+            batch.append((message, data))
+            held += len(data)
+            if len(batch) >= BATCH or held >= BATCH_BYTES:
+                self._store_batch(batch)
+                batch, held = [], 0
+        if batch:
+            self._store_batch(batch)
+
+    def _remembered(self, listed: set[str]) -> dict[str, bool]:
+        """{unique id: kept} of the listed messages stored before; the rows of messages the
+        server no longer lists are forgotten."""
+        rows = Pop3Message.objects.filter(mailbox=self.mailbox).values_list("pk", "uidl", "kept")
+        remembered, gone = {}, []
+        for pk, uidl, kept in rows.iterator():
+            if uidl in listed:
+                remembered[uidl] = kept
+            else:
+                gone.append(pk)
+        for start in range(0, len(gone), 500):
+            Pop3Message.objects.filter(pk__in=gone[start : start + 500]).delete()
+        return remembered
+
+    def _check_alive(self) -> None:
+        if not MailboxPass.objects.filter(pk=self.stats.pk).exists():
+            raise MailboxGone  # deleted (with its passes) while we worked
+
+    def _store_batch(self, batch: list[tuple[Listed, bytes]]) -> None:
+        self._check_alive()
+        stored = []
+        # One commit for the batch (each message in a savepoint of its own); DELE after it.
+        with transaction.atomic():
+            for message, data in batch:
+                name = f"{self.mailbox.name}: POP3 message {message.uidl}"
+                what = f"message {message.uidl}"
+                if store(self.mailbox, self.stats, data, name, self._remember(message), what):
+                    stored.append(message.number)
+        if not self.mailbox.read_only:
+            self.pop.delete(stored)
+        renew(self.mailbox.pk)
+        save_progress(self.stats, self.progress)
+
+    def _remember(self, message: Listed):
+        def remember(status: str, *, kept: bool = False) -> None:
+            Pop3Message.objects.create(
+                mailbox=self.mailbox, uidl=message.uidl, status=status, kept=kept
+            )
+
+        return remember
+
+    def _refuse_too_big(self, message: Listed, size: int) -> None:
+        """Left on the server (a person may want it) and remembered, so it is not fetched
+        again; what is kept as its refused input is its header."""
+        reason = (
+            f"the message is {size_text(size)}, over the {size_text(self.limit)} limit: "
+            "left on the server, not fetched (only its header is kept)"
+        )
+        head = self.pop.head(message.number)
+        name = f"{self.mailbox.name}: POP3 message {message.uidl}"
+        self._check_alive()
+        with transaction.atomic():
+            keep_refused(
+                head or name.encode(),
+                name,
+                reason,
+                via=InputSource.MAILBOX,
+                organization=self.mailbox.organization,
+            )
+            self._remember(message)(InputStatus.REFUSED, kept=True)
+        self.stats.invalid += 1
+        self.stats.error = f"message {message.uidl}: {reason}"
+        save_progress(self.stats, self.progress)
+
+
+PASSES = {MailProtocol.IMAP: Pass, MailProtocol.POP3: Pop3Pass}
 
 
 def _status(statuses: list[str]) -> str:

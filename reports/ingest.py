@@ -130,6 +130,16 @@ def keep_raw(source, name: str, *, via: str, organization=None, user=None) -> mo
     return raw
 
 
+def keep_refused(source: bytes, name: str, reason: str, *, via: str, organization=None):
+    """Keep what there is of an input refused before it could be read (the header of a mail
+    message too big to fetch), with the reason it was refused."""
+    raw = keep_raw(source, name, via=via, organization=organization)
+    if raw.reason in UNPARSED:  # new: never parsed
+        raw.status, raw.reason = models.InputStatus.REFUSED, reason
+        raw.save(update_fields=["status", "reason"])
+    return raw
+
+
 def _write_content(pk: int, content: bytes) -> None:
     """The stored bytes of an input, sent as a binary parameter where the driver would
     otherwise quote them into the SQL text (psycopg's client-side binding doubles a bytea as

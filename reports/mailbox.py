@@ -1,10 +1,7 @@
 """The one place that talks IMAP: a team's DMARC report mailbox.
 
-The host is resolved and screened exactly like every other remote host (`domains.net`: the run's
-DNS, private targets refused unless allowed), the TCP connection goes to one of those screened
-addresses, and TLS is verified for the host NAME (SNI and certificate), never the address. The
-password is only ever sent over TLS (implicit, or STARTTLS, never a fallback to plaintext), or
-over plaintext when the mailbox says so explicitly (tls_mode "plain" AND allow_plaintext).
+Reaching the server (screening, TCP, TLS verified for the host name, the plaintext policy)
+is shared with the POP3 seam: `reports/mailserver.py`.
 
 IMAPClient does the protocol (folder names in modified UTF-7, response parsing, MOVE,
 UIDPLUS); it is handed the connected, verified socket (`_PinnedClient`) instead of connecting
@@ -22,70 +19,31 @@ the configured name ("INBOX/dmarc/processed").
 import ast
 import contextlib
 import imaplib
-import ipaddress
 import re
 import socket
-import ssl
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TypeVar
 
-import idna
 from django.utils.translation import ngettext
 from imapclient import IMAPClient
 from imapclient.imapclient import DELETED
 
 from domains import net
-from domains.dns import DnsSession, LookupFailed
+from reports.mailserver import (
+    IMPLICIT,
+    PLAIN,
+    STARTTLS,
+    Connector,
+    MailboxError,
+    ServerSettings,
+    Step,
+    without_password,
+)
 
-STAGES = ("dns", "tcp", "tls", "certificate", "login", "folder", "protocol", "refused", "timeout")
-IMPLICIT, STARTTLS, PLAIN = "implicit", "starttls", "plain"
+__all__ = ["ImapSession", "MailboxError", "ServerSettings", "Step", "test_connection"]
+
 COMMAND_FAILED = re.compile(r"^[a-z]+ failed: ", re.IGNORECASE)
 T = TypeVar("T")
-
-
-class MailboxError(Exception):
-    """The mailbox could not be reached or used; `stage` says where (one of STAGES)."""
-
-    def __init__(self, stage: str, message: str):
-        if stage not in STAGES:
-            raise ValueError(f"unknown stage {stage!r}")
-        super().__init__(message)
-        self.stage = stage
-
-
-@dataclass
-class ServerSettings:
-    host: str
-    port: int
-    tls_mode: str  # reports.models.TlsMode: implicit, starttls or plain
-    username: str
-    password: str = field(repr=False)
-    allow_plaintext: bool = False
-    timeout: float = 30.0  # for every socket operation
-
-    @classmethod
-    def of(cls, mailbox, password: str) -> "ServerSettings":
-        """The settings of a reports.models.Mailbox, with its decrypted password."""
-        return cls(
-            host=mailbox.host,
-            port=mailbox.port,
-            tls_mode=mailbox.tls_mode,
-            username=mailbox.username,
-            password=password,
-            allow_plaintext=mailbox.allow_plaintext,
-        )
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of `test_connection`; `stage` is the MailboxError stage when it failed."""
-
-    name: str
-    ok: bool
-    detail: str
-    stage: str = ""
 
 
 # --- the IMAPClient seam ------------------------------------------------------------------------
@@ -141,87 +99,20 @@ def _failure(exc: Exception, host: str, timeout: float, command: str, refused: s
     return MailboxError("protocol", f"connection to {host} lost at {command}: {reason}")
 
 
-def _ascii_host(host: str) -> tuple[str, bool]:
-    """The host as it is looked up and verified (an IP literal, or the A-label name), and
-    whether it is an IP address."""
-    text = host.strip().strip("[]").rstrip(".").lower()
-    if not text:
-        raise MailboxError("dns", "no host name is configured for the mailbox")
-    with contextlib.suppress(ValueError):
-        return str(ipaddress.ip_address(text)), True
-    try:
-        return idna.encode(text, uts46=True).decode("ascii"), False
-    except idna.IDNAError as exc:
-        raise MailboxError("dns", f"{host!r} is not a valid host name: {exc}") from None
-
-
-class _Connector:
-    """Opening a session, one stage at a time, so test_connection can report each."""
+class _Connector(Connector):
+    """Opening an IMAP session, one stage at a time, so test_connection can report each."""
 
     def __init__(self, server: ServerSettings, *, force_copy: bool = False):
-        self.server = server
+        super().__init__(server)
         self.force_copy = force_copy
         self.session: ImapSession | None = None  # once logged in
-        self.host = ""
-        self.addresses: list[str] = []
-        self.address = ""
-        self.sock: socket.socket | None = None
         self.client: _PinnedClient | None = None
-
-    def check_policy(self) -> None:
-        mode, server = self.server.tls_mode, self.server
-        if mode not in (IMPLICIT, STARTTLS, PLAIN):
-            raise MailboxError("refused", f"unknown TLS mode {mode!r}")
-        if mode == PLAIN and not server.allow_plaintext:
-            raise MailboxError(
-                "refused",
-                f"the password for {server.username} would be sent to {server.host} without "
-                "encryption: choose TLS or STARTTLS, or explicitly allow plaintext for this "
-                "mailbox",
-            )
-
-    def resolve(self) -> str:
-        self.check_policy()
-        self.host, is_ip = _ascii_host(self.server.host)
-        if is_ip:
-            addresses, how = [self.host], "an IP address, no DNS lookup"
-        else:
-            addresses = self._lookup()
-            how = f"{self.host} has {', '.join(addresses)}"
-        try:
-            self.addresses = net.allowed_addresses(self.host, addresses)
-        except net.TargetRefused as exc:
-            raise MailboxError("refused", str(exc)) from None
-        return how
-
-    def _lookup(self) -> list[str]:
-        try:
-            return net.addresses_of(DnsSession(), self.host)
-        except net.NoAddress as exc:
-            raise MailboxError("dns", str(exc)) from None
-        except LookupFailed as exc:
-            raise MailboxError(
-                "dns", f"DNS lookup for {self.host} failed ({exc.reason}): try again later"
-            ) from None
-
-    def connect(self) -> str:
-        timeout = self.server.timeout
-        deadline = time.monotonic() + timeout
-        try:
-            self.sock, self.address = net.connect_tcp(
-                self.host, self.addresses, self.server.port, deadline, timeout
-            )
-        except net.NetTimeout as exc:
-            raise MailboxError("timeout", str(exc)) from None
-        except net.NetError as exc:
-            raise MailboxError("tcp", str(exc)) from None
-        return f"connected to {self.address} port {self.server.port}"
 
     def secure(self) -> str:
         """TLS as the mailbox asks, and the server's greeting."""
         mode = self.server.tls_mode
         if mode == IMPLICIT:
-            self._implicit_tls()
+            self.implicit_tls()
         self._greet()
         if mode == STARTTLS:
             self._starttls()
@@ -230,23 +121,8 @@ class _Connector:
         tls = self.client.socket()
         return f"{tls.version()}, certificate valid for {self.host}"
 
-    def _implicit_tls(self) -> None:
-        timeout = self.server.timeout
-        deadline = time.monotonic() + timeout
-        sock, self.sock = self.sock, None
-        try:
-            self.sock = net.start_tls(sock, self.host, self.address, deadline, timeout)
-        except net.CertificateInvalid as exc:
-            raise MailboxError("certificate", str(exc)) from None
-        except net.NetTimeout as exc:
-            raise MailboxError("timeout", str(exc)) from None
-        except net.NetError as exc:
-            raise MailboxError("tls", str(exc)) from None
-
     def _greet(self) -> None:
-        sock, self.sock = self.sock, None
-        sock.settimeout(self.server.timeout)
-        where = f"{self.host} ({self.address}) port {self.server.port}"
+        sock, where = self.take_socket(), self.where()
         try:
             self.client = _PinnedClient(
                 self.host,
@@ -269,33 +145,17 @@ class _Connector:
     def _starttls(self) -> None:
         where = f"{self.host} port {self.server.port}"
         if b"STARTTLS" not in self._call(self.client.capabilities, "CAPABILITY"):
-            raise MailboxError(
-                "tls",
-                f"{where} does not offer STARTTLS, and the password is never sent without "
-                "TLS: use implicit TLS (usually port 993), or ask the provider to enable it",
-            )
+            raise self.no_starttls("STARTTLS", 993)
         try:
             self.client.starttls(net.tls_context())
-        except ssl.SSLCertVerificationError as exc:
-            reason = exc.verify_message or exc.reason or str(exc)
-            raise MailboxError(
-                "certificate", f"certificate for {self.host} not valid: {reason}"
-            ) from None
-        except ssl.SSLError as exc:
-            raise MailboxError("tls", f"TLS with {where} failed: {exc.reason or exc}") from None
-        except TimeoutError:
-            raise MailboxError(
-                "timeout", f"no TLS handshake with {where} within {self.server.timeout:g} s"
-            ) from None
-        except OSError as exc:
-            reason = exc.strerror or str(exc) or "connection closed"
-            raise MailboxError("tls", f"TLS with {where} failed: {reason}") from None
         except imaplib.IMAP4.abort as exc:
             raise MailboxError(
                 "protocol", f"{where} closed the connection at STARTTLS: {_server_text(exc)}"
             ) from None
         except imaplib.IMAP4.error as exc:
             raise MailboxError("tls", f"{where} refused STARTTLS: {_server_text(exc)}") from None
+        except OSError as exc:
+            raise self.starttls_failure(exc) from None
 
     def login(self) -> str:
         """LOGIN, then the session is ready (`self.session`)."""
@@ -311,10 +171,7 @@ class _Connector:
         except MailboxError as exc:
             if exc.stage != "folder":  # i.e. not the server's NO
                 raise
-            text, password = str(exc), self.server.password
-            if password:  # servers do not echo it; still, never show it
-                text = text.replace(password, "********")
-            raise MailboxError("login", text) from None
+            raise MailboxError("login", without_password(str(exc), self.server.password)) from None
         self.session = ImapSession(self.client, self.server, self.host, force_copy=self.force_copy)
         self.client = None  # the session closes it now
         return f"logged in as {username}"
@@ -330,9 +187,7 @@ class _Connector:
 
     def abandon(self) -> None:
         """Close whatever a failed attempt left open."""
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        self.close_socket()
         if self.client is not None:
             with contextlib.suppress(Exception):  # already closed: nothing left to do
                 self.client.shutdown()

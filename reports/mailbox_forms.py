@@ -1,4 +1,5 @@
-"""The report mailbox form: where the IMAP server is, how to log in, which folders to use.
+"""The report mailbox form: IMAP or POP3, where the server is, how to log in, which folders
+to use (IMAP only: POP3 has no folders, stored messages are deleted from the server).
 
 The password is write-only: the field never renders a value (not even when the form comes back
 with errors), a blank one on edit keeps the stored password, and what is stored is the
@@ -15,7 +16,7 @@ from django.conf import settings
 from domains.names import LDH_LABEL, MAX_LABEL_LENGTH, MAX_NAME_LENGTH
 from domains.net import refusal_reason
 from reports import secrets
-from reports.models import Mailbox, TlsMode
+from reports.models import DEFAULT_PORTS, Mailbox, MailProtocol, TlsMode
 
 PLAINTEXT_WARNING = (
     "Without encryption the password and every report cross the network in the clear: anyone "
@@ -29,11 +30,12 @@ class MailboxForm(forms.ModelForm):
     # The page shows the fields in these groups, in this order.
     GROUPS = (
         ("Mailbox", ("name", "enabled")),
-        ("Server", ("host", "port", "tls_mode", "allow_plaintext")),
+        ("Server", ("protocol", "host", "port", "tls_mode", "allow_plaintext")),
         ("Login", ("username", "password")),
-        ("Folders", ("folder", "processed_folder", "invalid_folder", "read_only")),
-        ("Schedule", ("interval_minutes",)),
+        ("Folders (IMAP only)", ("folder", "processed_folder", "invalid_folder")),
+        ("Fetching", ("read_only", "interval_minutes")),
     )
+    IMAP_ONLY = "Folders (IMAP only)"  # static/js/mailsec.js hides it while POP3 is chosen
 
     password = forms.CharField(
         required=False,
@@ -43,10 +45,10 @@ class MailboxForm(forms.ModelForm):
     )
     # Text inputs with a numeric keyboard: the house style sizes text inputs, not number ones.
     port = forms.IntegerField(
+        required=False,
         min_value=1,
         max_value=65535,
-        initial=993,
-        help_text="Usually 993 for TLS, 143 for STARTTLS.",
+        help_text="Blank: the usual port, 993 (TLS) or 143 for IMAP, 995 (TLS) or 110 for POP3.",
         widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 6}),
     )
     interval_minutes = forms.IntegerField(
@@ -62,6 +64,7 @@ class MailboxForm(forms.ModelForm):
         model = Mailbox
         fields = [
             "name",
+            "protocol",
             "host",
             "port",
             "tls_mode",
@@ -75,7 +78,7 @@ class MailboxForm(forms.ModelForm):
             "enabled",
         ]
         labels = {
-            "host": "IMAP server",
+            "host": "Server",
             "tls_mode": "Encryption",
             "allow_plaintext": "Allow a connection without encryption",
             "username": "User name",
@@ -86,16 +89,21 @@ class MailboxForm(forms.ModelForm):
         }
         help_texts = {
             "name": "For you: shown on the mailbox list.",
-            "host": "A host name such as imap.example.com, or an IP address; no https://, "
+            "protocol": "IMAP files stored messages away in folders. POP3 has no folders: "
+            "stored messages are deleted from the server (unless in read-only mode).",
+            "host": "A host name such as imap.example.com or pop.example.com, or an IP address; "
+            "no https://, "
             "no path, no port.",
             "allow_plaintext": PLAINTEXT_WARNING,
-            "folder": "Where the reports arrive, usually INBOX. Use / between folder levels.",
-            "processed_folder": "Messages are moved here once stored (created if missing). "
-            "Blank: they stay in the source folder.",
-            "invalid_folder": "Messages that are not (wholly) readable reports are moved "
-            "here. Blank: they stay in the source folder.",
-            "read_only": "Never change the mailbox: messages stay where they are and the two "
-            "folders above are not used; mailsec remembers what it has fetched.",
+            "folder": "IMAP only. Where the reports arrive, usually INBOX. Use / between "
+            "folder levels.",
+            "processed_folder": "IMAP only. Messages are moved here once stored (created if "
+            "missing). Blank: they stay in the source folder.",
+            "invalid_folder": "IMAP only. Messages that are not (wholly) readable reports are "
+            "moved here. Blank: they stay in the source folder.",
+            "read_only": "Never change the mailbox: messages stay where they are (over IMAP "
+            "the folders for processed and unreadable messages are not used, over POP3 nothing "
+            "is deleted); mailsec remembers what it has fetched.",
         }
 
     def __init__(self, *args, organization, **kwargs):
@@ -110,9 +118,17 @@ class MailboxForm(forms.ModelForm):
             else "Leave blank to keep the stored password. It is stored encrypted and never shown."
         )
         self.fields["tls_mode"].choices = TlsMode.choices  # no empty choice
+        self.fields["protocol"].choices = MailProtocol.choices
+        self.fields["protocol"].required = False  # absent: IMAP, as before POP3 was offered
+        self.fields["protocol"].widget.attrs["data-protocol"] = ""
+        self.fields["folder"].required = False  # for IMAP only: see clean()
 
-    def groups(self) -> list[tuple[str, list[forms.BoundField]]]:
-        return [(legend, [self[name] for name in names]) for legend, names in self.GROUPS]
+    def groups(self) -> list[tuple[str, list[forms.BoundField], bool]]:
+        """(legend, fields, whether only IMAP uses them) of each group."""
+        return [
+            (legend, [self[name] for name in names], legend == self.IMAP_ONLY)
+            for legend, names in self.GROUPS
+        ]
 
     # --- cleaning --------------------------------------------------------------------------
 
@@ -122,6 +138,9 @@ class MailboxForm(forms.ModelForm):
         if others.exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError(f"The team already has a mailbox called {name}.")
         return name
+
+    def clean_protocol(self) -> str:
+        return self.cleaned_data.get("protocol") or MailProtocol.IMAP
 
     def clean_host(self) -> str:
         return clean_host(self.cleaned_data["host"])
@@ -133,7 +152,7 @@ class MailboxForm(forms.ModelForm):
         return username
 
     def clean_folder(self) -> str:
-        return clean_folder(self.cleaned_data["folder"], required=True)
+        return clean_folder(self.cleaned_data["folder"])
 
     def clean_processed_folder(self) -> str:
         return clean_folder(self.cleaned_data["processed_folder"])
@@ -153,9 +172,31 @@ class MailboxForm(forms.ModelForm):
         else:
             # The consent belongs to the choice of no encryption; a later switch asks again.
             data["allow_plaintext"] = False
-        if not data.get("read_only"):
+        protocol, mode = data.get("protocol"), data.get("tls_mode")
+        if data.get("port") is None and protocol in DEFAULT_PORTS and mode in TlsMode.values:
+            data["port"] = DEFAULT_PORTS[protocol][mode]
+        self._check_port_fits(data.get("port"), protocol)
+        if protocol == MailProtocol.POP3:
+            data["folder"] = data.get("folder") or "INBOX"  # not used: POP3 has no folders
+        elif "folder" in data and not data["folder"]:
+            self.add_error("folder", self.fields["folder"].error_messages["required"])
+        elif not data.get("read_only"):
             self._check_distinct_folders(data)
         return data
+
+    def _check_port_fits(self, port, protocol) -> None:
+        """The other protocol's usual port is a slip (say, IMAP switched to POP3 on edit)."""
+        if protocol not in DEFAULT_PORTS:
+            return
+        for other, ports in DEFAULT_PORTS.items():
+            if other != protocol and port in ports.values():
+                usual = DEFAULT_PORTS[protocol]
+                self.add_error(
+                    "port",
+                    f"{port} is the usual {MailProtocol(other).label} port: for "
+                    f"{MailProtocol(protocol).label} use {usual[TlsMode.IMPLICIT]} (TLS) or "
+                    f"{usual[TlsMode.STARTTLS]}, or leave it blank.",
+                )
 
     def _check_distinct_folders(self, data) -> None:
         source = data.get("folder")

@@ -18,10 +18,11 @@ from domains import tenancy
 from domains.models import Role
 from domains.views import wants_fragment
 from mailsec.models import AuditAction, AuditEvent
-from reports import fetch, secrets
-from reports.mailbox import ServerSettings, test_connection
+from reports import fetch, pop3, secrets
+from reports.mailbox import test_connection as test_imap_connection
 from reports.mailbox_forms import MailboxForm
-from reports.models import Mailbox, MailboxPass
+from reports.mailserver import ServerSettings, Step
+from reports.models import Mailbox, MailboxPass, MailProtocol
 
 TEST_TIMEOUT = 10.0  # seconds per socket operation: the test runs while the browser waits
 
@@ -150,12 +151,23 @@ def mailbox_test(request, pk: int):
         return render(request, "reports/mailboxes_test.html", context)
     server = ServerSettings.of(mailbox, password)
     server.timeout = TEST_TIMEOUT
+    context["steps"] = CONNECTION_TESTS[mailbox.protocol](mailbox, server)
+    context["failed"] = next((step for step in context["steps"] if not step.ok), None)
+    return render(request, "reports/mailboxes_test.html", context)
+
+
+def _test_imap(mailbox: Mailbox, server: ServerSettings) -> list[Step]:
     folders = [mailbox.folder]
     if not mailbox.read_only:
         folders += [mailbox.processed_folder, mailbox.invalid_folder]
-    context["steps"] = test_connection(server, folders, read_only=mailbox.read_only)
-    context["failed"] = next((step for step in context["steps"] if not step.ok), None)
-    return render(request, "reports/mailboxes_test.html", context)
+    return test_imap_connection(server, folders, read_only=mailbox.read_only)
+
+
+def _test_pop3(mailbox: Mailbox, server: ServerSettings) -> list[Step]:
+    return pop3.test_connection(server)
+
+
+CONNECTION_TESTS = {MailProtocol.IMAP: _test_imap, MailProtocol.POP3: _test_pop3}
 
 
 # --- fetch now (owners and members) -----------------------------------------------------------

@@ -301,19 +301,37 @@ class FailureReport(models.Model):
 # --- the report mailbox (IMAP) ---------------------------------------------------------
 
 
+class MailProtocol(models.TextChoices):
+    IMAP = "imap", "IMAP"
+    POP3 = "pop3", "POP3"
+
+
 class TlsMode(models.TextChoices):
-    IMPLICIT = "implicit", "TLS (IMAPS, usually port 993)"
-    STARTTLS = "starttls", "STARTTLS (usually port 143)"
+    IMPLICIT = "implicit", "TLS (usually port 993 for IMAP, 995 for POP3)"
+    STARTTLS = "starttls", "STARTTLS (usually port 143 for IMAP, 110 for POP3)"
     PLAIN = "plain", "No encryption (only where explicitly allowed)"
 
 
+# The port a mailbox uses when none is given: by protocol, then by TLS mode.
+DEFAULT_PORTS = {
+    MailProtocol.IMAP: {TlsMode.IMPLICIT: 993, TlsMode.STARTTLS: 143, TlsMode.PLAIN: 143},
+    MailProtocol.POP3: {TlsMode.IMPLICIT: 995, TlsMode.STARTTLS: 110, TlsMode.PLAIN: 110},
+}
+
+
 class Mailbox(models.Model):
-    """A team's DMARC report mailbox: where its rua= (and TLS-RPT rua=) mail arrives."""
+    """A team's DMARC report mailbox: where its rua= (and TLS-RPT rua=) mail arrives.
+
+    Over IMAP messages are moved to folders once stored; over POP3, which has no folders,
+    they are deleted from the server once stored (the folder fields are not used)."""
 
     organization = models.ForeignKey(
         "domains.Organization", on_delete=models.CASCADE, related_name="mailboxes"
     )
     name = models.CharField(max_length=100)
+    protocol = models.CharField(
+        max_length=4, choices=MailProtocol.choices, default=MailProtocol.IMAP
+    )
     host = models.CharField(max_length=253)
     port = models.PositiveIntegerField(default=993)
     tls_mode = models.CharField(max_length=10, choices=TlsMode.choices, default=TlsMode.IMPLICIT)
@@ -399,6 +417,28 @@ class ProcessedMessage(models.Model):
 
     def __str__(self):
         return f"{self.folder} {self.uidvalidity}/{self.uid} {self.status}"
+
+
+class Pop3Message(models.Model):
+    """A message of a POP3 mailbox a pass has handled, by the server's unique id (UIDL): never
+    stored twice. A pass whose connection dropped before QUIT deleted nothing on the server:
+    while the server still lists a remembered message, the next pass deletes it without storing
+    it again (unless the mailbox is read-only, or `kept`: too big to fetch, left for a person).
+    Rows of messages the server no longer lists are forgotten (RFC 1939: ids are not reused)."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="pop3_messages")
+    uidl = models.CharField(max_length=70)  # RFC 1939 7: 1 to 70 characters 0x21 to 0x7E
+    status = models.CharField(max_length=10, choices=InputStatus.choices)
+    kept = models.BooleanField(default=False)
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "uidl"], name="processed_pop3_message")
+        ]
+
+    def __str__(self):
+        return f"{self.uidl} {self.status}"
 
 
 # --- uploads (parsed by the worker: reports/uploads.py) ---------------------------------------

@@ -317,19 +317,19 @@ class DovecotServer(ServerProcess):
         self.doveadm("mailbox", "create", "-u", user, folder)
 
     def kick(self, user: str) -> bool:
-        """Drop every IMAP connection of the user (the server says BYE and closes); False when
-        the user had none."""
+        """Drop every IMAP and POP3 connection of the user (the server says BYE, or -ERR over
+        POP3, and closes); False when the user had none."""
         return self.doveadm("kick", user, allowed=(0, EX_NOTFOUND)) is not None
 
     def imap_pids(self, user: str) -> list[int]:
-        """The processes serving the user's IMAP connections (`doveadm who`)."""
+        """The processes serving the user's IMAP (and POP3) connections (`doveadm who`)."""
         listing = self.doveadm("who", "-1", user, allowed=(0, EX_NOTFOUND)) or ""
         rows = [line.split() for line in listing.splitlines()[1:]]
         return [int(row[2]) for row in rows if len(row) >= 3 and row[0] == user]
 
     @contextmanager
     def paused(self, user: str):
-        """Freeze the user's IMAP processes (SIGSTOP): their clients get no answer at all,
+        """Freeze the user's IMAP and POP3 processes (SIGSTOP): their clients get no answer at all,
         like from a server that hangs, until the block ends."""
         pids = self.imap_pids(user)
         if not pids:

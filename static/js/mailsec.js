@@ -112,7 +112,19 @@
     });
   }
 
+  /* The mailbox form: the folder fields mean nothing over POP3 (the server ignores them). */
+  function protocolChoice(select) {
+    function show() {
+      select.form.querySelectorAll("[data-imap-only]").forEach(function (part) {
+        part.hidden = select.value !== "imap";
+      });
+    }
+    select.addEventListener("change", show);
+    show();
+  }
+
   document.querySelectorAll("[data-poll]").forEach(poll);
+  document.querySelectorAll("select[data-protocol]").forEach(protocolChoice);
   document.querySelectorAll("form[data-check-now]").forEach(checkNow);
   document.querySelectorAll("button[data-copy]").forEach(copyButton);
 })();

@@ -37,9 +37,10 @@ def new_account(server: DovecotServer) -> ImapAccount:
 
 @pytest.fixture(scope="session")
 def dovecot(tmp_path_factory):
-    """dovecot with "/" as its folder separator, MOVE and UIDPLUS."""
+    """dovecot with "/" as its folder separator, MOVE and UIDPLUS; POP3 too, on the same
+    mail (pop3_port: STLS or plaintext, pop3s_port: implicit TLS)."""
     with DovecotServer(
-        tmp_path_factory.mktemp("dovecot"), hostnames=("localhost", DNS_NAME)
+        tmp_path_factory.mktemp("dovecot"), hostnames=("localhost", DNS_NAME), pop3=True
     ) as server:
         yield server
 

@@ -51,6 +51,7 @@ def make_mailbox(organization, name="DMARC reports", password=PASSWORD, **fields
 def form_data(**changes) -> dict:
     data = {
         "name": "DMARC reports",
+        "protocol": "imap",
         "host": "imap.acme.example",
         "port": "993",
         "tls_mode": "implicit",
