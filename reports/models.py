@@ -92,7 +92,16 @@ class RawInput(models.Model):
 
 class AggregateReport(models.Model):
     organization = owner()
-    raw = models.ForeignKey(RawInput, on_delete=KEEP_INPUT, related_name="aggregate_reports")
+    # NULL once retention (reports/retention.py) has deleted an old input: the report itself
+    # stays, without its records, so that it is still known (a copy arriving again is a
+    # duplicate, not counted twice into the rollups).
+    raw = models.ForeignKey(
+        RawInput,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="aggregate_reports",
+    )
     org_name = models.CharField(max_length=255)
     email = models.CharField(max_length=255, blank=True)
     extra_contact_info = models.TextField(blank=True)
@@ -117,6 +126,7 @@ class AggregateReport(models.Model):
     message_count = models.BigIntegerField(default=0)
     dmarc_pass = models.BigIntegerField(default=0)  # messages with DKIM or SPF aligned pass
     received_at = models.DateTimeField(auto_now_add=True)
+    records_pruned = models.BooleanField(default=False)  # by retention; the counts stay
 
     class Meta:
         ordering = ["-begin", "-id"]
