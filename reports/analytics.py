@@ -90,7 +90,9 @@ class Series:
             {
                 "day": d.day.isoformat(),
                 "messages": d.messages,
-                "dmarc_pass": d.passed,
+                "dmarc_pass": d.dmarc_pass,
+                # The chart's stack, bottom up; it adds up to the messages.
+                "pass_delivered": d.passed,
                 "fail_none": d.fail_none,
                 "quarantined": d.quarantined,
                 "rejected": d.rejected,

@@ -153,15 +153,16 @@ def _line(line, left, slot, top, bottom) -> list[str]:
             segments.append([])
         else:
             segments[-1].append(f"{_num(left + (i + 0.5) * slot)},{_num(y(rate))}")
-    path = " ".join("M" + " L".join(s) for s in segments if s)
+    path = " ".join("M" + " L".join(s) for s in segments if len(s) > 1)
     # A day alone between two gaps is a dot: a path of one point draws nothing.
     dots = "".join(
-        f'<circle cx="{s[0].split(",")[0]}" cy="{s[0].split(",")[1]}" r="2" fill="{LINE_COLOUR}"/>'
+        f'<circle class="chart-point" cx="{s[0].split(",")[0]}" cy="{s[0].split(",")[1]}" '
+        f'r="2" fill="{LINE_COLOUR}"/>'
         for s in segments
         if len(s) == 1
     )
     if not path:
-        return []
+        return [dots] if dots else []
     return [
         f'<path class="chart-line" d="{path}" fill="none" stroke="{LINE_COLOUR}" '
         f'stroke-width="2" stroke-linejoin="round"/>{dots}'

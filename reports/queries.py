@@ -254,9 +254,12 @@ def index_page(organization: Organization, params, today: date | None = None) ->
     query = IndexQuery.from_params(params, set(pks), today)
     listing = LISTINGS[query.kind]
     reports = team_reports(organization, query).only(*listing.columns)
+    # The reporters offered: those of the domain chosen, else of all the team's reports.
+    reporters = listing.model.objects.filter(organization=organization)
+    if query.domain:
+        reporters = reporters.filter(_about(listing.model, [query.domain]))
     reporters = (
-        listing.model.objects.filter(organization=organization)
-        .exclude(org_name="")
+        reporters.exclude(org_name="")
         .order_by("org_name")
         .values_list("org_name", flat=True)
         .distinct()[:MAX_REPORTERS]

@@ -455,8 +455,8 @@ def add_volume(total: int):
 
 
 # Every page of a signed-in user: session, user, the sign-in gate (second factor, team policy).
-INDEX_QUERIES = 7  # + memberships, the team's domains, count, page
-DOMAIN_QUERIES = 11  # + memberships, domain, totals, sources, count, page, tls, ruf
+INDEX_QUERIES = 8  # + memberships, the team's domains, reporters (the filter's), count, page
+DOMAIN_QUERIES = 12  # + memberships, domain, totals, sources, chart series, count, page, tls, ruf
 
 
 @pytest.mark.parametrize(
