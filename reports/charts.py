@@ -179,7 +179,7 @@ def _axes(left, right, top, bottom, x, start, end, percent_axis: bool) -> list[s
         + "".join(
             f'<line x1="{_num(x(t))}" y1="{bottom}" x2="{_num(x(t))}" y2="{bottom + 4}" '
             f'stroke="#9aa5b1"/><text x="{_num(x(t))}" y="{bottom + 16}">{escape(label)}</text>'
-            for t, label in x_ticks(start, end - timedelta(seconds=1))
+            for t, label in _day_ticks(start, end)
         )
         + "</g>",
     ]
@@ -196,6 +196,21 @@ def _axes(left, right, top, bottom, x, start, end, percent_axis: bool) -> list[s
     return parts
 
 
+def _day_ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
+    """Where the x-axis is labelled: domains/charts.py's ticks, but never between midnights (a
+    bar is a day); a week or less has each day labelled under the middle of its bar."""
+    if end - start > timedelta(days=7):
+        return x_ticks(start, end - timedelta(seconds=1))
+    days = (end - start).days
+    return [
+        (
+            start + timedelta(days=n, hours=12),
+            f"{start + timedelta(days=n):%b} {(start + timedelta(days=n)).day}",
+        )
+        for n in range(days)
+    ]
+
+
 def _legend(layers: Sequence[Layer], line_label: str, left: int) -> str:
     items, at = [], left
     for layer in layers:
@@ -203,7 +218,7 @@ def _legend(layers: Sequence[Layer], line_label: str, left: int) -> str:
             f'<rect x="{at}" y="8" width="10" height="10" fill="{layer.colour}"/>'
             f'<text x="{at + 14}" y="17">{escape(layer.label)}</text>'
         )
-        at += 24 + 6 * len(layer.label)
+        at += 30 + 7 * len(layer.label)  # about 7 units a character at this size
     if line_label:
         items.append(
             f'<line x1="{at}" y1="13" x2="{at + 12}" y2="13" stroke="{LINE_COLOUR}" '
