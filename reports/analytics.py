@@ -2,9 +2,8 @@
 
 A series is one row per UTC day of a DateRange (reports/ranges.py), days without reports
 included as zeros, so a chart's x-axis and a CSV download have every day. Each query filters by
-the team (the rollups of the reports it received) and is one GROUP BY over the index
-daily_rollup_identity (organization, domain, day, ...): its cost grows with the days of the
-range and the sources seen on them, not with the records stored.
+the team (the totals of the reports it received) and reads DailyTotal, one row per domain and
+day: its cost grows with the days of the range, not with the records or sources stored.
 
 The four results a day's messages are stacked by add up to its messages exactly:
 quarantined and rejected are the dispositions the receivers applied (to a passing message too,
@@ -24,7 +23,7 @@ from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from domains.models import Domain
-from reports.models import DailyRollup, TlsPolicy, TlsReport
+from reports.models import DailyTotal, TlsPolicy, TlsReport
 from reports.ranges import DateRange
 
 
@@ -108,8 +107,9 @@ def series_of(rows, date_range: DateRange) -> Series:
     return Series(date_range, [found.get(day) or Day(day) for day in date_range.each_day()])
 
 
-def _rollups(organization, date_range: DateRange) -> QuerySet:
-    return DailyRollup.objects.filter(
+def _totals(organization, date_range: DateRange) -> QuerySet:
+    """The team's day totals in the range (index daily_total_identity: team, domain, day)."""
+    return DailyTotal.objects.filter(
         organization=organization, day__gte=date_range.since, day__lte=date_range.until
     )
 
@@ -131,13 +131,13 @@ def _daily(rollups: QuerySet, date_range: DateRange) -> Series:
 
 def domain_series(organization, name: str, date_range: DateRange) -> Series:
     """One domain's messages per day, from the reports its team received: one query."""
-    return _daily(_rollups(organization, date_range).filter(domain=name), date_range)
+    return _daily(_totals(organization, date_range).filter(domain=name), date_range)
 
 
 def team_series(organization, date_range: DateRange) -> Series:
     """Every domain the team monitors, day by day: one query."""
     names = Domain.objects.filter(organization=organization).values("name")
-    return _daily(_rollups(organization, date_range).filter(domain__in=names), date_range)
+    return _daily(_totals(organization, date_range).filter(domain__in=names), date_range)
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def team_domains(organization, date_range: DateRange) -> list[DomainTotal]:
     """Each of the team's domains with its totals over the range, busiest first: two queries."""
     domains = {d.name: d for d in Domain.objects.filter(organization=organization)}
     totals = (
-        _rollups(organization, date_range)
+        _totals(organization, date_range)
         .filter(domain__in=list(domains))
         .values("domain")
         .annotate(

@@ -326,12 +326,18 @@ class RecordWriter:
 
 
 def add_to_rollups(row: models.AggregateReport) -> None:
-    """Add the report's records to its team's daily rollups in one statement, in the database,
-    spread over the UTC days its period covers (reports/spread.py)."""
+    """Add the report's records to its team's daily rollups (per source) and daily totals, one
+    statement each, in the database, spread over the UTC days its period covers
+    (reports/spread.py). The totals are added to, never recomputed from the rollups: two
+    reports of a day stored at once each add their own."""
     days = spread.covered_days(row.begin, row.end)
-    sql, params = spread.rollup_statement(row.organization_id, row.domain, row.pk, days)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        for per_source in (True, False):
+            cursor.execute(
+                *spread.rollup_statement(
+                    row.organization_id, row.domain, row.pk, days, per_source=per_source
+                )
+            )
 
 
 def remember_selectors(organization_id: int, selectors: dict, seen: object) -> None:

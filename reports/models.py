@@ -203,6 +203,33 @@ class DailyRollup(models.Model):
         return f"{self.domain} {self.day} {self.source_ip}: {self.messages}"
 
 
+class DailyTotal(models.Model):
+    """A team's messages per policy domain and UTC day: its DailyRollup rows summed, kept by
+    reports.ingest beside them, so that a year's chart or totals read 365 rows rather than
+    every source of every day."""
+
+    organization = team()
+    domain = models.CharField(max_length=253)
+    day = models.DateField()
+    messages = models.BigIntegerField(default=0)
+    disposition_none = models.BigIntegerField(default=0)
+    disposition_quarantine = models.BigIntegerField(default=0)
+    disposition_reject = models.BigIntegerField(default=0)
+    dmarc_pass = models.BigIntegerField(default=0)
+    dkim_pass = models.BigIntegerField(default=0)
+    spf_pass = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "domain", "day"], name="daily_total_identity"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.domain} {self.day}: {self.messages}"
+
+
 class ReportedSelector(models.Model):
     """A DKIM selector seen signing for a domain in a team's aggregate reports."""
 

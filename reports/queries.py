@@ -9,6 +9,7 @@ millions of them.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
@@ -26,6 +27,7 @@ from reports.ingest import Outcome
 from reports.models import (
     AggregateReport,
     DailyRollup,
+    DailyTotal,
     FailureReport,
     InputStatus,
     RawInput,
@@ -373,26 +375,30 @@ def _zero(expression):
 def summary_of(
     organization, name: str, since: date, until: date | None = None
 ) -> tuple[Summary, list[SourceRow]]:
-    """The team's rollup totals and busiest sources (index daily_rollup team, domain, day)."""
-    rollups = DailyRollup.objects.filter(organization=organization, domain=name, day__gte=since)
+    """The team's totals (DailyTotal: a row a day) and its sources (DailyRollup, index
+    daily_rollup_identity: team, domain, day): one GROUP BY gives both the number of sources
+    and the busiest, sorted here."""
+    days = Q(organization=organization, domain=name, day__gte=since)
     if until is not None:
-        rollups = rollups.filter(day__lte=until)
-    totals = rollups.aggregate(
+        days &= Q(day__lte=until)
+    totals = DailyTotal.objects.filter(days).aggregate(
         messages=_zero(Sum("messages")),
         dmarc_pass=_zero(Sum("dmarc_pass")),
         dkim_pass=_zero(Sum("dkim_pass")),
         spf_pass=_zero(Sum("spf_pass")),
         quarantined=_zero(Sum("disposition_quarantine")),
         rejected=_zero(Sum("disposition_reject")),
-        sources=Count("source_ip", distinct=True),
     )
-    busiest = (
-        rollups.values("source_ip")
+    per_source = (
+        DailyRollup.objects.filter(days)
+        .values("source_ip")
         .annotate(total=Sum("messages"), passed=Sum("dmarc_pass"))
-        .order_by("-total", "source_ip")[:TOP_SOURCES]
+        .order_by()
+        .values_list("source_ip", "total", "passed")
     )
-    sources = [SourceRow(row["source_ip"], row["total"], row["passed"]) for row in busiest]
-    return Summary(**totals), sources
+    sources = [SourceRow(*row) for row in per_source]
+    busiest = heapq.nsmallest(TOP_SOURCES, sources, key=lambda s: (-s.messages, s.source_ip))
+    return Summary(**totals, sources=len(sources)), busiest
 
 
 def _latest(queryset, limit: int = RECENT) -> tuple[list, bool]:

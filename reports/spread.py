@@ -68,14 +68,24 @@ COLUMNS = {
 
 
 def rollup_statement(
-    organization_id: int, domain: str, report_pk: int, days: list[DayShare], *, sign: int = 1
+    organization_id: int,
+    domain: str,
+    report_pk: int,
+    days: list[DayShare],
+    *,
+    sign: int = 1,
+    per_source: bool = True,
 ) -> tuple[str, list]:
     """SQL and parameters adding a stored report's records to its team's rollups: INSERT ...
     SELECT ... ON CONFLICT, the same on SQLite and PostgreSQL, so the records never leave the
-    database. `sign` -1 takes them away again (re-spreading rollups made before spreading)."""
-    from reports.models import AggregateRecord, DailyRollup
+    database. `per_source` False adds them to the day's totals (DailyTotal) instead of the
+    day's rows per source (DailyRollup); `sign` -1 takes them away again (re-spreading rollups
+    made before spreading)."""
+    from reports.models import AggregateRecord, DailyRollup, DailyTotal
 
-    rollup, record = DailyRollup._meta.db_table, AggregateRecord._meta.db_table
+    rollup = (DailyRollup if per_source else DailyTotal)._meta.db_table
+    record = AggregateRecord._meta.db_table
+    source, key = ("source_ip, ", ", source_ip") if per_source else ("", "")
     total = days[-1].through
     names = ", ".join(COLUMNS)
     sums = ", ".join(COLUMNS.values())
@@ -91,12 +101,12 @@ def rollup_statement(
         joined = f" CROSS JOIN ({' UNION ALL '.join([each] * len(days))}) d"
         joined_params = [value for d in days for value in (d.day, d.before, d.through)]
     sql = (
-        f"INSERT INTO {rollup} (organization_id, domain, day, source_ip, {names}) "  # noqa: S608
-        f"SELECT %s, %s, day, source_ip, {sums} FROM ("
-        f"SELECT source_ip, disposition, dkim, spf, {spread} FROM ("
-        "SELECT source_ip, disposition, dkim, spf, CAST(SUM(count) AS BIGINT) AS n "
-        f"FROM {record} WHERE report_id = %s GROUP BY source_ip, disposition, dkim, spf"
-        f") g{joined}) s WHERE share <> 0 GROUP BY source_ip, day "
-        f"ON CONFLICT (organization_id, domain, day, source_ip) DO UPDATE SET {updates}"
+        f"INSERT INTO {rollup} (organization_id, domain, day, {source}{names}) "  # noqa: S608
+        f"SELECT %s, %s, day, {source}{sums} FROM ("
+        f"SELECT {source}disposition, dkim, spf, {spread} FROM ("
+        f"SELECT {source}disposition, dkim, spf, CAST(SUM(count) AS BIGINT) AS n "
+        f"FROM {record} WHERE report_id = %s GROUP BY {source}disposition, dkim, spf"
+        f") g{joined}) s WHERE share <> 0 GROUP BY day{key} "
+        f"ON CONFLICT (organization_id, domain, day{key}) DO UPDATE SET {updates}"
     )
     return sql, [organization_id, domain, *spread_params, report_pk, *joined_params]

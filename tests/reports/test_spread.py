@@ -63,6 +63,15 @@ def rollups(team) -> dict:
     return {(r.day, r.source_ip): tuple(getattr(r, f) for f in FIELDS) for r in rows}
 
 
+def totals_match_rollups(team) -> bool:
+    """DailyTotal holds each day's rollups summed (and nothing else)."""
+    summed: dict = {}
+    for (day, _), values in rollups(team).items():
+        summed[day] = tuple(a + b for a, b in zip(summed.get(day, (0,) * 7), values, strict=True))
+    rows = models.DailyTotal.objects.filter(organization=team)
+    return {r.day: tuple(getattr(r, f) for f in FIELDS) for r in rows} == summed
+
+
 def test_covered_days_count_the_seconds_of_each_utc_day():
     assert spread.covered_days(BEGIN, END) == [
         spread.DayShare(MAR[0], 0, 43200),
@@ -96,6 +105,7 @@ def test_a_three_day_report_is_spread_as_computed_by_hand(acme):
     )
     assert outcome.status == "imported", outcome.error
     assert rollups(acme) == EXPECTED
+    assert totals_match_rollups(acme)
 
 
 @pytest.mark.django_db
@@ -106,6 +116,7 @@ def test_a_second_report_adds_to_the_same_days(acme):
     one_day = report_xml(day, day + timedelta(days=1), extra, report_id="one-day")
     ingest_input(one_day, "b.xml", via="upload", organization=acme)
     assert rollups(acme)[MAR[1], "192.0.2.1"] == (7, 7, 7, 3, 7, 0, 0)
+    assert totals_match_rollups(acme)
 
 
 def migrate(targets):
@@ -115,26 +126,40 @@ def migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
+def _stored_before(apps, team_pk: int, begin, end, records, report_id: str) -> None:
+    """A report as 0008's code stored it, with its rollups all on the day it began."""
+    raw = apps.get_model("reports", "RawInput").objects.create(
+        organization_id=team_pk, sha256=report_id.ljust(64, "0"), name=report_id, size=0,
+        content=b"", source="upload", status="imported",
+    )  # fmt: skip
+    report = apps.get_model("reports", "AggregateReport").objects.create(
+        organization_id=team_pk, raw=raw, org_name="google.com", report_id=report_id,
+        domain="acme.example", begin=begin, end=end,
+    )  # fmt: skip
+    Record = apps.get_model("reports", "AggregateRecord")
+    for ip, count, disposition, dkim, spf in records:
+        Record.objects.create(
+            report=report, source_ip=ip, count=count, disposition=disposition, dkim=dkim, spf=spf
+        )
+    days = [spread.DayShare(begin.date(), 0, 1)]
+    with connection.cursor() as cursor:
+        cursor.execute(*spread.rollup_statement(team_pk, "acme.example", report.pk, days))
+
+
 def test_migration_0009_spreads_the_rollups_of_reports_stored_before(transactional_db, acme):
     latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
     try:
-        migrate([("reports", "0008_uploads_parsed_by_the_worker")])
-        # The report as 0008's code stored it: every message on the day it began.
-        ingest_input(report_xml(BEGIN, END, RECORDS), "r.xml", via="upload", organization=acme)
+        apps = migrate([("reports", "0008_uploads_parsed_by_the_worker")])
+        _stored_before(apps, acme.pk, BEGIN, END, RECORDS, "three-days")
         day = datetime(2026, 3, 2, tzinfo=UTC)
         extra = [("192.0.2.1", 3, "none", "pass", "pass")]
-        one_day = report_xml(day, day + timedelta(seconds=86399), extra, report_id="one")
-        ingest_input(one_day, "b.xml", via="upload", organization=acme)
-        models.DailyRollup.objects.all().delete()
-        for report in models.AggregateReport.objects.all():
-            days = [spread.DayShare(report.begin.date(), 0, 1)]
-            with connection.cursor() as cursor:
-                cursor.execute(*spread.rollup_statement(acme.pk, report.domain, report.pk, days))
+        _stored_before(apps, acme.pk, day, day + timedelta(seconds=86399), extra, "one")
         assert sum(v[0] for v in rollups(acme).values()) == 19
         assert rollups(acme)[MAR[0], "192.0.2.1"] == (11, 10, 10, 0, 10, 0, 1)
         migrate(latest)
         expected = dict(EXPECTED)
         expected[MAR[1], "192.0.2.1"] = (7, 7, 7, 3, 7, 0, 0)
         assert rollups(acme) == expected
+        assert totals_match_rollups(acme)  # 0011 made the totals from the spread rollups
     finally:
         migrate(latest)
