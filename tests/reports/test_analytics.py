@@ -439,3 +439,10 @@ def test_parse_range_is_the_one_used(alice, acme_domain):
     response = client_for(alice).get(f"/reports/domain/{acme_domain.pk}/?range=90")
     assert response.context["page"].range == parse_range({"range": "90"}, today)[0]
     assert datetime.now(UTC).date() == today
+
+
+def test_the_tls_index_searches_the_addresses_of_failure_details(alice, company_y):
+    _, report = company_y
+    assert listed(alice, "kind=tls&q=203.0.113.56") == [report.pk]
+    assert listed(alice, "kind=tls&q=203.0.113.57") == []
+    assert listed(alice, "kind=tls&result=fail&sort=failing") == [report.pk]
