@@ -153,13 +153,13 @@ def _line(line, left, slot, top, bottom) -> list[str]:
             segments.append([])
         else:
             segments[-1].append(f"{_num(left + (i + 0.5) * slot)},{_num(y(rate))}")
-    path = " ".join("M" + " L".join(s) for s in segments if len(s) > 1)
+    path = " ".join("M" + " L".join(points) for points in segments if len(points) > 1)
     # A day alone between two gaps is a dot: a path of one point draws nothing.
     dots = "".join(
-        f'<circle class="chart-point" cx="{s[0].split(",")[0]}" cy="{s[0].split(",")[1]}" '
-        f'r="2" fill="{LINE_COLOUR}"/>'
-        for s in segments
-        if len(s) == 1
+        f'<circle class="chart-point" cx="{points[0].split(",")[0]}" '
+        f'cy="{points[0].split(",")[1]}" r="2" fill="{LINE_COLOUR}"/>'
+        for points in segments
+        if len(points) == 1
     )
     if not path:
         return [dots] if dots else []
