@@ -294,6 +294,7 @@ CELERY_BEAT_SCHEDULE = {
     "prune-run-details": {"task": "domains.tasks.prune_run_details", "schedule": 86400.0},
     "prune-audit-log": {"task": "mailsec.tasks.prune_audit_log", "schedule": 86400.0},
     "poll-mailboxes": {"task": "reports.tasks.poll_mailboxes", "schedule": 60.0},
+    "prune-reports": {"task": "reports.tasks.prune_reports", "schedule": 86400.0},
     "reap-stale-work": {"task": "mailsec.tasks.reap_stale", "schedule": 60.0},
 }
 # A team's audit log keeps this many days.
@@ -305,6 +306,11 @@ MAILSEC_RUN_DETAIL_DAYS = env.int("MAILSEC_RUN_DETAIL_DAYS", 90, minimum=1, maxi
 # refused as soon as it passes this), and the most bytes of one upload or file.
 MAILSEC_REPORT_MAX_MB = env.int("MAILSEC_REPORT_MAX_MB", 100, minimum=1, maximum=100_000)
 MAILSEC_REPORT_MAX_BYTES = MAILSEC_REPORT_MAX_MB * 1024 * 1024
+# Aggregate records, failure reports and kept inputs go after this many days; the daily
+# rollups stay, so charts of older periods still work (reports/retention.py).
+MAILSEC_REPORT_RETENTION_DAYS = env.int(
+    "MAILSEC_REPORT_RETENTION_DAYS", 400, minimum=1, maximum=36500
+)
 
 LOGGING = {
     "version": 1,

@@ -27,6 +27,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.display(description="Raw input")
 def raw_link(obj) -> str:
+    if obj.raw_id is None:
+        return "deleted by retention"
     url = reverse("admin:reports_rawinput_change", args=[obj.raw_id])
     return format_html('<a href="{}">input #{}</a>', url, obj.raw_id)
 

@@ -33,7 +33,8 @@ def assign_domain(domain: str, organization) -> Counter:
 
 
 def _assign(report, organization) -> str:
-    raw = _team_input(report.raw, organization)
+    # An old report whose input retention deleted has none to copy.
+    raw = _team_input(report.raw, organization) if report.raw_id else None
     if type(report).objects.filter(**_identity(report, raw, organization)).exists():
         report.delete()
         return "duplicate"

@@ -23,7 +23,7 @@ from itertools import islice
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
-from reports import models
+from reports import models, spread
 from reports.parsing import parse, types, unpack
 from reports.rows import record_rows
 
@@ -336,35 +336,18 @@ class RecordWriter:
 
 
 def add_to_rollups(row: models.AggregateReport) -> None:
-    """Add the report's records to its team's daily rollups in one statement, in the database.
-
-    The day is the UTC day the report's period begins. INSERT ... SELECT ... ON CONFLICT
-    reads the same on SQLite and PostgreSQL, and keeps a million distinct sources out of
-    Python's memory.
-    """
-    rollup = models.DailyRollup._meta.db_table
-    record = models.AggregateRecord._meta.db_table
-    counted = "SUM(CASE WHEN {} THEN count ELSE 0 END)"
-    columns = {
-        "messages": "SUM(count)",
-        "disposition_none": counted.format("disposition = 'none'"),
-        "disposition_quarantine": counted.format("disposition = 'quarantine'"),
-        "disposition_reject": counted.format("disposition = 'reject'"),
-        "dmarc_pass": counted.format("dkim = 'pass' OR spf = 'pass'"),
-        "dkim_pass": counted.format("dkim = 'pass'"),
-        "spf_pass": counted.format("spf = 'pass'"),
-    }
-    names = ", ".join(columns)
-    sums = ", ".join(columns.values())
-    updates = ", ".join(f"{c} = {rollup}.{c} + excluded.{c}" for c in columns)
-    sql = (
-        f"INSERT INTO {rollup} (organization_id, domain, day, source_ip, {names}) "  # noqa: S608
-        f"SELECT %s, %s, %s, source_ip, {sums} FROM {record} WHERE report_id = %s "
-        f"GROUP BY source_ip "
-        f"ON CONFLICT (organization_id, domain, day, source_ip) DO UPDATE SET {updates}"
-    )
+    """Add the report's records to its team's daily rollups (per source) and daily totals, one
+    statement each, in the database, spread over the UTC days its period covers
+    (reports/spread.py). The totals are added to, never recomputed from the rollups: two
+    reports of a day stored at once each add their own."""
+    days = spread.covered_days(row.begin, row.end)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [row.organization_id, row.domain, row.begin.date(), row.pk])
+        for per_source in (True, False):
+            cursor.execute(
+                *spread.rollup_statement(
+                    row.organization_id, row.domain, row.pk, days, per_source=per_source
+                )
+            )
 
 
 def remember_selectors(organization_id: int, selectors: dict, seen: object) -> None:

@@ -92,7 +92,16 @@ class RawInput(models.Model):
 
 class AggregateReport(models.Model):
     organization = owner()
-    raw = models.ForeignKey(RawInput, on_delete=KEEP_INPUT, related_name="aggregate_reports")
+    # NULL once retention (reports/retention.py) has deleted an old input: the report itself
+    # stays, without its records, so that it is still known (a copy arriving again is a
+    # duplicate, not counted twice into the rollups).
+    raw = models.ForeignKey(
+        RawInput,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="aggregate_reports",
+    )
     org_name = models.CharField(max_length=255)
     email = models.CharField(max_length=255, blank=True)
     extra_contact_info = models.TextField(blank=True)
@@ -117,6 +126,7 @@ class AggregateReport(models.Model):
     message_count = models.BigIntegerField(default=0)
     dmarc_pass = models.BigIntegerField(default=0)  # messages with DKIM or SPF aligned pass
     received_at = models.DateTimeField(auto_now_add=True)
+    records_pruned = models.BooleanField(default=False)  # by retention; the counts stay
 
     class Meta:
         ordering = ["-begin", "-id"]
@@ -191,6 +201,33 @@ class DailyRollup(models.Model):
 
     def __str__(self):
         return f"{self.domain} {self.day} {self.source_ip}: {self.messages}"
+
+
+class DailyTotal(models.Model):
+    """A team's messages per policy domain and UTC day: its DailyRollup rows summed, kept by
+    reports.ingest beside them, so that a year's chart or totals read 365 rows rather than
+    every source of every day."""
+
+    organization = team()
+    domain = models.CharField(max_length=253)
+    day = models.DateField()
+    messages = models.BigIntegerField(default=0)
+    disposition_none = models.BigIntegerField(default=0)
+    disposition_quarantine = models.BigIntegerField(default=0)
+    disposition_reject = models.BigIntegerField(default=0)
+    dmarc_pass = models.BigIntegerField(default=0)
+    dkim_pass = models.BigIntegerField(default=0)
+    spf_pass = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "domain", "day"], name="daily_total_identity"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.domain} {self.day}: {self.messages}"
 
 
 class ReportedSelector(models.Model):

@@ -9,6 +9,7 @@ millions of them.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
@@ -16,25 +17,31 @@ from urllib.parse import urlencode
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.utils.safestring import SafeString, mark_safe
 
 from domains.models import Domain, Organization
 from domains.names import display_domain
+from reports import analytics, charts, filters
+from reports.filters import Filters
 from reports.ingest import Outcome
 from reports.models import (
     AggregateReport,
     DailyRollup,
+    DailyTotal,
     FailureReport,
     InputStatus,
     RawInput,
     TlsPolicy,
     TlsReport,
 )
+from reports.ranges import PRESETS, DateRange, parse_range
 
 PER_PAGE = 50
 RECORDS_PER_PAGE = 200
 UNCLAIMED_PER_PAGE = 100
 SUMMARY_DAYS = 30
 TOP_SOURCES = 10
+MAX_REPORTERS = 500  # reporters offered by the index's filter
 RECENT = 20  # TLS and failure reports shown on a domain's page (the index lists them all)
 
 
@@ -145,24 +152,27 @@ LISTINGS = {
 
 @dataclass
 class IndexQuery:
-    """The index's parameters, read leniently: an unknown kind or domain is ignored."""
+    """The index's parameters, read leniently: an unknown kind or domain is ignored; the
+    filters and sort are reports/filters.py's."""
 
     kind: str = "aggregate"
     domain: str = ""
     page: str = "1"
+    filters: Filters = field(default_factory=Filters)
 
     @classmethod
-    def from_params(cls, params, names: set[str]) -> IndexQuery:
+    def from_params(cls, params, names: set[str], today: date | None = None) -> IndexQuery:
         kind = params.get("kind", "")
         domain = params.get("domain", "").strip().lower()
         return cls(
             kind=kind if kind in LISTINGS else "aggregate",
             domain=domain if domain in names else "",
             page=params.get("page", "1"),
+            filters=Filters.from_params(params, today or date.today()),
         )
 
     def url(self, **changes) -> str:
-        values = {"kind": self.kind, "domain": self.domain, "page": ""}
+        values = {"kind": self.kind, "domain": self.domain, **self.filters.query(), "page": ""}
         values.update(changes)
         if values["kind"] == "aggregate":
             values["kind"] = ""
@@ -172,6 +182,11 @@ class IndexQuery:
     @property
     def all_domains_url(self) -> str:
         return self.url(domain="")
+
+    @property
+    def export_query(self) -> str:
+        """The filters as the export's query string (the export is of aggregate records)."""
+        return self.url(kind="aggregate")[1:]
 
 
 @dataclass
@@ -208,8 +223,13 @@ class IndexPage:
     query: IndexQuery
     tabs: list[Tab]
     domains: list[DomainOption]
+    reporters: list[str]
     page: Page
     rows: list[ReportRow]
+
+    presets = PRESETS
+    results = list(filters.RESULTS.items())
+    sorts = [(key, label) for key, (label, _) in filters.SORTS.items()]
 
     @property
     def previous_url(self) -> str:
@@ -220,16 +240,32 @@ class IndexPage:
         return self.query.url(page=self.page.next_page_number())
 
 
-def index_page(organization: Organization, params) -> IndexPage:
-    """The reports of one kind the team received, newest first, optionally those about one of
-    its domains."""
-    pks = dict(Domain.objects.filter(organization=organization).values_list("name", "pk"))
-    query = IndexQuery.from_params(params, set(pks))
-    listing = LISTINGS[query.kind]
-    reports = listing.model.objects.filter(organization=organization)
-    reports = reports.only(*listing.columns)
+def team_reports(organization: Organization, query: IndexQuery) -> QuerySet:
+    """The team's reports of the query's kind, domain and filters, sorted."""
+    model = LISTINGS[query.kind].model
+    reports = model.objects.filter(organization=organization)
     if query.domain:
-        reports = reports.filter(_about(listing.model, [query.domain]))
+        reports = reports.filter(_about(model, [query.domain]))
+    return query.filters.apply(reports, model)
+
+
+def index_page(organization: Organization, params, today: date | None = None) -> IndexPage:
+    """The reports of one kind the team received, newest first unless sorted otherwise,
+    narrowed by domain and the filters of reports/filters.py."""
+    pks = dict(Domain.objects.filter(organization=organization).values_list("name", "pk"))
+    query = IndexQuery.from_params(params, set(pks), today)
+    listing = LISTINGS[query.kind]
+    reports = team_reports(organization, query).only(*listing.columns)
+    # The reporters offered: those of the domain chosen, else of all the team's reports.
+    reporters = listing.model.objects.filter(organization=organization)
+    if query.domain:
+        reporters = reporters.filter(_about(listing.model, [query.domain]))
+    reporters = (
+        reporters.exclude(org_name="")
+        .order_by("org_name")
+        .values_list("org_name", flat=True)
+        .distinct()[:MAX_REPORTERS]
+    )
     page = Paginator(reports, PER_PAGE).get_page(query.page)
     return IndexPage(
         query=query,
@@ -240,6 +276,7 @@ def index_page(organization: Organization, params) -> IndexPage:
         domains=[
             DomainOption(name, display_domain(name), name == query.domain) for name in sorted(pks)
         ],
+        reporters=list(reporters),
         page=page,
         rows=[ReportRow(report, pks.get(report.domain)) for report in page.object_list],
     )
@@ -317,7 +354,10 @@ class SourceRow:
 @dataclass
 class DomainReportsPage:
     domain: Domain
-    since: date
+    range: DateRange
+    range_error: str | None
+    range_query: str  # the range as query parameters, for the downloads' links
+    chart: SafeString  # messages per day by result, and the pass rate (reports/charts.py)
     summary: Summary
     top_sources: list[SourceRow]
     reports: Pager
@@ -332,25 +372,33 @@ def _zero(expression):
     return Coalesce(expression, 0)
 
 
-def summary_of(organization, name: str, since: date) -> tuple[Summary, list[SourceRow]]:
-    """The team's rollup totals and busiest sources (index daily_rollup team, domain, day)."""
-    rollups = DailyRollup.objects.filter(organization=organization, domain=name, day__gte=since)
-    totals = rollups.aggregate(
+def summary_of(
+    organization, name: str, since: date, until: date | None = None
+) -> tuple[Summary, list[SourceRow]]:
+    """The team's totals (DailyTotal: a row a day) and its sources (DailyRollup, index
+    daily_rollup_identity: team, domain, day): one GROUP BY gives both the number of sources
+    and the busiest, sorted here."""
+    days = Q(organization=organization, domain=name, day__gte=since)
+    if until is not None:
+        days &= Q(day__lte=until)
+    totals = DailyTotal.objects.filter(days).aggregate(
         messages=_zero(Sum("messages")),
         dmarc_pass=_zero(Sum("dmarc_pass")),
         dkim_pass=_zero(Sum("dkim_pass")),
         spf_pass=_zero(Sum("spf_pass")),
         quarantined=_zero(Sum("disposition_quarantine")),
         rejected=_zero(Sum("disposition_reject")),
-        sources=Count("source_ip", distinct=True),
     )
-    busiest = (
-        rollups.values("source_ip")
+    per_source = (
+        DailyRollup.objects.filter(days)
+        .values("source_ip")
         .annotate(total=Sum("messages"), passed=Sum("dmarc_pass"))
-        .order_by("-total", "source_ip")[:TOP_SOURCES]
+        .order_by()
+        .values_list("source_ip", "total", "passed")
     )
-    sources = [SourceRow(row["source_ip"], row["total"], row["passed"]) for row in busiest]
-    return Summary(**totals), sources
+    sources = [SourceRow(*row) for row in per_source]
+    busiest = heapq.nsmallest(TOP_SOURCES, sources, key=lambda s: (-s.messages, s.source_ip))
+    return Summary(**totals, sources=len(sources)), busiest
 
 
 def _latest(queryset, limit: int = RECENT) -> tuple[list, bool]:
@@ -359,9 +407,17 @@ def _latest(queryset, limit: int = RECENT) -> tuple[list, bool]:
 
 
 def domain_reports_page(domain: Domain, now: datetime, params) -> DomainReportsPage:
-    since = now.date() - timedelta(days=SUMMARY_DAYS - 1)
+    """The domain's reports over the range the parameters ask for (reports/ranges.py; by
+    default the last 30 days): totals, busiest sources and the daily chart from rollups."""
+    date_range, range_error = parse_range(params, now.date())
     team = domain.organization_id
-    summary, sources = summary_of(team, domain.name, since)
+    summary, sources = summary_of(team, domain.name, date_range.since, date_range.until)
+    series = analytics.domain_series(team, domain.name, date_range)
+    chart = charts.daily_volume(
+        series,
+        title=f"Messages per day of {domain.display_name}, {date_range.label}",
+        chart_id="domain-volume",
+    )
     # Ordered as index (organization, domain, -begin) is, so a page is an index range scan.
     reports = (
         AggregateReport.objects.filter(organization=team, domain=domain.name)
@@ -381,7 +437,10 @@ def domain_reports_page(domain: Domain, now: datetime, params) -> DomainReportsP
     )
     return DomainReportsPage(
         domain=domain,
-        since=since,
+        range=date_range,
+        range_error=range_error,
+        range_query=urlencode(date_range.query()),
+        chart=mark_safe(chart),  # noqa: S308  (reports/charts.py escapes every text it draws)
         summary=summary,
         top_sources=sources,
         reports=pager,

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import DatabaseError
 
-from reports import fetch, ingest, uploads
+from reports import fetch, ingest, retention, uploads
 from reports.models import RawInput
 
 
@@ -48,3 +48,9 @@ def parse_raw_input(raw_id: int) -> int:
     """Parse an input kept but never parsed (its import was killed): the reaper queues these."""
     raw = RawInput.objects.filter(pk=raw_id).first()
     return len(ingest.ingest_kept(raw, raw.name)) if raw else 0
+
+
+@shared_task(time_limit=3600, soft_time_limit=3500)
+def prune_reports() -> dict:
+    """The report retention beat task (reports/retention.py)."""
+    return retention.prune_reports()

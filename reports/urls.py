@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports import mailbox_views, views
+from reports import analytics_views, mailbox_views, views
 
 app_name = "reports"
 urlpatterns = [
@@ -13,6 +13,45 @@ urlpatterns = [
     path("raw/<id:pk>/", views.raw_download, name="raw"),
     path("unclaimed/", views.unclaimed_reports, name="unclaimed"),
     path("unclaimed/assign/", views.assign_unclaimed, name="assign"),
+]
+
+# Analytics (reports/analytics_views.py): charts' data, the team's overview, TLS over time,
+# single TLS and failure reports, the records export.
+_CSV, _JSON = {"fmt": "csv"}, {"fmt": "json"}
+urlpatterns += [
+    path("overview/", analytics_views.overview, name="overview"),
+    path("overview/volume.csv", analytics_views.overview_volume, _CSV, name="overview_volume_csv"),
+    path(
+        "overview/volume.json", analytics_views.overview_volume, _JSON, name="overview_volume_json"
+    ),
+    path(
+        "domain/<id:domain_pk>/volume.csv",
+        analytics_views.domain_volume,
+        _CSV,
+        name="domain_volume_csv",
+    ),
+    path(
+        "domain/<id:domain_pk>/volume.json",
+        analytics_views.domain_volume,
+        _JSON,
+        name="domain_volume_json",
+    ),
+    path("domain/<id:domain_pk>/tls/", analytics_views.domain_tls, name="domain_tls"),
+    path(
+        "domain/<id:domain_pk>/tls/sessions.csv",
+        analytics_views.domain_tls_sessions,
+        _CSV,
+        name="domain_tls_csv",
+    ),
+    path(
+        "domain/<id:domain_pk>/tls/sessions.json",
+        analytics_views.domain_tls_sessions,
+        _JSON,
+        name="domain_tls_json",
+    ),
+    path("tls/<id:pk>/", analytics_views.tls_detail, name="tls"),
+    path("failure/<id:pk>/", analytics_views.failure_detail, name="failure"),
+    path("export.csv", analytics_views.export_records, name="export"),
 ]
 
 # The report mailboxes (reports/mailbox_views.py).

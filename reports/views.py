@@ -21,6 +21,7 @@ from reports import claims, queries, uploads
 from reports.forms import AssignForm, CappedUploadHandler, UploadForm, size_text
 from reports.models import RawInput, Upload
 from reports.parsing.unpack import MAX_ZIP_MEMBERS
+from reports.ranges import PRESETS
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,8 @@ def domain_reports(request, domain_pk: int):
     if domain is None:
         raise Http404("No such domain.")
     page = queries.domain_reports_page(domain, timezone.now(), request.GET)
-    return render(request, "reports/domain.html", {"page": page, "domain": domain})
+    context = {"page": page, "domain": domain, "range_presets": PRESETS}
+    return render(request, "reports/domain.html", context)
 
 
 @require_GET

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from domains.models import Domain
 from reports.ingest import ingest_input
-from reports.models import AggregateReport, DailyRollup, RawInput
+from reports.models import AggregateReport, DailyRollup, DailyTotal, RawInput
 from tests.domains.test_pages import add_run
 from tests.test_browser import chromium_page
 
@@ -78,11 +78,12 @@ def pages(acme, staff_alice) -> dict[str, str]:
     )
     assert RawInput.objects.filter(name=LONG_NAME).exists()
     report = AggregateReport.objects.get()
-    # The domain's page and its reports page show the last 30 days: a source of today.
-    DailyRollup.objects.create(
-        organization=acme, domain="example.com", day=timezone.now().date(), source_ip=LONG_IP,
-        messages=42694, dmarc_pass=42000, disposition_none=42694,
-    )  # fmt: skip
+    # The domain's page and its reports page show the last 30 days: a source of today, with
+    # the day's total (ingestion keeps both).
+    today = {"organization": acme, "domain": "example.com", "day": timezone.now().date()}
+    counts = {"messages": 42694, "dmarc_pass": 42000, "disposition_none": 42694}
+    DailyRollup.objects.create(**today, source_ip=LONG_IP, **counts)
+    DailyTotal.objects.create(**today, **counts)
     return {
         "domain": f"/domains/{domain.pk}/",
         "domains": "/domains/",
@@ -152,6 +153,8 @@ MORE_PAGES = [
     "/reports/unclaimed/",
     "/reports/mailboxes/",
     "/reports/mailboxes/add/",
+    "/reports/overview/",
+    "/reports/?range=custom&since=2018-01-01&reporter=google.com&q=192.0.2.1&sort=oldest",
     "/settings/members/",
     "/settings/sign-in/",
     "/settings/channels/",
@@ -171,6 +174,8 @@ def test_every_page_fits_both_widths(live_server, pages, tmp_path):
         *pages.values(),
         f"/domains/{domain_pk}/edit/",
         f"/domains/{domain_pk}/delete/",
+        f"/reports/domain/{domain_pk}/tls/",
+        f"/reports/domain/{domain_pk}/?range=365",
         *MORE_PAGES,
     ]
     wide, statuses = {}, {}

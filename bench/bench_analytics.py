@@ -1,0 +1,271 @@
+"""The report analytics pages with 1,000 and with 1,000,000 aggregate records (issue 15).
+
+    .venv/bin/python bench/bench_analytics.py [--records 1000 1000000] [--repeat 5]
+
+For each size, in a fresh process and a fresh database: one team, one domain, `records / 100`
+aggregate reports of 100 records each spread evenly over the last 400 days (10,000 reports for
+a million records), their sources drawn from 2,000 addresses with a long tail (a few senders
+carry most of the mail, as in real reports), one in five failing DMARC; SMTP TLS reports (two
+a day at the large size) with failure details, and failure reports. Reports and records are
+bulk-inserted (COPY on PostgreSQL); the rollups are made by the ingestion's own statement,
+reports.ingest.add_to_rollups, report by report.
+
+Then each analytics page is rendered as the team's owner through Django's test client: the
+domain's reports page at each preset range, the team overview, the SMTP TLS page, the reports
+index with filters. Printed: each page's median time of `--repeat` renders (after one warm-up)
+and its number of SQL queries, per size, and the ratio of the large to the small.
+
+Database: a throwaway SQLite file, unless DATABASE_URL is set (PostgreSQL): then a throwaway
+test database is created there and dropped at the end. Nothing leaves the machine: the test
+suite's network guard is installed.
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAIN = "bench.example"
+DAYS = 400
+RECORDS_PER_REPORT = 100
+ADDRESSES = 2000
+REPORTERS = ["google.com", "Yahoo", "Mail.Ru", "Enterprise Outlook", "comcast.net", "web.de"]
+
+PAGES = [
+    ("domain, last 7 days", "/reports/domain/{pk}/?range=7"),
+    ("domain, last 30 days", "/reports/domain/{pk}/?range=30"),
+    ("domain, last 90 days", "/reports/domain/{pk}/?range=90"),
+    ("domain, last 365 days", "/reports/domain/{pk}/?range=365"),
+    ("team overview, 30 days", "/reports/overview/?range=30"),
+    ("team overview, 365 days", "/reports/overview/?range=365"),
+    ("SMTP TLS, 30 days", "/reports/domain/{pk}/tls/?range=30"),
+    ("SMTP TLS, 365 days", "/reports/domain/{pk}/tls/?range=365"),
+    ("index", "/reports/"),
+    ("index, filtered and sorted", "/reports/?range=90&reporter=Yahoo&result=fail&sort=failing"),
+    ("index, 365 days, by domain", "/reports/?range=365&domain=bench.example&sort=messages"),
+]
+
+
+def setup_django(workdir: str):
+    sys.path.insert(0, str(ROOT))
+    os.environ["MAILSEC_VAR_DIR"] = workdir
+    os.environ.setdefault("MAILSEC_SECRET_KEY", "benchmark-only-" * 4)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "mailsec.settings"
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = f"sqlite:///{workdir}/bench.sqlite3"
+    import warnings
+
+    warnings.filterwarnings("ignore", "No directory at", UserWarning)
+    from tests import netguard
+
+    netguard.install()
+    import django
+
+    django.setup()
+
+
+def build(records: int, rng: random.Random) -> dict:
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+
+    from domains.models import Domain, Membership, Organization, Role
+    from reports import ingest, models
+
+    started = time.perf_counter()
+    team = Organization.objects.create(name="Bench")
+    owner = get_user_model().objects.create_user("owner")
+    Membership.objects.create(organization=team, user=owner, role=Role.OWNER)
+    domain = Domain.objects.create(organization=team, name=DOMAIN)
+    raw = models.RawInput.objects.create(
+        organization=team, sha256="0" * 64, name="bench", size=0, content=b"",
+        source="command", status="imported",
+    )  # fmt: skip
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    first = (now - timedelta(days=DAYS - 1)).replace(hour=0)
+    reports = max(1, records // RECORDS_PER_REPORT)
+    weights = [1 / (rank + 1) for rank in range(ADDRESSES)]
+    addresses = [f"10.{i // 250}.{i % 250}.{1 + i % 7}" for i in range(ADDRESSES)]
+    rows = []
+    for n in range(reports):
+        begin = first + timedelta(days=n * DAYS // reports, hours=rng.choice((0, 0, 0, 22)))
+        rows.append(
+            models.AggregateReport(
+                organization=team, raw=raw, org_name=rng.choice(REPORTERS),
+                report_id=f"bench-{n}", domain=DOMAIN, begin=begin,
+                end=begin + timedelta(seconds=86399), p="quarantine", record_count=100,
+            )
+        )  # fmt: skip
+    with transaction.atomic():
+        stored = models.AggregateReport.objects.bulk_create(rows, batch_size=2000)
+    dkim = json.dumps([{"domain": DOMAIN, "selector": "s1", "result": "pass"}])
+    spf = json.dumps([{"domain": DOMAIN, "scope": "mfrom", "result": "pass"}])
+    with transaction.atomic(), ingest.RecordWriter() as writer:
+        for report in stored:
+            batch, messages, passed = [], 0, 0
+            for ip in rng.choices(addresses, weights, k=RECORDS_PER_REPORT):
+                count = rng.randint(1, 20)
+                failing = rng.random() < 0.2
+                result = "fail" if failing else "pass"
+                disposition = rng.choice(("none", "quarantine")) if failing else "none"
+                batch.append(
+                    (report.pk, ip, count, disposition, result, result, DOMAIN, DOMAIN, "",
+                     "[]", dkim, spf)
+                )  # fmt: skip
+                messages += count
+                passed += 0 if failing else count
+            writer.add(batch)
+            report.message_count, report.dmarc_pass = messages, passed
+    with transaction.atomic():
+        models.AggregateReport.objects.bulk_update(
+            stored, ["message_count", "dmarc_pass"], batch_size=2000
+        )
+        for report in stored:
+            ingest.add_to_rollups(report)
+    _tls_and_failures(team, raw, first, reports, rng)
+    return {
+        "team": team,
+        "owner": owner,
+        "domain": domain,
+        "seconds": time.perf_counter() - started,
+        "records": models.AggregateRecord.objects.count(),
+        "reports": len(stored),
+        "rollups": models.DailyRollup.objects.count(),
+        "database": connection.vendor,
+    }
+
+
+def _tls_and_failures(team, raw, first: datetime, reports: int, rng) -> None:
+    from reports import models
+
+    tls_reports = min(2 * DAYS, max(4, reports // 12))
+    kinds = ["starttls-not-supported", "certificate-expired", "validation-failure"]
+    made = models.TlsReport.objects.bulk_create(
+        models.TlsReport(
+            organization=team, raw=raw, org_name=rng.choice(("Google Inc.", "Microsoft")),
+            report_id=f"tls-{n}", domain=DOMAIN,
+            begin=first + timedelta(days=n * DAYS // tls_reports),
+            end=first + timedelta(days=n * DAYS // tls_reports, seconds=86399),
+            successful=1000, failed=10,
+        )
+        for n in range(tls_reports)
+    )  # fmt: skip
+    models.TlsPolicy.objects.bulk_create(
+        models.TlsPolicy(
+            report=report, policy_type="sts", policy_domain=DOMAIN,
+            mx_hosts=[f"mx{n % 2}.{DOMAIN}"], successful=1000, failed=10,
+            failure_details=[{
+                "result-type": rng.choice(kinds), "receiving-mx-hostname": f"mx{n % 2}.{DOMAIN}",
+                "receiving-ip": f"192.0.2.{n % 2 + 1}", "failed-session-count": 10,
+            }],
+        )
+        for n, report in enumerate(made)
+    )  # fmt: skip
+    models.FailureReport.objects.bulk_create(
+        models.FailureReport(
+            organization=team, raw=raw, domain=DOMAIN, org_name="linkedin.com",
+            feedback_type="auth-failure", auth_failure="dmarc", source_ip="203.0.113.9",
+            arrival_date=first + timedelta(days=n * DAYS // max(1, reports // 5)),
+        )
+        for n in range(max(1, reports // 5))
+    )  # fmt: skip
+
+
+def measure(built: dict, repeat: int) -> list[dict]:
+    from django.conf import settings
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext, override_settings
+
+    # Pages render without a collectstatic manifest, as in the tests.
+    plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    with override_settings(STORAGES={**settings.STORAGES, "staticfiles": plain}):
+        return _measure(built, repeat, Client(HTTP_HOST="localhost"), CaptureQueriesContext)
+
+
+def _measure(built: dict, repeat: int, client, CaptureQueriesContext) -> list[dict]:
+    from django.db import connection
+
+    client.force_login(built["owner"])
+    results = []
+    for label, path in PAGES:
+        url = path.format(pk=built["domain"].pk)
+        times = []
+        for n in range(repeat + 1):
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                response = client.get(url)
+                elapsed = time.perf_counter() - started
+            if response.status_code != 200:
+                raise SystemExit(f"{url} answered {response.status_code}")
+            if n:  # the first is a warm-up
+                times.append(elapsed)
+        results.append(
+            {"page": label, "ms": 1000 * statistics.median(times), "queries": len(captured)}
+        )
+    return results
+
+
+def child(records: int, repeat: int) -> dict:
+    workdir = tempfile.mkdtemp(prefix="mailsec-bench-analytics-")
+    setup_django(workdir)
+    from django.core.management import call_command
+    from django.db import connection
+
+    test_db = None
+    if connection.vendor == "sqlite":
+        call_command("migrate", verbosity=0)
+    else:
+        connection.settings_dict["TEST"]["NAME"] = f"mailsec_bench_analytics_{os.getpid()}"
+        test_db = connection.creation.create_test_db(verbosity=0, serialize=False)
+    try:
+        built = build(records, random.Random(7))  # noqa: S311  (repeatable test data)
+        pages = measure(built, repeat)
+    finally:
+        if test_db:
+            connection.creation.destroy_test_db(test_db, verbosity=0)
+    keep = ("seconds", "records", "reports", "rollups", "database")
+    return {"built": {k: built[k] for k in keep}, "pages": pages}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, nargs="+", default=[1000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.repeat)))
+        return
+    runs = {}
+    for records in args.records:
+        out = subprocess.run(  # noqa: S603  (this very script)
+            [sys.executable, __file__, "--child", str(records), "--repeat", str(args.repeat)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if out.returncode:
+            raise SystemExit(out.stderr[-3000:])
+        runs[records] = json.loads(out.stdout.strip().splitlines()[-1])
+        b = runs[records]["built"]
+        print(
+            f"{b['database']}: {b['records']:,} records in {b['reports']:,} reports, "
+            f"{b['rollups']:,} rollup rows, built in {b['seconds']:.1f} s",
+            flush=True,
+        )
+    small, large = args.records[0], args.records[-1]
+    print(f"\n{'page':<34} {small:>12,} rec  {large:>12,} rec  ratio  queries")
+    for before, after in zip(runs[small]["pages"], runs[large]["pages"], strict=True):
+        print(
+            f"{before['page']:<34} {before['ms']:>12.1f} ms  {after['ms']:>12.1f} ms  "
+            f"{after['ms'] / before['ms']:>4.1f}x  {before['queries']} / {after['queries']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
