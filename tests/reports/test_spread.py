@@ -146,7 +146,7 @@ def _stored_before(apps, team_pk: int, begin, end, records, report_id: str) -> N
         cursor.execute(*spread.rollup_statement(team_pk, "acme.example", report.pk, days))
 
 
-def test_migration_0009_spreads_the_rollups_of_reports_stored_before(transactional_db, acme):
+def test_migration_0010_spreads_the_rollups_of_reports_stored_before(transactional_db, acme):
     latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
     try:
         apps = migrate([("reports", "0008_uploads_parsed_by_the_worker")])
@@ -160,6 +160,6 @@ def test_migration_0009_spreads_the_rollups_of_reports_stored_before(transaction
         expected = dict(EXPECTED)
         expected[MAR[1], "192.0.2.1"] = (7, 7, 7, 3, 7, 0, 0)
         assert rollups(acme) == expected
-        assert totals_match_rollups(acme)  # 0011 made the totals from the spread rollups
+        assert totals_match_rollups(acme)  # 0012 made the totals from the spread rollups
     finally:
         migrate(latest)

@@ -33,5 +33,5 @@ def respread(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("reports", "0008_uploads_parsed_by_the_worker")]
+    dependencies = [("reports", "0009_mailboxes_over_pop3")]
     operations = [migrations.RunPython(respread, migrations.RunPython.noop, elidable=True)]

@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('domains', '0006_protocol_probes'),
-        ('reports', '0010_report_retention'),
+        ('reports', '0011_report_retention'),
     ]
 
     operations = [

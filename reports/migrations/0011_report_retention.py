@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reports', '0009_spread_multi_day_reports'),
+        ('reports', '0010_spread_multi_day_reports'),
     ]
 
     operations = [
