@@ -1,6 +1,6 @@
 """Multi-day reports count on each UTC day they cover (reports/spread.py): the shares by hand
 for a report over three days, integers conserved whatever the counts, and rollups made before
-spreading spread again by migration 0009."""
+spreading spread again by migration 0010."""
 
 from datetime import UTC, date, datetime, timedelta
 
