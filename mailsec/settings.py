@@ -289,6 +289,7 @@ CELERY_BEAT_SCHEDULE = {
     "prune-audit-log": {"task": "mailsec.tasks.prune_audit_log", "schedule": 86400.0},
     "poll-mailboxes": {"task": "reports.tasks.poll_mailboxes", "schedule": 60.0},
     "reap-stale-work": {"task": "mailsec.tasks.reap_stale", "schedule": 60.0},
+    "refresh-sources": {"task": "reports.tasks.refresh_sources", "schedule": 3600.0},
 }
 # A team's audit log keeps this many days.
 MAILSEC_AUDIT_DAYS = env.int("MAILSEC_AUDIT_DAYS", 400, minimum=1, maximum=36500)
@@ -299,6 +300,11 @@ MAILSEC_RUN_DETAIL_DAYS = env.int("MAILSEC_RUN_DETAIL_DAYS", 90, minimum=1, maxi
 # refused as soon as it passes this), and the most bytes of one upload or file.
 MAILSEC_REPORT_MAX_MB = env.int("MAILSEC_REPORT_MAX_MB", 100, minimum=1, maximum=100_000)
 MAILSEC_REPORT_MAX_BYTES = MAILSEC_REPORT_MAX_MB * 1024 * 1024
+# A sender first seen in a domain's reports with at least this many messages (in the days of
+# the report that shows it) is a "new sender" event (reports/senders/news.py).
+MAILSEC_NEW_SENDER_MESSAGES = env.int(
+    "MAILSEC_NEW_SENDER_MESSAGES", 100, minimum=1, maximum=1_000_000_000
+)
 
 LOGGING = {
     "version": 1,
