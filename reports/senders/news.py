@@ -3,9 +3,12 @@ with at least MAILSEC_NEW_SENDER_MESSAGES messages and no mark from the team, it
 event (EventKind.NEW_SENDER), alerted through the team's channels like a check's changes.
 
 The senders of a domain's first reports are its baseline: noted, not news (as a domain's
-first check run has no changes)."""
+first check run has no changes). Nor is a report that ended more than NEWS_DAYS ago: importing
+last year's reports tells of last year's senders, not of news."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -15,9 +18,12 @@ from domains.models import Domain, DomainEvent, EventKind
 from reports.models import AggregateReport, SeenSender
 from reports.senders.report import marks_of, senders_between
 
+NEWS_DAYS = 7
 
-def note_senders(report: AggregateReport) -> list[DomainEvent]:
+
+def note_senders(report: AggregateReport, now=None) -> list[DomainEvent]:
     """Remember the senders of the report's days; the events of those new and unmarked."""
+    now = now or timezone.now()
     if report.organization_id is None:
         return []
     team, name = report.organization_id, report.domain
@@ -39,9 +45,9 @@ def note_senders(report: AggregateReport) -> list[DomainEvent]:
             new.append(sender)
     threshold = settings.MAILSEC_NEW_SENDER_MESSAGES
     news = [s for s in new if s.messages >= threshold and s.mark is None]
-    if baseline or domain is None or not news:
+    stale = report.end < now - timedelta(days=NEWS_DAYS)
+    if baseline or stale or domain is None or not news:
         return []
-    now = timezone.now()
     events = DomainEvent.objects.bulk_create(
         [
             DomainEvent(
