@@ -204,6 +204,7 @@ def _describe(events: list[DomainEvent]) -> str:
         (EventKind.RECORD_CHANGED, "record changed", "records changed"),
         (EventKind.SERVER_CHANGED, "mail server changed", "mail servers changed"),
         (EventKind.CHECK_FAILED, "check failed", "checks failed"),
+        (EventKind.NEW_SENDER, "new sender", "new senders"),
     ):
         if counts[kind]:
             parts.append(_plural(counts[kind], one, many))

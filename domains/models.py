@@ -40,7 +40,7 @@ class OrganizationQuerySet(models.QuerySet):
 
 
 def default_alert_events() -> list[str]:
-    return ["grade_dropped", "finding_appeared", "record_changed", "server_changed"]
+    return ["grade_dropped", "finding_appeared", "record_changed", "server_changed", "new_sender"]
 
 
 class Organization(models.Model):
@@ -290,6 +290,7 @@ class EventKind(models.TextChoices):
     RECORD_CHANGED = "record_changed", "DNS record changed"
     SERVER_CHANGED = "server_changed", "Mail server changed"
     CHECK_FAILED = "check_failed", "Could not test"
+    NEW_SENDER = "new_sender", "New sender in DMARC reports"
 
 
 class DomainEvent(models.Model):

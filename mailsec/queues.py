@@ -17,6 +17,8 @@ ROUTES = {
     "reports.tasks.fetch_mailbox": "ingest",
     "reports.tasks.parse_upload_file": "ingest",
     "reports.tasks.parse_raw_input": "ingest",
+    "reports.tasks.enrich_report_sources": "ingest",
+    "reports.tasks.refresh_sources": "ingest",
     "mailsec.tasks.reap_stale": "dispatch",
 }
 

@@ -296,6 +296,7 @@ CELERY_BEAT_SCHEDULE = {
     "poll-mailboxes": {"task": "reports.tasks.poll_mailboxes", "schedule": 60.0},
     "prune-reports": {"task": "reports.tasks.prune_reports", "schedule": 86400.0},
     "reap-stale-work": {"task": "mailsec.tasks.reap_stale", "schedule": 60.0},
+    "refresh-sources": {"task": "reports.tasks.refresh_sources", "schedule": 3600.0},
 }
 # A team's audit log keeps this many days.
 MAILSEC_AUDIT_DAYS = env.int("MAILSEC_AUDIT_DAYS", 400, minimum=1, maximum=36500)
@@ -310,6 +311,11 @@ MAILSEC_REPORT_MAX_BYTES = MAILSEC_REPORT_MAX_MB * 1024 * 1024
 # rollups stay, so charts of older periods still work (reports/retention.py).
 MAILSEC_REPORT_RETENTION_DAYS = env.int(
     "MAILSEC_REPORT_RETENTION_DAYS", 400, minimum=1, maximum=36500
+)
+# A sender first seen in a domain's reports with at least this many messages (in the days of
+# the report that shows it) is a "new sender" event (reports/senders/news.py).
+MAILSEC_NEW_SENDER_MESSAGES = env.int(
+    "MAILSEC_NEW_SENDER_MESSAGES", 100, minimum=1, maximum=1_000_000_000
 )
 
 LOGGING = {

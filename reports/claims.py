@@ -12,6 +12,7 @@ from collections import Counter
 from django.db import transaction
 
 from reports import ingest, models
+from reports.senders.enrich import enrich_later
 
 # Records read at a time when collecting a report's DKIM selectors.
 SELECTOR_CHUNK = 5000
@@ -43,6 +44,7 @@ def _assign(report, organization) -> str:
     if isinstance(report, models.AggregateReport):
         ingest.add_to_rollups(report)
         ingest.remember_selectors(organization.pk, _selectors(report), report.end.date())
+        enrich_later(report.pk)
     return "assigned"
 
 

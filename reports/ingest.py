@@ -26,6 +26,7 @@ from django.db import IntegrityError, connection, transaction
 from reports import models, spread
 from reports.parsing import parse, types, unpack
 from reports.rows import record_rows
+from reports.senders.enrich import enrich_later
 
 # Records are inserted this many at a time: big enough to amortise the round trip,
 # small enough that a million-record report never sits in memory.
@@ -212,6 +213,8 @@ def store_aggregate(report: types.AggregateReport, raw: models.RawInput) -> Outc
         return row
 
     row, created = _store_once(models.AggregateReport, identity, create)
+    if created:
+        enrich_later(row.pk)  # its senders, in the background (reports/senders/enrich.py)
     return _aggregate_outcome(row, "imported" if created else "duplicate")
 
 

@@ -528,3 +528,84 @@ class UploadFile(models.Model):
     @property
     def pending(self) -> bool:
         return self.state in (self.State.QUEUED, self.State.RUNNING)
+
+
+# --- senders (reports/senders/) ------------------------------------------------------------------
+
+
+class PtrStatus(models.TextChoices):
+    PENDING = "pending", "Not looked up yet"
+    FOUND = "found", "Found"
+    NONE = "none", "No PTR record"
+    FAILED = "failed", "Lookup failed (retried later)"
+
+
+class SourceAddress(models.Model):
+    """What reverse DNS and the registries say of one source IP of the reports: one row per
+    address for every team, since PTR records and registry data are public (what a team thinks of
+    a sender is its own: SenderMark). Filled in by the worker (reports/senders/enrich.py), and
+    looked up again once `expires_at` has passed."""
+
+    ip = models.GenericIPAddressField(unique=True)
+    ptr_status = models.CharField(
+        max_length=10, choices=PtrStatus.choices, default=PtrStatus.PENDING
+    )
+    ptr = models.CharField(max_length=253, blank=True)  # the name shown (confirmed one first)
+    # The PTR name resolves back to the address (forward-confirmed reverse DNS); None when
+    # there is no name, or its forward lookup failed.
+    fcrdns = models.BooleanField(null=True)
+    base_domain = models.CharField(max_length=253, blank=True)  # of `ptr`, by the PSL
+    country = models.CharField(max_length=2, blank=True)  # ISO 3166-1 alpha-2, by the RIRs
+    looked_up_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.ip} {self.ptr or self.ptr_status}"
+
+
+class SenderVerdict(models.TextChoices):
+    OURS = "ours", "Ours"
+    NOT_OURS = "not_ours", "Not ours"
+
+
+class SenderMark(models.Model):
+    """A team's word on one sender of one of its domains: it sends for us, or it does not.
+    `sender` is the sender's key (reports/senders/grouping.py): a service, a base domain or
+    an address block."""
+
+    organization = team()
+    domain = models.ForeignKey("domains.Domain", on_delete=models.CASCADE, related_name="+")
+    sender = models.CharField(max_length=300)
+    verdict = models.CharField(max_length=10, choices=SenderVerdict.choices)
+    marked_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    marked_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "sender"], name="one_mark_per_sender")
+        ]
+
+    def __str__(self):
+        return f"{self.sender}: {self.verdict}"
+
+
+class SeenSender(models.Model):
+    """A sender already seen in a team's reports of a policy domain: the first time one shows
+    up, above MAILSEC_NEW_SENDER_MESSAGES messages, is an event (and an alert)."""
+
+    organization = team()
+    domain = models.CharField(max_length=253)  # policy domain, A-label (like DailyRollup)
+    sender = models.CharField(max_length=300)
+    first_seen = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "domain", "sender"], name="seen_sender_identity"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.domain}: {self.sender} since {self.first_seen}"

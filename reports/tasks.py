@@ -4,7 +4,8 @@ from celery import shared_task
 from django.db import DatabaseError
 
 from reports import fetch, ingest, retention, uploads
-from reports.models import RawInput
+from reports.models import AggregateReport, RawInput
+from reports.senders import enrich, news
 
 
 @shared_task(time_limit=55, soft_time_limit=50)
@@ -54,3 +55,29 @@ def parse_raw_input(raw_id: int) -> int:
 def prune_reports() -> dict:
     """The report retention beat task (reports/retention.py)."""
     return retention.prune_reports()
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=30,
+    max_retries=3,
+    time_limit=1800,
+    soft_time_limit=1740,
+)
+def enrich_report_sources(report_id: int) -> int:
+    """After a report is stored: look up its new source addresses, then note its senders
+    (reports/senders/). A report deleted meanwhile has nothing to look up."""
+    report = AggregateReport.objects.filter(pk=report_id).first()
+    if report is None:
+        return 0
+    looked = sum(enrich.enrich_report(report_id).values())
+    news.note_senders(report)
+    return looked
+
+
+@shared_task(time_limit=3600, soft_time_limit=3500)
+def refresh_sources() -> int:
+    """Hourly (beat): look up again the addresses whose lookup expired or failed."""
+    return sum(enrich.refresh().values())

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports import analytics_views, mailbox_views, views
+from reports import analytics_views, mailbox_views, sender_views, views
 
 app_name = "reports"
 urlpatterns = [
@@ -68,4 +68,12 @@ urlpatterns += [
         mailbox_views.mailbox_pass,
         name="mailbox_pass",
     ),
+]
+
+# A domain's senders (reports/sender_views.py).
+urlpatterns += [
+    path("domain/<id:domain_pk>/senders/", sender_views.domain_senders, name="senders"),
+    path("domain/<id:domain_pk>/senders/csv/", sender_views.senders_csv, name="senders_csv"),
+    path("domain/<id:domain_pk>/senders/one/", sender_views.sender_detail, name="sender"),
+    path("domain/<id:domain_pk>/senders/mark/", sender_views.mark_sender, name="sender_mark"),
 ]

@@ -10,6 +10,7 @@ from tests import netguard
 from tests.domains import dns_world
 from tests.knot import KnotServer
 from tests.mailservers import lab_trust, mail_lab  # noqa: F401  (fixtures, shared)
+from tests.reports import senders_world
 from tests.servers import CeleryWorker, RedisServer, database_url
 
 netguard.install()
@@ -42,9 +43,13 @@ def celery_queue(redis_url):
 
 @pytest.fixture(scope="session")
 def knot(tmp_path_factory):
-    """A real authoritative DNS server on loopback serving the test world (dns_world.py)."""
+    """A real authoritative DNS server on loopback serving the test world (dns_world.py), and
+    reverse DNS for the fixture reports' source addresses (reports/senders_world.py)."""
     server = KnotServer(
-        tmp_path_factory.mktemp("knot"), dns_world.zones(), signed=["test"], broken=["broken.test"]
+        tmp_path_factory.mktemp("knot"),
+        dns_world.zones() | senders_world.zones(),
+        signed=["test"],
+        broken=["broken.test"],
     )
     server.start()
     # Validate from its keys, as the tests' worker does: a run asks its resolver for the

@@ -11,6 +11,7 @@ from django.utils import timezone
 from domains.models import Domain
 from reports.ingest import ingest_input
 from reports.models import AggregateReport, DailyRollup, DailyTotal, RawInput
+from reports.senders.services import block_of
 from tests.domains.test_pages import add_run
 from tests.test_browser import chromium_page
 
@@ -91,6 +92,8 @@ def pages(acme, staff_alice) -> dict[str, str]:
         "domain_reports": f"/reports/domain/{domain.pk}/",
         "index": "/reports/",
         "refused": "/reports/refused/",
+        "senders": f"/reports/domain/{domain.pk}/senders/",
+        "sender": f"/reports/domain/{domain.pk}/senders/one/?sender=net:{block_of(LONG_IP)}",
     }
 
 

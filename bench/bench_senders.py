@@ -1,0 +1,261 @@
+"""Sender enrichment of 100,000 distinct source addresses, and what it costs ingestion.
+
+    .venv/bin/python bench/bench_senders.py [--addresses 100000] [--per-report 1000]
+                                            [--databases sqlite postgres] [--repeat 3]
+
+A knot on loopback serves reverse DNS for every address (10.0.0.0/8): 30% are named under
+amazonses.com and 30% under an ISP's domain, both forward-confirmed; 20% have a PTR name that
+does not resolve back; 20% have no PTR record. The addresses arrive in generated aggregate
+reports of `--per-report` records, each record a new address. Each round, in fresh processes
+and freshly migrated databases, three ways of importing all the reports (`ingest_input`, as
+`import_reports` does), interleaved so that they meet the same drift in this machine's speed:
+
+- **off**: the enrichment hook replaced by a no-op: ingestion as it was before senders.
+- **queued**: the hook queues one task per report on Redis; no worker takes them: the cost the
+  hook itself adds to ingestion.
+- **background**: the same, with a real `celery worker` (one process) on the `ingest` queue
+  looking the addresses up while the import runs, on the same machine: ingestion slowed by
+  the competition for the CPU and the database, and the time until every address is known.
+
+Printed: medians of the import time and the slowdown against "off", and of the time from the
+first report until the worker has stored all 100,000 addresses. Nothing leaves the machine:
+the test suite's network guard is installed in every process.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PYTHON = sys.executable
+DOMAIN = "bench.example"
+BEGIN = 1_700_000_000
+SOA = "@ SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ NS ns.test.\n"
+
+
+def address(k: int) -> str:
+    return f"10.{k // 65536 % 256}.{k // 256 % 256}.{k % 256}"
+
+
+def zones(count: int) -> dict[str, str]:
+    reverse, ses, isp = [SOA], [SOA], [SOA]
+    for k in range(count):
+        ip, kind = address(k), k % 10
+        _, b, c, d = ip.split(".")
+        if kind < 3:
+            name = f"a{k}.smtp-out.amazonses.com"
+            ses.append(f"a{k}.smtp-out A {ip}\n")
+        elif kind < 6:
+            name = f"mta{k}.bench-isp.example"
+            isp.append(f"mta{k} A {ip}\n")
+        elif kind < 8:
+            name = f"host{k}.unconfirmed.example"  # its zone has no such name
+        else:
+            continue  # no PTR record
+        reverse.append(f"{d}.{c}.{b} PTR {name}.\n")
+    return {
+        "10.in-addr.arpa": "".join(reverse),
+        "amazonses.com": "".join(ses),
+        "bench-isp.example": "".join(isp),
+        "unconfirmed.example": SOA,
+    }
+
+
+def report(n: int, per_report: int) -> bytes:
+    rows = []
+    for k in range(n * per_report, (n + 1) * per_report):
+        passing = k % 10 < 6
+        verdict = "pass" if passing else "fail"
+        rows.append(
+            f"<record><row><source_ip>{address(k)}</source_ip><count>{1 + k % 7}</count>"
+            f"<policy_evaluated><disposition>none</disposition><dkim>{verdict}</dkim>"
+            f"<spf>{verdict}</spf></policy_evaluated></row><identifiers>"
+            f"<header_from>{DOMAIN}</header_from></identifiers><auth_results><dkim>"
+            f"<domain>{DOMAIN}</domain><selector>s1</selector><result>{verdict}</result></dkim>"
+            f"<spf><domain>{DOMAIN}</domain><result>{verdict}</result></spf></auth_results>"
+            "</record>\n"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<feedback><report_metadata>'
+        "<org_name>bench.example.net</org_name><email>noreply@bench.example.net</email>"
+        f"<report_id>senders-{n}</report_id><date_range><begin>{BEGIN + n * 86400}</begin>"
+        f"<end>{BEGIN + n * 86400 + 86399}</end></date_range></report_metadata>"
+        f"<policy_published><domain>{DOMAIN}</domain><p>none</p></policy_published>\n"
+        + "".join(rows)
+        + "</feedback>\n"
+    ).encode()
+
+
+# --- one measured process ------------------------------------------------------------------
+
+
+def run(mode: str, database: str, workdir: str, dns: str, redis_url: str, args) -> dict:
+    """In a child process: a fresh database, all the reports imported, the worker awaited."""
+    os.environ["MAILSEC_VAR_DIR"] = workdir
+    os.environ.setdefault("MAILSEC_SECRET_KEY", "benchmark-only-" * 4)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "mailsec.settings"
+    os.environ["REDIS_URL"] = redis_url
+    os.environ["MAILSEC_QUEUE_PREFIX"] = f"bench-{uuid.uuid4().hex[:8]}-"
+    os.environ["MAILSEC_DNS_NAMESERVERS"] = dns
+    if database == "sqlite":
+        os.environ["DATABASE_URL"] = f"sqlite:///{workdir}/bench.sqlite3"
+    else:
+        os.environ["DATABASE_URL"] = os.environ.get(
+            "POSTGRES_URL", "postgres://root@127.0.0.1/postgres"
+        )
+    from tests import netguard
+
+    netguard.install()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from tests.servers import CeleryWorker, database_url
+
+    test_db = None
+    if database == "sqlite":
+        call_command("migrate", verbosity=0)
+    else:
+        connection.settings_dict["TEST"]["NAME"] = f"mailsec_bench_{os.getpid()}"
+        test_db = connection.creation.create_test_db(verbosity=0, serialize=False)
+    worker = None
+    try:
+        from domains.models import Organization
+        from reports import ingest
+        from reports.models import SourceAddress
+
+        if mode == "off":
+            ingest.enrich_later = lambda report_id: None
+        team = Organization.objects.create(name="bench")
+        reports = [report(n, args.per_report) for n in range(args.addresses // args.per_report)]
+        if mode == "background":
+            log = Path(workdir) / "worker.log"
+            worker = CeleryWorker(
+                redis_url=redis_url,
+                database=database_url(connection.settings_dict),
+                queue_prefix=os.environ["MAILSEC_QUEUE_PREFIX"],
+                log=log,
+                extra_env={"MAILSEC_DNS_NAMESERVERS": dns},
+                concurrency=1,
+            )
+            _wait_ready(log)
+        if mode != "off":
+            # A long-running process has its Redis connection open: so does this one before
+            # the clock starts (a task about no report, which the worker drops).
+            from reports.tasks import enrich_report_sources
+
+            enrich_report_sources.delay(0)
+        started = time.perf_counter()
+        for n, data in enumerate(reports):
+            [outcome] = ingest.ingest_input(data, f"r{n}.xml", via="command", organization=team)
+            if outcome.status != "imported":
+                raise SystemExit(f"not imported: {outcome}")
+        imported = time.perf_counter() - started
+        enriched = None
+        if mode == "background":
+            while SourceAddress.objects.exclude(looked_up_at=None).count() < args.addresses:
+                time.sleep(0.5)
+            enriched = time.perf_counter() - started
+            found = SourceAddress.objects.filter(fcrdns=True).count()
+            if found != args.addresses * 6 // 10:
+                raise SystemExit(f"{found} addresses forward-confirmed, not 60%")
+    finally:
+        if worker is not None:
+            worker.stop()
+        if test_db:
+            connection.close()
+            connection.creation.destroy_test_db(test_db, verbosity=0)
+    return {"imported": imported, "enriched": enriched}
+
+
+def _wait_ready(log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while b" ready." not in (log.read_bytes() if log.exists() else b""):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--addresses", type=int, default=100_000)
+    parser.add_argument("--per-report", type=int, default=1000)
+    parser.add_argument("--databases", nargs="+", default=["sqlite"])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", nargs=5, metavar="ARG")
+    args = parser.parse_args()
+    if args.child:
+        mode, database, workdir, dns, redis_url = args.child
+        print(json.dumps(run(mode, database, workdir, dns, redis_url, args)))
+        return
+
+    from tests.knot import KnotServer
+    from tests.servers import RedisServer
+
+    top = Path(tempfile.mkdtemp(prefix="bench-senders-"))
+    knot = KnotServer(top / "knot", zones(args.addresses))
+    knot.start()
+    (top / "redis").mkdir()
+    redis = RedisServer(top / "redis")
+    results: dict[tuple[str, str], list[dict]] = {}
+    try:
+        for round_ in range(args.repeat):
+            for database in args.databases:
+                for mode in ("off", "queued", "background"):
+                    workdir = top / f"{database}-{mode}-{round_}"
+                    workdir.mkdir()
+                    sizes = [f"--addresses={args.addresses}", f"--per-report={args.per_report}"]
+                    found = child(sizes, mode, database, workdir, knot, redis)
+                    results.setdefault((database, mode), []).append(found)
+                    print(database, mode, round_, found, file=sys.stderr, flush=True)
+    finally:
+        redis.stop()
+        knot.stop()
+        shutil.rmtree(top, ignore_errors=True)
+    _print(results, args)
+
+
+def child(sizes, mode, database, workdir, knot, redis) -> dict:
+    out = subprocess.run(  # noqa: S603  (this very script)
+        [
+            PYTHON, __file__, *sizes, "--child", mode, database, str(workdir),
+            f"{knot.host}:{knot.port}", redis.url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _print(results: dict, args) -> None:
+    print(f"\n{args.addresses:,} distinct addresses in reports of {args.per_report:,} records")
+    print("| database | ingestion | import (s) | slowdown | all addresses known (s) |")
+    print("|---|---|---|---|---|")
+    for database in args.databases:
+        base = statistics.median(r["imported"] for r in results[database, "off"])
+        for mode in ("off", "queued", "background"):
+            runs = results[database, mode]
+            imported = statistics.median(r["imported"] for r in runs)
+            slowdown = f"{100 * (imported / base - 1):+.1f}%" if mode != "off" else ""
+            enriched = [r["enriched"] for r in runs if r["enriched"] is not None]
+            known = f"{statistics.median(enriched):.1f}" if enriched else ""
+            print(f"| {database} | {mode} | {imported:.2f} | {slowdown} | {known} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The senders pages of a domain: who sends in its name over a range, the policy readiness,
+one sender's days, the CSV of the table, and the team's mark on a sender. Reading is in
+reports/senders/report.py."""
+
+from urllib.parse import urlencode
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_GET, require_POST
+
+from domains import tenancy
+from domains.models import Domain
+from reports.models import SenderMark, SenderVerdict
+from reports.ranges import PRESETS, DateRange, parse_range
+from reports.senders.report import daily, senders_view
+
+
+def _domain(request, domain_pk: int) -> Domain:
+    domain = Domain.objects.visible_to(request.user).filter(pk=domain_pk).first()
+    if domain is None:
+        raise Http404("No such domain.")
+    return domain
+
+
+def _range(request) -> tuple[DateRange, str | None]:
+    return parse_range(request.GET, timezone.now().date())
+
+
+def _context(request, domain: Domain, chosen: DateRange, error: str | None) -> dict:
+    query = urlencode(chosen.query())
+    return {
+        "domain": domain,
+        "range": chosen,
+        "range_error": error,
+        "range_query": query,
+        "range_fields": sorted(chosen.query().items()),
+        "presets": PRESETS,
+        "can_edit": tenancy.role_for(request.user, domain.organization_id).can_edit,
+    }
+
+
+@require_GET
+def domain_senders(request, domain_pk: int):
+    domain = _domain(request, domain_pk)
+    chosen, error = _range(request)
+    view = senders_view(domain, chosen.since, chosen.until)
+    context = _context(request, domain, chosen, error) | {"view": view}
+    return render(request, "reports/senders.html", context)
+
+
+@require_GET
+def senders_csv(request, domain_pk: int):
+    domain = _domain(request, domain_pk)
+    chosen, _ = _range(request)
+    view = senders_view(domain, chosen.since, chosen.until)
+    response = HttpResponse(view.csv_text(), content_type="text/csv; charset=utf-8")
+    name = f"senders-{domain.name}-{chosen.since}-{chosen.until}.csv"
+    response["Content-Disposition"] = content_disposition_header(True, name)
+    return response
+
+
+@require_GET
+def sender_detail(request, domain_pk: int):
+    domain = _domain(request, domain_pk)
+    chosen, error = _range(request)
+    view = senders_view(domain, chosen.since, chosen.until)
+    sender = view.by_key(request.GET.get("sender", ""))
+    if sender is None:
+        raise Http404("No such sender in this range.")
+    context = _context(request, domain, chosen, error) | {
+        "view": view,
+        "sender": sender,
+        "days": daily(domain, sender, chosen.since, chosen.until),
+        "sender_fields": [("sender", sender.key)],
+    }
+    return render(request, "reports/senders_detail.html", context)
+
+
+@require_POST
+def mark_sender(request, domain_pk: int):
+    """A team member says a sender is, or is not, the team's (an empty verdict forgets it)."""
+    domain = _domain(request, domain_pk)
+    tenancy.require_edit(tenancy.role_for(request.user, domain.organization_id))
+    key, verdict = request.POST.get("sender", "")[:300], request.POST.get("verdict", "")
+    if not key or verdict not in [*SenderVerdict.values, ""]:
+        return HttpResponse("Choose a sender and ours or not ours.", status=400)
+    if verdict:
+        SenderMark.objects.update_or_create(
+            domain=domain,
+            sender=key,
+            defaults={
+                "organization_id": domain.organization_id,
+                "verdict": verdict,
+                "marked_by": request.user,
+            },
+        )
+    else:
+        SenderMark.objects.filter(domain=domain, sender=key).delete()
+    back = parse_range(request.POST, timezone.now().date())[0]
+    url = redirect("reports:senders", domain.pk).url
+    return redirect(f"{url}?{urlencode(back.query())}#readiness-title")

@@ -1,0 +1,182 @@
+"""The worker's part: what reverse DNS and the registries say of each source address.
+
+Runs on the `ingest` queue after a report is stored (reports/tasks.py), never while a page
+is asked for. Every lookup goes through domains/dns.py; a lookup that fails (timeout,
+SERVFAIL) is stored as failed and asked again after FAILED_FOR, never taken for "no PTR".
+The country is the one a Regional Internet Registry assigned the address block to, from the
+`iptocc` package's embedded data: no network at run time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import dns.reversename
+import iptocc
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from domains.dns import DnsSession, LookupFailed, name_text
+from domains.names import org_domain
+from reports.models import AggregateRecord, DailyRollup, PtrStatus, SourceAddress
+
+logger = logging.getLogger(__name__)
+
+FOUND_FOR = timedelta(days=7)  # a PTR record (or its absence) is looked up again after this
+NONE_FOR = timedelta(days=2)
+FAILED_FOR = timedelta(minutes=30)  # a failed lookup: "unknown, retry later"
+BATCH = 2000  # addresses per DNS session: all in flight at once, then stored
+NAMES_PER_ADDRESS = 3  # PTR names whose forward records are asked (almost always one)
+RECENT_DAYS = 30  # addresses refreshed by the periodic task: those seen this recently
+
+
+@dataclass
+class Looked:
+    ip: str
+    status: str
+    ptr: str = ""
+    fcrdns: bool | None = None
+
+    @property
+    def base_domain(self) -> str:
+        return org_domain(self.ptr) if self.ptr else ""
+
+
+def normal(ip: str) -> str:
+    return str(ipaddress.ip_address(ip))
+
+
+def reverse_name(ip: str) -> str:
+    return dns.reversename.from_address(ip).to_text(omit_final_dot=True)
+
+
+def look_up(ips: list[str], session: DnsSession) -> list[Looked]:
+    """PTR names of `ips`, forward-confirmed: all PTR lookups in flight at once, then all
+    forward ones."""
+    session.prefetch(*[(reverse_name(ip), "PTR") for ip in ips])
+    names: dict[str, list[str]] = {}
+    looked: dict[str, Looked] = {}
+    for ip in ips:
+        try:
+            answer = session.lookup(reverse_name(ip), "PTR")
+        except LookupFailed:
+            looked[ip] = Looked(ip, PtrStatus.FAILED)
+            continue
+        found = sorted({name_text(r.target) for r in answer.rdatas})[:NAMES_PER_ADDRESS]
+        if not found:
+            looked[ip] = Looked(ip, PtrStatus.NONE)
+        names[ip] = found
+    forward = {ip: "A" if ipaddress.ip_address(ip).version == 4 else "AAAA" for ip in names}
+    session.prefetch(*[(n, forward[ip]) for ip, found in names.items() for n in found])
+    for ip, found in names.items():
+        if found:
+            looked[ip] = _confirm(ip, found, forward[ip], session)
+    return [looked[ip] for ip in ips]
+
+
+def _confirm(ip: str, names: list[str], rdtype: str, session: DnsSession) -> Looked:
+    """The first name that resolves back to `ip`; else the first name, unconfirmed (False),
+    or untested (None) when a forward lookup failed."""
+    address, failed = ipaddress.ip_address(ip), False
+    for name in names:
+        try:
+            answer = session.lookup(name, rdtype)
+        except LookupFailed:
+            failed = True
+            continue
+        if any(ipaddress.ip_address(r.address) == address for r in answer.rdatas):
+            return Looked(ip, PtrStatus.FOUND, name, True)
+    return Looked(ip, PtrStatus.FOUND, names[0], None if failed else False)
+
+
+def due(ips, now=None) -> list[str]:
+    """Those of `ips` never looked up, or whose lookup has expired."""
+    now = now or timezone.now()
+    ips = sorted({normal(ip) for ip in ips})
+    fresh: set[str] = set()
+    for start in range(0, len(ips), BATCH):
+        chunk = ips[start : start + BATCH]
+        rows = SourceAddress.objects.filter(ip__in=chunk, expires_at__gt=now)
+        fresh.update(rows.values_list("ip", flat=True))
+    return [ip for ip in ips if ip not in fresh]
+
+
+def enrich(ips, *, nameservers=None, now=None) -> dict[str, int]:
+    """Look up and store `ips` (all of them: see due()); counts by PTR status."""
+    counts = {status: 0 for status in PtrStatus.values}
+    ips = list(ips)
+    for start in range(0, len(ips), BATCH):
+        chunk = ips[start : start + BATCH]
+        session = DnsSession(nameservers)
+        looked = look_up(chunk, session)
+        _store(looked, iptocc.country_code(chunk), now or timezone.now())
+        for item in looked:
+            counts[item.status] += 1
+    return counts
+
+
+def _store(looked: list[Looked], countries: list[str | None], now) -> None:
+    keep = {PtrStatus.FOUND: FOUND_FOR, PtrStatus.NONE: NONE_FOR, PtrStatus.FAILED: FAILED_FOR}
+    rows = [
+        SourceAddress(
+            ip=item.ip,
+            ptr_status=item.status,
+            ptr=item.ptr[:253],
+            fcrdns=item.fcrdns,
+            base_domain=item.base_domain[:253],
+            country=(country or "")[:2],
+            looked_up_at=now,
+            expires_at=now + keep[item.status],
+        )
+        for item, country in zip(looked, countries, strict=True)
+    ]
+    SourceAddress.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["ip"],
+        update_fields=[
+            "ptr_status",
+            "ptr",
+            "fcrdns",
+            "base_domain",
+            "country",
+            "looked_up_at",
+            "expires_at",
+        ],
+    )
+
+
+def report_sources(report_id: int) -> list[str]:
+    """The distinct source addresses of one stored report."""
+    rows = AggregateRecord.objects.filter(report_id=report_id).values_list("source_ip", flat=True)
+    return list(rows.distinct())
+
+
+def enrich_report(report_id: int, *, nameservers=None) -> dict[str, int]:
+    return enrich(due(report_sources(report_id)), nameservers=nameservers)
+
+
+def enrich_later(report_id: int) -> None:
+    """Queue the lookups of a stored report's addresses for when its transaction commits."""
+    from reports.tasks import enrich_report_sources  # the tasks import this module
+
+    transaction.on_commit(lambda: enrich_report_sources.delay(report_id))
+
+
+def refresh(limit: int = 20_000, now=None) -> dict[str, int]:
+    """Look up the addresses seen in the last RECENT_DAYS that were never looked up (their
+    report's task was lost) or whose lookup expired (failed lookups expire after FAILED_FOR:
+    this is their retry)."""
+    now = now or timezone.now()
+    since = (now - timedelta(days=RECENT_DAYS)).date()
+    known = SourceAddress.objects.filter(ip=OuterRef("source_ip"))
+    never = DailyRollup.objects.filter(day__gte=since).exclude(Exists(known))
+    ips = list(never.values_list("source_ip", flat=True).distinct()[:limit])
+    recent = DailyRollup.objects.filter(source_ip=OuterRef("ip"), day__gte=since)
+    expired = SourceAddress.objects.filter(expires_at__lte=now).filter(Exists(recent))
+    ips += list(expired.order_by("expires_at").values_list("ip", flat=True)[: limit - len(ips)])
+    return enrich(ips, now=now)

@@ -1,0 +1,255 @@
+"""What the senders pages and `manage.py senders` show: a domain's senders over a range,
+read from the daily rollups (never the records) joined to what enrichment found, in a bounded
+number of queries however many addresses there are."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.db.models import Sum
+
+from domains.models import Domain
+from reports.models import (
+    AggregateReport,
+    DailyRollup,
+    PtrStatus,
+    ReportedSelector,
+    SenderMark,
+    SourceAddress,
+)
+from reports.senders.classify import Classification, Numbers, classify
+from reports.senders.readiness import DnsFacts, Policy, Readiness, assess
+from reports.senders.services import Service, sender_of
+
+SUMS = {
+    "messages": "messages",
+    "dmarc_pass": "dmarc_pass",
+    "spf_aligned": "spf_pass",
+    "dkim_aligned": "dkim_pass",
+    "quarantined": "disposition_quarantine",
+    "rejected": "disposition_reject",
+}
+CSV_COLUMNS = [
+    "sender", "service", "service_type", "base_domain", "ptr", "fcrdns", "ips", "country",
+    "messages", "dmarc_pass", "spf_aligned", "dkim_aligned", "quarantined", "rejected",
+    "classification", "mark",
+]  # fmt: skip
+
+
+@dataclass
+class Sender:
+    key: str
+    label: str
+    service: Service | None = None
+    block: str = ""
+    base_domains: set[str] = field(default_factory=set)
+    ips: set[str] = field(default_factory=set)
+    ptrs: Counter = field(default_factory=Counter)  # name -> messages
+    countries: Counter = field(default_factory=Counter)
+    unconfirmed: int = 0  # addresses with a PTR name that does not resolve back
+    unknown: int = 0  # addresses not looked up yet, or whose lookup failed
+    messages: int = 0
+    dmarc_pass: int = 0
+    spf_aligned: int = 0
+    dkim_aligned: int = 0
+    quarantined: int = 0
+    rejected: int = 0
+    mark: str | None = None
+    classification: Classification = Classification.SUSPICIOUS
+
+    def add(self, address: SourceAddress | None, ip: str, sums: dict) -> None:
+        self.ips.add(ip)
+        for name in SUMS:
+            setattr(self, name, getattr(self, name) + (sums[name] or 0))
+        if address is None or address.ptr_status in (PtrStatus.PENDING, PtrStatus.FAILED):
+            self.unknown += 1
+            return
+        if address.ptr:
+            self.ptrs[address.ptr] += sums["messages"] or 0
+            if address.fcrdns is not True:
+                self.unconfirmed += 1
+            else:
+                self.base_domains.add(address.base_domain)
+        if address.country:
+            self.countries[address.country] += sums["messages"] or 0
+
+    @property
+    def ptr(self) -> str | None:
+        return self.ptrs.most_common(1)[0][0] if self.ptrs else None
+
+    @property
+    def base_domain(self) -> str | None:
+        return min(self.base_domains) if self.base_domains else None
+
+    @property
+    def fcrdns(self) -> bool | None:
+        """True for a sender known by its confirmed name; False for a block with unconfirmed
+        names; None for a block without names."""
+        if not self.block:
+            return True
+        return False if self.unconfirmed else None
+
+    @property
+    def country(self) -> str | None:
+        return self.countries.most_common(1)[0][0] if self.countries else None
+
+    @property
+    def pass_rate(self) -> float | None:
+        return 100.0 * self.dmarc_pass / self.messages if self.messages else None
+
+    @property
+    def service_type(self) -> str | None:
+        return self.service.type if self.service else None
+
+    def as_json(self) -> dict:
+        return {
+            "service": self.service.name if self.service else None,
+            "service_type": self.service_type,
+            "base_domain": self.base_domain,
+            "ptr": self.ptr,
+            "fcrdns": self.fcrdns,
+            "ips": len(self.ips),
+            "country": self.country,
+            "messages": self.messages,
+            "dmarc_pass": self.dmarc_pass,
+            "spf_aligned": self.spf_aligned,
+            "dkim_aligned": self.dkim_aligned,
+            "classification": str(self.classification),
+        }
+
+    def csv_row(self) -> list:
+        data = self.as_json()
+        return [
+            self.label, data["service"] or "", data["service_type"] or "",
+            data["base_domain"] or "", data["ptr"] or "",
+            "" if self.fcrdns is None else str(self.fcrdns).lower(), len(self.ips),
+            data["country"] or "", self.messages, self.dmarc_pass, self.spf_aligned,
+            self.dkim_aligned, self.quarantined, self.rejected, str(self.classification),
+            self.mark or "",
+        ]  # fmt: skip
+
+
+def rollups(organization_id: int, name: str, since: date, until: date):
+    return DailyRollup.objects.filter(
+        organization_id=organization_id, domain=name, day__gte=since, day__lte=until
+    )
+
+
+def senders_between(
+    organization_id: int, name: str, since: date, until: date, marks: dict | None = None
+) -> list[Sender]:
+    """The senders of a policy domain in a team's reports, most messages first (2 queries)."""
+    rows = rollups(organization_id, name, since, until)
+    per_ip = rows.values("source_ip").annotate(**{k: Sum(v) for k, v in SUMS.items()})
+    known = SourceAddress.objects.filter(ip__in=rows.values("source_ip"))
+    addresses = {a.ip: a for a in known}
+    senders: dict[str, Sender] = {}
+    for sums in per_ip:
+        ip = sums["source_ip"]
+        address = addresses.get(ip)
+        confirmed = bool(address and address.fcrdns is True)
+        who = sender_of(ip, address.base_domain if address else "", confirmed)
+        sender = senders.get(who.key)
+        if sender is None:
+            sender = senders[who.key] = Sender(who.key, who.label, who.service, who.block)
+        sender.add(address, ip, sums)
+    marks = marks or {}
+    for sender in senders.values():
+        sender.mark = marks.get(sender.key)
+        sender.classification = classify(
+            Numbers(sender.messages, sender.dmarc_pass, sender.spf_aligned, sender.dkim_aligned),
+            mark=sender.mark,
+            known_service=sender.service is not None,
+            forwarding_service=bool(sender.service and sender.service.forwards),
+        )
+    return sorted(senders.values(), key=lambda s: (-s.messages, s.label))
+
+
+def marks_of(domain: Domain) -> dict[str, str]:
+    return dict(SenderMark.objects.filter(domain=domain).values_list("sender", "verdict"))
+
+
+def published_policy(domain: Domain, since: date, until: date) -> Policy:
+    """The policy the latest report of the range saw published (the receivers' view)."""
+    latest = (
+        AggregateReport.objects.filter(
+            organization_id=domain.organization_id,
+            domain=domain.name,
+            begin__date__lte=until,
+            end__date__gte=since,
+        )
+        .order_by("-begin", "-id")
+        .values("p", "sp", "pct")
+        .first()
+    )
+    if latest is None:
+        return Policy()
+    return Policy(latest["p"].lower(), latest["sp"].lower(), latest["pct"])
+
+
+def dns_facts(domain: Domain) -> DnsFacts:
+    """What the domain's latest check found (2 queries), and the selectors its reports saw."""
+    reported = tuple(ReportedSelector.for_domain(domain.organization_id, domain.name))
+    run = domain.last_run
+    if run is None:
+        return DnsFacts(reported_selectors=reported)
+    categories = run.categories or {}
+    spf = " ".join((categories.get("spf", {}).get("records") or {}).get("TXT") or [])
+    keys = (categories.get("dkim", {}).get("records") or {}).get("DKIM") or {}
+    findings = dict(run.findings.values_list("kind", "pk"))
+    return DnsFacts(spf.lower(), frozenset(keys), reported, findings, checked=True)
+
+
+@dataclass
+class SendersView:
+    domain: Domain
+    since: date
+    until: date
+    senders: list[Sender]
+    readiness: Readiness
+
+    @property
+    def unknown(self) -> int:
+        return sum(s.unknown for s in self.senders)
+
+    def by_key(self, key: str) -> Sender | None:
+        return next((s for s in self.senders if s.key == key), None)
+
+    def csv_text(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for sender in self.senders:
+            writer.writerow(sender.csv_row())
+        return out.getvalue()
+
+
+def senders_view(domain: Domain, since: date, until: date) -> SendersView:
+    """Everything the senders page, its CSV and the command show (a bounded number of
+    queries: rollups, addresses, marks, policy, selectors, latest run and its findings)."""
+    domain = Domain.objects.select_related("last_run").get(pk=domain.pk)
+    senders = senders_between(domain.organization_id, domain.name, since, until, marks_of(domain))
+    readiness = assess(senders, published_policy(domain, since, until), dns_facts(domain))
+    return SendersView(domain, since, until, senders, readiness)
+
+
+def daily(domain: Domain, sender: Sender, since: date, until: date) -> list[dict]:
+    """The sender's numbers per day of the range (days without mail left out)."""
+    rows = rollups(domain.organization_id, domain.name, since, until)
+    if len(sender.ips) <= 500:
+        rows = rows.filter(source_ip__in=sorted(sender.ips))
+    days: dict[date, dict] = {}
+    per_day = rows.values("day", "source_ip").annotate(**{k: Sum(v) for k, v in SUMS.items()})
+    for row in per_day.order_by("day"):
+        if row["source_ip"] not in sender.ips:
+            continue
+        day = days.setdefault(row["day"], {"day": row["day"]} | {k: 0 for k in SUMS})
+        for name in SUMS:
+            day[name] += row[name] or 0
+    for day in days.values():
+        day["pass_rate"] = 100.0 * day["dmarc_pass"] / day["messages"] if day["messages"] else None
+    return list(days.values())
