@@ -7,6 +7,7 @@ worker that died (one whose pool process was killed exits on purpose, mailsec/ce
 Nothing listens or connects beyond 127.0.0.0/8.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -59,10 +60,8 @@ class Worker:
         """The worker's pool processes (children of any of its threads)."""
         pids = []
         for path in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
-            try:
+            with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
                 pids += [int(pid) for pid in path.read_text().split()]
-            except FileNotFoundError:
-                pass
         return sorted(pids)
 
 
@@ -104,9 +103,11 @@ class Cluster:
         (self.workdir / "redis").mkdir(exist_ok=True)
         log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115  (closed with the process)
         self.redis_process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", ""]
-            + ["--appendonly", "yes", "--appendfsync", "everysec"]
-            + ["--dir", str(self.workdir / "redis")],
+            [
+                *(binary, "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", ""),
+                *("--appendonly", "yes", "--appendfsync", "everysec"),
+                *("--dir", str(self.workdir / "redis")),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -202,10 +203,12 @@ class Cluster:
         worker.extra_env = env or worker.extra_env
         out = open(worker.log, "ab")  # noqa: SIM115  (the child holds it)
         worker.process = subprocess.Popen(
-            [str(BIN / "celery"), "-A", "mailsec", "worker", "--loglevel", "INFO"]
-            + ["--concurrency", str(concurrency), "--hostname", f"{name}@scale"]
-            + ["--queues", ",".join(self.prefix + q for q in queues)]
-            + ["--without-gossip", "--without-mingle"],
+            [
+                *(str(BIN / "celery"), "-A", "mailsec", "worker", "--loglevel", "INFO"),
+                *("--concurrency", str(concurrency), "--hostname", f"{name}@scale"),
+                *("--queues", ",".join(self.prefix + q for q in queues)),
+                *("--without-gossip", "--without-mingle"),
+            ],
             env={**self.env, **worker.extra_env},
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -221,10 +224,11 @@ class Cluster:
         for name in names or list(self.workers):
             worker = self.workers[name]
             while " ready." not in worker.log.read_text(errors="replace"):
+                tail = worker.log.read_text(errors="replace")[-3000:]
                 if worker.process.poll() is not None:
-                    raise RuntimeError(f"worker {name} exited:\n{worker.log.read_text()[-3000:]}")
+                    raise RuntimeError(f"worker {name} exited:\n{tail}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"worker {name} not ready:\n{worker.log.read_text()[-3000:]}")
+                    raise RuntimeError(f"worker {name} not ready:\n{tail}")
                 time.sleep(0.2)
 
     def supervise(self) -> list[str]:

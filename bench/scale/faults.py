@@ -14,6 +14,7 @@
 - `pause_dns`: knot stops answering for 30 s (SIGSTOP, then SIGCONT).
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -27,12 +28,11 @@ def kill_worker(cluster: Cluster, name: str) -> str:
     children = worker.pool_children()
     os.kill(worker.process.pid, signal.SIGKILL)
     for pid in children:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it died with its parent
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     worker.process.wait()
-    return f"SIGKILL worker {name} (pid {worker.process.pid}) and its {len(children)} pool processes"
+    pid = worker.process.pid
+    return f"SIGKILL worker {name} (pid {pid}) and its {len(children)} pool processes"
 
 
 def kill_pool_child(cluster: Cluster, name: str) -> str:

@@ -200,7 +200,8 @@ class Harness:
             page_load = PageLoad(
                 c.web_port,
                 f"{self.ids['session_cookie']}={self.ids['session']}",
-                ["/domains/", f"/domains/{self.ids['some_domain']}/", "/reports/", "/reports/mailboxes/"],
+                ["/domains/", f"/domains/{self.ids['some_domain']}/", "/reports/"]
+                + ["/reports/mailboxes/"],
             )
             page_load.start()
         started = time.monotonic()
