@@ -78,9 +78,12 @@ def main(argv=None) -> int:
         for count in counts:
             result = harness.throughput_pass(count)
             figures["passes"].append(
-                {"workers": count, "seconds": round(result.seconds, 1),
-                 "checks_per_second": round(result.checks_per_second, 1),
-                 "tally": asdict(result.tally)}
+                {
+                    "workers": count,
+                    "seconds": round(result.seconds, 1),
+                    "checks_per_second": round(result.checks_per_second, 1),
+                    "tally": asdict(result.tally),
+                }
             )
             if not result.tally.exact:
                 problems.append(f"{count} workers: {result.tally}")

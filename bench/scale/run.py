@@ -77,8 +77,11 @@ class Harness:
             extra["MAILSEC_TLS_CA_FILE"] = str(self.dovecot.ca_file)
         self.cluster.env.update(extra)
         probe = [
-            next(n for i, n in enumerate(self.world.domains) if world.kind_of(i) == "good"
-                 and i % world.PROVIDERS == p)
+            next(
+                n
+                for i, n in enumerate(self.world.domains)
+                if world.kind_of(i) == "good" and i % world.PROVIDERS == p
+            )
             for p in range(world.PROVIDERS)
         ]
         self.ids = self.cluster.seed(
@@ -101,9 +104,11 @@ class Harness:
         c.start_beat()
         if o.web:
             c.start_web()
-        self.log(f"cluster up in {time.monotonic() - started:.0f} s: {o.domains} domains, "
-                 f"database {c.database}, Redis :{c.redis_port}, knot :{c.knot.port}, "
-                 f"forwarder :{c.forwarder_port}, web :{c.web_port}")
+        self.log(
+            f"cluster up in {time.monotonic() - started:.0f} s: {o.domains} domains, "
+            f"database {c.database}, Redis :{c.redis_port}, knot :{c.knot.port}, "
+            f"forwarder :{c.forwarder_port}, web :{c.web_port}"
+        )
 
     def set_check_workers(self, count: int) -> None:
         c = self.cluster
@@ -160,22 +165,26 @@ class Harness:
         if not self.drained():
             return False
         recent = [n for t, n in self.samples if t >= time.monotonic() - seconds]
-        return len(recent) > 2 and recent[0] == recent[-1] and (
-            self.samples[0][0] < time.monotonic() - seconds
+        return (
+            len(recent) > 2
+            and recent[0] == recent[-1]
+            and (self.samples[0][0] < time.monotonic() - seconds)
         )
 
     def wait_drained(self, timeout: float = 300) -> bool:
         def quiet():
             self.cluster.supervise()
             stuck = observe.stuck(self.cluster.sql, self.ids["organization"])
-            return self.drained() and not stuck["alerts_pending"] and not (
-                stuck["mailbox_passes_running"]
+            return (
+                self.drained()
+                and not stuck["alerts_pending"]
+                and not (stuck["mailbox_passes_running"])
             )
 
         # Quiet twice, a few seconds apart: a worker may be between two tasks.
-        return observe.wait_until(quiet, timeout) and (time.sleep(3) or observe.wait_until(
-            quiet, timeout
-        ))
+        return observe.wait_until(quiet, timeout) and (
+            time.sleep(3) or observe.wait_until(quiet, timeout)
+        )
 
     def throughput_pass(self, workers: int) -> PassResult:
         self.set_check_workers(workers)
@@ -187,9 +196,11 @@ class Harness:
         result = PassResult(
             workers, self.options.domains, seconds, tally, self.options.domains / seconds
         )
-        self.log(f"{workers} check worker(s): {self.options.domains} domains in {seconds:.1f} s, "
-                 f"{result.checks_per_second:.1f} checks/s; lost {tally.lost}, doubled "
-                 f"{tally.doubled}, could not test {tally.errors}")
+        self.log(
+            f"{workers} check worker(s): {self.options.domains} domains in {seconds:.1f} s, "
+            f"{result.checks_per_second:.1f} checks/s; lost {tally.lost}, doubled "
+            f"{tally.doubled}, could not test {tally.errors}"
+        )
         return result
 
     def fault_pass(self, ingest: bool = True, load: bool = True, second_beat: bool = True):
@@ -200,8 +211,7 @@ class Harness:
             page_load = PageLoad(
                 c.web_port,
                 f"{self.ids['session_cookie']}={self.ids['session']}",
-                ["/domains/", f"/domains/{self.ids['some_domain']}/", "/reports/"]
-                + ["/reports/mailboxes/"],
+                self.pages(),
             )
             page_load.start()
         started = time.monotonic()
@@ -228,8 +238,15 @@ class Harness:
                 before = observe.checked_count(c.sql, self.ids["organization"], since)
                 at = time.monotonic()
                 what = action()
-                events.append({"fault": name, "what": what, "at_s": round(at - started, 1),
-                               "checked_before": before, "fault_at": at})
+                events.append(
+                    {
+                        "fault": name,
+                        "what": what,
+                        "at_s": round(at - started, 1),
+                        "checked_before": before,
+                        "fault_at": at,
+                    }
+                )
                 self.log(f"  t+{at - started:.0f} s: {what}")
 
         seconds = self.wait_for_pass(
@@ -247,7 +264,12 @@ class Harness:
         web = page_load.stop() if page_load else {}
         tally = observe.tally(c.sql, self.ids["organization"], since)
         result = PassResult(
-            len(checks), o.domains, seconds, tally, o.domains / seconds, events,
+            len(checks),
+            o.domains,
+            seconds,
+            tally,
+            o.domains / seconds,
+            events,
             observe.stuck(c.sql, self.ids["organization"]),
             observe.queue_depths(c.redis(), c.prefix),
         )
@@ -261,14 +283,21 @@ class Harness:
         result.restarts = {n: w.restarts for n, w in c.workers.items() if w.restarts}
         return result
 
+    def pages(self) -> list[str]:
+        detail = f"/domains/{self.ids['some_domain']}/"
+        return ["/domains/", detail, "/reports/", "/reports/mailboxes/"]
+
     def report_counts(self) -> dict:
         sql, o = self.cluster.sql, self.options
         reports, distinct = sql.execute(
             "SELECT count(*), count(DISTINCT report_id) FROM reports_aggregatereport"
         ).fetchone()
         records = sql.execute("SELECT count(*) FROM reports_aggregaterecord").fetchone()[0]
-        left = sum(len(self.dovecot.messages(b, "INBOX")) for b in self._users()) if (
-            self.dovecot) else 0
+        left = (
+            sum(len(self.dovecot.messages(b, "INBOX")) for b in self._users())
+            if (self.dovecot)
+            else 0
+        )
         return {
             "expected": o.mailboxes * o.reports,
             "reports": reports,
@@ -287,8 +316,9 @@ class Harness:
         ).fetchall()
         banner = None
         if self.options.web:
-            load = PageLoad(self.cluster.web_port,
-                            f"{self.ids['session_cookie']}={self.ids['session']}", ["/"])
+            load = PageLoad(
+                self.cluster.web_port, f"{self.ids['session_cookie']}={self.ids['session']}", ["/"]
+            )
             status, body = load.get("/domains/")
             banner = status == 200 and b"schedulers (<code>celery beat</code>) are running" in body
         return {"seen": len(rows), "staff_banner": banner}
