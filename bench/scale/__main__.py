@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from bench.scale import observe
 from bench.scale.run import Harness, Options
 from tests import netguard
 
@@ -107,6 +108,8 @@ def main(argv=None) -> int:
             problems += verdict(result)
             if result.web.get("p95_ms", 0) > 200:
                 problems.append(f"page p95 {result.web['p95_ms']} ms > 200 ms")
+        figures["costs"] = observe.costs(harness.cluster.sql)
+        figures["redis_used_memory"] = harness.cluster.redis().info("memory")["used_memory"]
     finally:
         harness.stop()
         if not args.workdir:

@@ -3,12 +3,14 @@ how many scheduled runs each domain got since the clock started, what is stuck, 
 queues still hold, and the webhook sink that counts each alert as it arrives."""
 
 import json
+import os
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 @dataclass
@@ -160,3 +162,47 @@ class WebhookSink:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+COST_TABLES = [
+    "domains_checkrun",
+    "domains_finding",
+    "domains_domainevent",
+    "reports_aggregatereport",
+    "reports_aggregaterecord",
+    "reports_dailyrollup",
+    "reports_rawinput",
+]
+
+
+def costs(sql) -> dict:
+    """Rows and bytes (table, TOAST and indexes) of the tables that grow, and what one run
+    costs: its queries, and its details (the categories JSON that retention strips)."""
+    tables = {}
+    for table in COST_TABLES:
+        rows, size = sql.execute(
+            f"SELECT count(*), pg_total_relation_size('{table}') FROM {table}"  # noqa: S608
+        ).fetchone()
+        tables[table] = {"rows": rows, "bytes": size, "bytes_per_row": size // max(rows, 1)}
+    runs = sql.execute(
+        "SELECT avg(queries)::int, avg(pg_column_size(categories))::int,"
+        " avg(pg_column_size(r.*))::int FROM domains_checkrun r WHERE trigger = 'schedule'"
+    ).fetchone()
+    return {
+        "tables": tables,
+        "queries_per_run": runs[0],
+        "details_bytes_per_run": runs[1],
+        "row_bytes_per_run": runs[2],
+    }
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU of these processes and their waited-for children (/proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")

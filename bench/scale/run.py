@@ -196,6 +196,10 @@ class Harness:
         result = PassResult(
             workers, self.options.domains, seconds, tally, self.options.domains / seconds
         )
+        checkers = [w for n, w in self.cluster.workers.items() if n.startswith("checks")]
+        pids = [p for w in checkers for p in [w.process.pid, *w.pool_children()]]
+        # Started for this pass: their whole CPU time is this pass's (and their start's).
+        result.cpu_ms_per_check = round(observe.cpu_seconds(pids) * 1000 / self.options.domains, 1)
         self.log(
             f"{workers} check worker(s): {self.options.domains} domains in {seconds:.1f} s, "
             f"{result.checks_per_second:.1f} checks/s; lost {tally.lost}, doubled "
