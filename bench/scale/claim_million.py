@@ -55,8 +55,8 @@ def main() -> int:
                     dkim_selectors, created_at, updated_at, next_check_at, mail_access_hosts,
                     probe_interval, next_probe_at, score, grade, grade_partial)
                 SELECT %s, 'd' || i || '.example', interval '6 hours', '', '[]', now(), now(),
-                       now() + (i % 21600) * interval '1 second', '[]', interval '24 hours',
-                       now() + (i % 86400) * interval '1 second', 80, 'B', false
+                       now() + (i %% 21600) * interval '1 second', '[]', interval '24 hours',
+                       now() + (i %% 86400) * interval '1 second', 80, 'B', false
                 FROM generate_series(1, %s) AS i
                 """,
                 (organization, args.domains),
