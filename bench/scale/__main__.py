@@ -84,7 +84,8 @@ def main(argv=None) -> int:
                     "seconds": round(result.seconds, 1),
                     "checks_per_second": round(result.checks_per_second, 1),
                     "tally": asdict(result.tally),
-                , "cpu_ms_per_check": result.cpu_ms_per_check}
+                    "cpu_ms_per_check": result.cpu_ms_per_check,
+                }
             )
             if not result.tally.exact:
                 problems.append(f"{count} workers: {result.tally}")
