@@ -3,12 +3,17 @@
 Put it between a client and a local authoritative server (knot) to make the client see the
 latency of a resolver across the internet (`delay`), or time out on chosen names (`drop`):
 
-    forwarder = DnsForwarder(("127.0.0.1", knot_port), delay=0.025, drop=["slow.example.test"])
+    forwarder = DnsForwarder(("127.0.0.1", knot_port), delay=0.025, drop=["gone.example.test"],
+                             slow=["slow.example.test"], slow_delay=2.0)
     forwarder.start()
     ... query forwarder.host:forwarder.port over UDP or TCP ...
     forwarder.stop()
 
     python -m bench.dns_forwarder --upstream 127.0.0.1:5353 --delay 0.025 --port 5354
+    python -m bench.dns_forwarder --upstream 127.0.0.1:5353 --slow @slow-names.txt --slow-delay 2
+
+`slow` names (and names under them) are held back `slow_delay` more than the others, as a
+far-away or overloaded authoritative server would.
 
 Every query is its own asyncio task on a loop in a background thread, so a delay never holds
 back other queries. Only loopback addresses are accepted, for listening and for the upstream.
@@ -67,6 +72,8 @@ class DnsForwarder:
         *,
         delay: float = 0.0,
         drop: Iterable[str] = (),
+        slow: Iterable[str] = (),
+        slow_delay: float = 0.0,
         host: str = "127.0.0.1",
         port: int | None = None,
         upstream_timeout: float = 5.0,
@@ -74,9 +81,13 @@ class DnsForwarder:
         self.upstream = (_loopback(upstream[0], "upstream"), int(upstream[1]))
         self.host = _loopback(host, "listen address")
         self.port = port or 0
-        if delay < 0:
-            raise ValueError("delay must not be negative")
+        if delay < 0 or slow_delay < 0:
+            raise ValueError("delays must not be negative")
         self.delay = delay
+        # A set, looked up with each ancestor of a query's name: thousands of names cost
+        # a few lookups per query.
+        self.slow = {dns.name.from_text(name) for name in slow}
+        self.slow_delay = slow_delay
         # Matched label by label, so dropping "example.test" drops "a.example.test" but not
         # "badexample.test"; dns.name comparisons ignore case.
         self.drop = tuple(dns.name.from_text(name) for name in drop)
@@ -178,6 +189,19 @@ class DnsForwarder:
             return False  # let the upstream answer what it makes of it
         return any(qname.is_subdomain(name) for name in self.drop)
 
+    def _delay_of(self, query: bytes) -> float:
+        if not self.slow:
+            return self.delay
+        try:
+            name = dns.message.from_wire(query, question_only=True).question[0].name
+        except (dns.exception.DNSException, IndexError):
+            return self.delay
+        while len(name) > 1:  # up to, not including, the root
+            if name in self.slow:
+                return self.delay + self.slow_delay
+            name = name.parent()
+        return self.delay
+
     def _received_udp(self, data: bytes, addr) -> None:
         self.queries += 1
         if not self._dropped(data):
@@ -186,7 +210,7 @@ class DnsForwarder:
     async def _answer_udp(self, query: bytes, addr) -> None:
         answer = await self._ask(query, self._ask_udp)
         if answer is not None:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self._delay_of(query))
             self._udp.sendto(answer, addr)
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
@@ -212,7 +236,7 @@ class DnsForwarder:
     async def _answer_tcp(self, query: bytes, writer: asyncio.StreamWriter) -> None:
         answer = await self._ask(query, self._ask_tcp)
         if answer is not None:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self._delay_of(query))
             if not writer.is_closing():
                 writer.write(struct.pack("!H", len(answer)) + answer)
 
@@ -263,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.dns_forwarder",
         description="Forward DNS queries on loopback, holding answers back or dropping them.",
+        fromfile_prefix_chars="@",  # --slow @names.txt: one name a line
     )
     parser.add_argument("--upstream", type=_address, required=True, help="HOST:PORT (loopback)")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to hold each answer")
@@ -276,10 +301,25 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help="never answer queries for these names or names under them",
     )
+    parser.add_argument(
+        "--slow",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME",
+        help="hold answers for these names (and names under them) back --slow-delay more",
+    )
+    parser.add_argument("--slow-delay", type=float, default=0.0, help="seconds")
     args = parser.parse_args(argv)
     try:
         forwarder = DnsForwarder(
-            args.upstream, delay=args.delay, drop=args.drop, host=args.host, port=args.port
+            args.upstream,
+            delay=args.delay,
+            drop=args.drop,
+            slow=args.slow,
+            slow_delay=args.slow_delay,
+            host=args.host,
+            port=args.port,
         )
     except ValueError as error:
         parser.error(str(error))
@@ -287,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     upstream = "{}:{}".format(*forwarder.upstream)
     print(
         f"forwarding {forwarder.host}:{forwarder.port} (UDP, TCP) to {upstream}, "
-        f"delay {args.delay * 1000:g} ms, dropping {args.drop or 'nothing'}; Ctrl-C stops",
+        f"delay {args.delay * 1000:g} ms, dropping {args.drop or 'nothing'}, "
+        f"{len(forwarder.slow)} names {args.slow_delay * 1000:g} ms slower; Ctrl-C stops",
         flush=True,
     )
     try:

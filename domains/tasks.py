@@ -1,5 +1,7 @@
 """Celery tasks: thin wrappers that take ids and call plain functions."""
 
+from datetime import datetime
+
 from celery import shared_task
 from django.db import DatabaseError
 
@@ -27,9 +29,12 @@ def dispatch_due_checks() -> int:
     time_limit=240,
     soft_time_limit=200,
 )
-def check_domain_task(self, domain_id: int, manual_id: int | None = None) -> int | None:
+def check_domain_task(
+    self, domain_id: int, manual_id: int | None = None, claimed_at: str | None = None
+) -> int | None:
+    claimed = datetime.fromisoformat(claimed_at) if claimed_at else None
     try:
-        run = scheduling.run_check(domain_id, manual_id)
+        run = scheduling.run_check(domain_id, manual_id, claimed)
     except Exception as exc:
         _fail_manual_check(self, manual_id, exc)
         raise

@@ -1,9 +1,13 @@
+import atexit
 import logging
 import os
+import secrets
 import signal
+import socket
+import time
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import beat_init, before_task_publish, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailsec.settings")
 
@@ -102,3 +106,59 @@ def _exit_now(consumer) -> None:
         logger.exception("Could not give the unacknowledged tasks back")
     logging.shutdown()
     os._exit(1)
+
+
+# --- beat's own heartbeat: two schedulers by mistake are seen (mailsec.models.BeatHeartbeat) ---
+
+_beat = {"identity": None, "written": 0.0}
+
+
+@beat_init.connect
+def _beat_started(sender, **kwargs):
+    _beat["identity"] = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    _record_beat()
+    # A beat stopped cleanly says so, so that its successor is not taken for a second one.
+    atexit.register(_forget_beat)
+
+
+@before_task_publish.connect
+def _beat_sending(sender=None, **kwargs):
+    """In the beat process only (its identity is set), at most every SEND_EVERY."""
+    from mailsec.models import BeatHeartbeat
+
+    if _beat["identity"] is None:
+        return
+    if time.monotonic() - _beat["written"] >= BeatHeartbeat.SEND_EVERY.total_seconds():
+        _record_beat()
+
+
+def _record_beat() -> None:
+    from django.db import connections
+    from django.utils import timezone
+
+    from mailsec.models import BeatHeartbeat
+
+    _beat["written"] = time.monotonic()
+    try:
+        BeatHeartbeat.objects.update_or_create(
+            identity=_beat["identity"], defaults={"seen_at": timezone.now()}
+        )
+    except Exception:
+        logger.exception("Could not record beat's heartbeat")
+    finally:
+        # Beat writes twice a minute at most: no connection is kept (a database restart
+        # would leave it broken for the next write).
+        connections.close_all()
+
+
+def _forget_beat() -> None:
+    from django.db import connections
+
+    from mailsec.models import BeatHeartbeat
+
+    try:
+        BeatHeartbeat.objects.filter(identity=_beat["identity"]).delete()
+    except Exception:
+        logger.exception("Could not remove beat's heartbeat")
+    finally:
+        connections.close_all()

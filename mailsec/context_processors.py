@@ -4,7 +4,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from domains import pages, tenancy
-from mailsec.models import WorkerHeartbeat
+from mailsec.models import BeatHeartbeat, WorkerHeartbeat
 
 WORKER_STALE_AFTER = timedelta(minutes=3)
 
@@ -23,4 +23,6 @@ def navigation(request):
         context["worker_heartbeat"] = beat
         context["worker_stale"] = beat is None or timezone.now() - beat.seen_at > WORKER_STALE_AFTER
         context["resolver_trouble"] = pages.resolver_trouble()
+        beats = BeatHeartbeat.running()
+        context["beats_running"] = beats if len(beats) > 1 else []
     return context

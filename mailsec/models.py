@@ -28,6 +28,33 @@ class WorkerHeartbeat(models.Model):
         return cls.objects.order_by("-seen_at").first()
 
 
+class BeatHeartbeat(models.Model):
+    """Written by each running `celery beat` as it starts and then at most every
+    SEND_EVERY as it sends its tasks (mailsec/celery.py), under an identity of its own
+    (host, process, a random tag). Two identities seen within SEEN_WITHIN means two schedulers
+    run: checks stay single (the dispatcher's claim), but every other beat task runs twice, so
+    the staff pages warn."""
+
+    SEND_EVERY = timedelta(seconds=30)
+    # Beat sends a task at least every minute (the dispatcher): a running beat is never older.
+    SEEN_WITHIN = timedelta(minutes=2, seconds=30)
+
+    identity = models.CharField(max_length=255, unique=True)
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-seen_at"]
+
+    def __str__(self):
+        return f"beat {self.identity} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def running(cls, now=None) -> list["BeatHeartbeat"]:
+        """The schedulers seen lately (one query)."""
+        since = (now or timezone.now()) - cls.SEEN_WITHIN
+        return list(cls.objects.filter(seen_at__gt=since))
+
+
 # --- accounts: the user's last team, a team's sign-in policy, invitations, the audit log ------
 
 

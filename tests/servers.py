@@ -190,3 +190,53 @@ class CeleryWorker:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+class CeleryBeat:
+    """`celery -A mailsec beat` in its own process, on the tests' broker and database (its
+    tasks go to the queues of `queue_prefix`)."""
+
+    def __init__(
+        self,
+        *,
+        redis_url: str,
+        database: str,
+        queue_prefix: str,
+        workdir: Path,
+        extra_env: dict[str, str] | None = None,
+    ):
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / "beat.log"
+        env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database)
+        env["MAILSEC_QUEUE_PREFIX"] = queue_prefix
+        env.update(extra_env or {})
+        self.log = open(self.log_path, "wb")  # noqa: SIM115  (closed in stop())
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("celery")),
+                "-A",
+                "mailsec",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(workdir / "celerybeat-schedule"),
+                "--pidfile",
+                "",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()

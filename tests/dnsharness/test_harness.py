@@ -229,6 +229,22 @@ def test_the_forwarder_holds_each_answer_back_by_the_delay(plain, forwarder):
     assert forwarder.queries == 2
 
 
+def test_the_forwarder_holds_slow_names_back_longer(plain):
+    slow = DnsForwarder((plain.host, plain.port), slow=["mx1.example.test"], slow_delay=DELAY)
+    slow.start()
+    try:
+        for tcp in (False, True):
+            started = time.monotonic()
+            ask(slow, "example.test.", "A", tcp=tcp)
+            assert time.monotonic() - started < DELAY
+            started = time.monotonic()
+            answer = ask(slow, "MX1.example.test.", "A", tcp=tcp)  # names ignore case
+            assert DELAY <= time.monotonic() - started < DELAY + 0.5
+            assert answer.answer
+    finally:
+        slow.stop()
+
+
 def test_the_forwarder_answers_concurrent_queries_concurrently(forwarder):
     async def one(i):
         query = dns.message.make_query("example.test.", "MX" if i % 2 else "A")

@@ -69,6 +69,24 @@ def test_two_dispatchers_at_once_enqueue_each_domain_once(acme):
     assert scheduling.dispatch_due(enqueue=queued.append) == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_one_dispatcher_pass_claims_batch_after_batch(acme, monkeypatch):
+    monkeypatch.setattr(scheduling, "CLAIM_BATCH", 5)
+    Domain.objects.bulk_create([Domain(organization=acme, name=f"d{i}.example") for i in range(12)])
+    queued = []
+    assert scheduling.dispatch_due(enqueue=queued.append) == 12
+    assert sorted(queued) == sorted(Domain.objects.values_list("pk", flat=True))
+    assert scheduling.dispatch_due(enqueue=queued.append) == 0
+
+
+def test_a_dispatcher_pass_stops_at_its_budget(acme, monkeypatch):
+    monkeypatch.setattr(scheduling, "CLAIM_BATCH", 5)
+    monkeypatch.setattr(scheduling, "DISPATCH_BUDGET", -1.0)  # spent after the first batch
+    Domain.objects.bulk_create([Domain(organization=acme, name=f"d{i}.example") for i in range(12)])
+    assert scheduling.dispatch_due(enqueue=lambda pk: None) == 5
+    assert scheduling.dispatch_due(enqueue=lambda pk: None) == 5  # the rest, next time
+
+
 def test_due_follows_the_interval(acme):
     domain = Domain.objects.create(
         organization=acme, name="x.example", check_interval=timedelta(minutes=15)
@@ -204,6 +222,21 @@ def test_manual_check_records_its_run(alice, acme, knot, settings):
 
 def test_a_deleted_domain_is_skipped(acme):
     assert scheduling.run_check(987654) is None
+
+
+def test_a_scheduled_check_delivered_twice_checks_once(acme, knot, settings):
+    """Redis gives back what a killed worker held (after its visibility timeout), when the
+    reaper has long queued the domain again: the second delivery of the claim checks nothing."""
+    settings.MAILSEC_DNS_NAMESERVERS = [(knot.host, knot.port)]
+    domain = Domain.objects.create(organization=acme, name="good.test")
+    claimed_at = timezone.now()
+    first = scheduling.run_check(domain.pk, claimed_at=claimed_at)
+    assert first is not None
+    assert scheduling.run_check(domain.pk, claimed_at=claimed_at) is None
+    assert domain.runs.count() == 1
+    # The next claim checks it again.
+    assert scheduling.run_check(domain.pk, claimed_at=timezone.now()) is not None
+    assert domain.runs.count() == 2
 
 
 def test_retention_keeps_summaries(acme, knot, settings):

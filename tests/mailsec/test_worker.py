@@ -60,3 +60,60 @@ def test_a_worker_reports_itself_as_it_starts(client, redis_url, tmp_path, djang
         assert "background worker" not in client.get("/domains/").content.decode()
     finally:
         worker.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_beats_are_seen_on_the_staff_pages(client, redis_url, tmp_path):
+    """Two `celery beat` processes started by mistake: each records its own heartbeat, and
+    the staff pages say two schedulers run; a beat stopped cleanly takes its heartbeat away."""
+    import time
+
+    from django.db import connection
+
+    from mailsec.models import BeatHeartbeat
+    from tests.conftest import make_user
+    from tests.servers import CeleryBeat, database_url
+
+    client.force_login(make_user("root", is_staff=True))
+    beats = [
+        CeleryBeat(
+            redis_url=redis_url,
+            database=database_url(connection.settings_dict),
+            queue_prefix=f"beats-{tmp_path.name}-",  # nobody consumes these queues
+            workdir=tmp_path / f"beat{i}",
+        )
+        for i in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while BeatHeartbeat.objects.count() < 2:
+            for beat in beats:
+                assert beat.process.poll() is None, beat.output()
+            assert time.monotonic() < deadline, [beat.output() for beat in beats]
+            time.sleep(0.2)
+        page = client.get("/domains/").content.decode()
+        assert "2 schedulers (<code>celery beat</code>) are running" in page
+        for identity in BeatHeartbeat.objects.values_list("identity", flat=True):
+            assert identity in page
+        beats.pop().stop()
+        assert BeatHeartbeat.objects.count() == 1
+        assert "schedulers" not in client.get("/domains/").content.decode()
+    finally:
+        for beat in beats:
+            beat.stop()
+
+
+def test_one_beat_is_no_warning(client, db):
+    from django.utils import timezone
+
+    from mailsec.models import BeatHeartbeat
+    from tests.conftest import make_user
+
+    client.force_login(make_user("root", is_staff=True))
+    BeatHeartbeat.objects.create(identity="a:1:x")
+    BeatHeartbeat.objects.create(
+        identity="b:2:y", seen_at=timezone.now() - BeatHeartbeat.SEEN_WITHIN * 2
+    )
+    assert "schedulers" not in client.get("/domains/").content.decode()
+    BeatHeartbeat.objects.filter(identity="b:2:y").update(seen_at=timezone.now())
+    assert "2 schedulers" in client.get("/domains/").content.decode()
