@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mailsec', '0002_accounts_profile_invitations_audit'),
+        ('mailsec', '0003_profile_language_time_zone'),
     ]
 
     operations = [
