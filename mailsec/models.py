@@ -28,6 +28,23 @@ class WorkerHeartbeat(models.Model):
         return cls.objects.order_by("-seen_at").first()
 
 
+class BeatHeartbeat(models.Model):
+    """When Celery beat last sent a task (mailsec/beat.py): one row, for /readyz."""
+
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"beat at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def record(cls, now=None) -> None:
+        cls.objects.update_or_create(pk=1, defaults={"seen_at": now or timezone.now()})
+
+    @classmethod
+    def last_seen(cls):
+        return cls.objects.filter(pk=1).values_list("seen_at", flat=True).first()
+
+
 # --- accounts: the user's last team, a team's sign-in policy, invitations, the audit log ------
 
 
