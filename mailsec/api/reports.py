@@ -96,12 +96,17 @@ class FailureReportViewSet(ReportViewSet):
     pagination_class = ReceivedCursor
 
 
-class UploadViewSet(mixins.RetrieveModelMixin, TeamViewSet):
+class CreatedCursor(Cursor):
+    ordering = "-created_at"
+
+
+class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TeamViewSet):
     """Report files uploaded, and what became of each: the outcomes of `import_reports --json`."""
 
     queryset = Upload.objects.none()
     serializer_class = api.UploadSerializer
     parser_classes = [MultiPartParser]
+    pagination_class = CreatedCursor
 
     def team_queryset(self, team):
         return Upload.objects.filter(organization=team).prefetch_related("files")

@@ -401,6 +401,8 @@ class UploadRequestSerializer(serializers.Serializer):
 
 
 class DeliverySerializer(Base):
+    payload = serializers.SerializerMethodField()
+
     class Meta:
         model = AlertDelivery
         fields = [
@@ -413,7 +415,13 @@ class DeliverySerializer(Base):
             "response_status",
             "sent_at",
             "is_test",
+            "payload",
         ]
+
+    @extend_schema_field(AlertPayloadSerializer)
+    def get_payload(self, delivery) -> dict:
+        """What the webhook was sent (built by AlertPayloadSerializer when it was made)."""
+        return delivery.payload
 
 
 class ChannelSerializer(Base):
