@@ -11,7 +11,7 @@ VAR_DIR := $(or $(MAILSEC_VAR_DIR),var)
 TEST_BINARIES := redis-server:redis-server knotd:knot keymgr:knot chromium:chromium dovecot:dovecot-imapd doveadm:dovecot-core \
   postfix:postfix /usr/lib/dovecot/pop3-login:dovecot-pop3d
 
-.PHONY: run test lint format system-packages build-tools clean
+.PHONY: run test lint format system-packages build-tools clean openapi
 
 $(BIN)/python:
 	@rm -rf $(VENV)
@@ -88,6 +88,11 @@ format: $(VENV)/.installed-test
 test: $(VENV)/.installed-test $(VAR_DIR)/secret_key $(VAR_DIR)/encryption_key system-packages lint
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The API's OpenAPI schema, checked in: tests/api/test_schema_drift.py fails until it is
+# regenerated after a change of the API.
+openapi: $(VENV)/.installed-test $(VAR_DIR)/secret_key $(VAR_DIR)/encryption_key
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 clean:
 	rm -rf $(VENV) $(VAR_DIR)/static .pytest_cache build

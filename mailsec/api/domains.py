@@ -75,7 +75,7 @@ class DomainViewSet(
         },
         responses={
             201: api.DomainAddResultSerializer,
-            400: OpenApiResponse(api.DomainAddResultSerializer, "Nothing added: every reason."),
+            400: OpenApiResponse(api.DomainAddRefusedSerializer, "Nothing added, and why."),
         },
         description="Add one or many names. Each refused name is listed with the reason the "
         "page gives; the others are added. Multipart may also carry a `csv_file`, as on the page.",

@@ -95,7 +95,7 @@ class DomainSerializer(Base):
     lookalike = serializers.CharField(read_only=True)
     check_interval = Seconds(read_only=True)
     probe_interval = Seconds(read_only=True)
-    last_run = serializers.PrimaryKeyRelatedField(read_only=True)
+    last_run = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Domain
@@ -140,6 +140,16 @@ class DomainAddResultSerializer(serializers.Serializer):
     rejected = RejectedSerializer(many=True)
 
 
+class DomainAddRefusedSerializer(serializers.Serializer):
+    """Nothing added: every name refused (`rejected`), or the request itself (the form's
+    message in `non_field_errors` or `names`)."""
+
+    added = DomainSerializer(many=True, required=False)
+    rejected = RejectedSerializer(many=True, required=False)
+    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
+    names = serializers.ListField(child=serializers.CharField(), required=False)
+
+
 class DomainUpdateSerializer(serializers.Serializer):
     """The fields of the page's "Edit" form, with its rules; what is left out is kept."""
 
@@ -157,7 +167,7 @@ class FindingSerializer(serializers.ModelSerializer):
 
 
 class RunSerializer(Base):
-    domain = serializers.PrimaryKeyRelatedField(read_only=True)
+    domain = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = CheckRun
@@ -194,7 +204,7 @@ class FindingKindSerializer(serializers.Serializer):
 
 class ManualCheckSerializer(Base):
     domain = serializers.PrimaryKeyRelatedField(read_only=True)
-    run = serializers.PrimaryKeyRelatedField(read_only=True)
+    run = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     url = serializers.SerializerMethodField()
 
     class Meta:
