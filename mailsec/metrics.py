@@ -15,6 +15,7 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q,
 from django.http import Http404, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from kombu.exceptions import ChannelError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -86,7 +87,7 @@ class MailsecCollector:
         )
         histogram.add_metric(
             [],
-            [(str(bound), row[f"le{i}"]) for i, bound in enumerate(DURATION_BUCKETS)]
+            [(str(float(bound)), row[f"le{i}"]) for i, bound in enumerate(DURATION_BUCKETS)]
             + [("+Inf", row["total"])],
             sum_value=row["seconds"].total_seconds() if row["seconds"] else 0.0,
         )
@@ -141,11 +142,18 @@ class MailsecCollector:
             with app.connection_for_read() as conn:
                 channel = conn.default_channel
                 for queue in app.conf.task_queues or []:
-                    _, waiting, _ = channel.queue_declare(queue.name, passive=True)
-                    depths.add_metric([queue.name], waiting)
+                    depths.add_metric([queue.name], _waiting(channel, queue.name))
         except Exception as exc:
             logger.warning("Could not read the queue depths: %s", exc)
         return depths
+
+
+def _waiting(channel, name: str) -> int:
+    try:
+        _, waiting, _ = channel.queue_declare(name, passive=True)
+    except ChannelError:  # Redis keeps no key for an empty queue
+        return 0
+    return waiting
 
 
 def _delta(seconds: float):
