@@ -1,6 +1,8 @@
-"""The settings page's API tokens: make one (its secret shown once, in the answer to the form:
-it is never stored), list them, revoke one. Each member sees their own; owners see and revoke
-every token of the team."""
+"""The settings page's API tokens: make one, list them, revoke one. Each member sees their own;
+owners see and revoke every token of the team.
+
+A new token's secret waits in the session only until the page after the form shows it (and
+takes it out): a reload shows it no more, and re-sends no form that would make another."""
 
 from django import forms
 from django.contrib import messages
@@ -11,6 +13,7 @@ from domains import tenancy
 from mailsec.api.models import MAX_EXPIRY_DAYS, ApiToken, Scope
 from mailsec.models import AuditAction, AuditEvent
 
+NEW_TOKEN_KEY = "show_new_api_token"
 EXPIRY_CHOICES = [("", "Never"), ("30", "In 30 days"), ("90", "In 90 days"), ("365", "In a year")]
 
 
@@ -48,21 +51,23 @@ def visible_tokens(membership):
 def settings_tokens(request):
     membership = tenancy.require_membership(request)
     form = TokenForm(request.POST or None, can_edit=membership.can_edit)
-    new_secret = new_token = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        new_token, new_secret = ApiToken.issue(
+        token, secret = ApiToken.issue(
             membership.organization, request.user, data["name"], data["scope"], data["expires_days"]
         )
         AuditEvent.record(
             membership.organization,
             request.user,
             AuditAction.TOKEN_ADDED,
-            new_token.name,
-            scope=new_token.scope,
-            shown=new_token.shown,
+            token.name,
+            scope=token.scope,
+            shown=token.shown,
         )
-        form = TokenForm(can_edit=membership.can_edit)
+        request.session[NEW_TOKEN_KEY] = {"pk": token.pk, "secret": secret}
+        return redirect("settings_tokens")
+    new = request.session.pop(NEW_TOKEN_KEY, None) if request.method == "GET" else None
+    new_token = ApiToken.objects.filter(pk=new["pk"], user=request.user).first() if new else None
     context = {
         "membership": membership,
         "organization": membership.organization,
@@ -70,7 +75,7 @@ def settings_tokens(request):
         "form": form,
         "tokens": visible_tokens(membership),
         "new_token": new_token,
-        "new_secret": new_secret,
+        "new_secret": new["secret"] if new_token else None,
     }
     return render(request, "mailsec/settings_tokens.html", context)
 
