@@ -182,7 +182,11 @@ def test_the_grafana_dashboard_plots_only_served_metrics(acme, settings, celery_
     }
     settings.MAILSEC_METRICS_TOKEN = "t"
     text = Client(headers={"Authorization": "Bearer t"}).get("/metrics").content.decode()
-    suffixes = {"counter": ["", "_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}
+    suffixes = {
+        "counter": ["", "_total"],
+        "gauge": [""],
+        "histogram": ["_bucket", "_sum", "_count"],
+    }
     served = {
         family + suffix
         for family, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE)
