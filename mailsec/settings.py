@@ -343,6 +343,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mailsec.api.schema.portable_integers",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "domains.models.RunStatus",
         "OutcomeStatusEnum": ["imported", "duplicate", "invalid"],
