@@ -188,7 +188,7 @@ class DomainViewSet(
             "dmarc_rate": summary.dmarc_rate,
             "dkim_rate": summary.dkim_rate,
             "spf_rate": summary.spf_rate,
-            "top_sources": [{**vars(s), "pass_rate": s.pass_rate} for s in sources],
+            "top_sources": [{**vars(row), "pass_rate": row.pass_rate} for row in sources],
         }
         return Response(api.ReportSummarySerializer(data).data)
 
