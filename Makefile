@@ -11,7 +11,7 @@ VAR_DIR := $(or $(MAILSEC_VAR_DIR),var)
 TEST_BINARIES := redis-server:redis-server knotd:knot keymgr:knot chromium:chromium dovecot:dovecot-imapd doveadm:dovecot-core \
   postfix:postfix /usr/lib/dovecot/pop3-login:dovecot-pop3d
 
-.PHONY: run test lint format system-packages build-tools clean scale
+.PHONY: run test lint format system-packages build-tools clean scale openapi
 
 $(BIN)/python:
 	@rm -rf $(VENV)
@@ -92,6 +92,11 @@ test: $(VENV)/.installed-test $(VAR_DIR)/secret_key $(VAR_DIR)/encryption_key sy
 # The scale harness (docs/scaling.md): SCALE_ARGS="--domains 1000 --workers 1,2" for less.
 scale: $(VENV)/.installed-test system-packages
 	$(BIN)/python -m bench.scale $(SCALE_ARGS)
+
+# The API's OpenAPI schema, checked in: tests/api/test_schema_drift.py fails until it is
+# regenerated after a change of the API.
+openapi: $(VENV)/.installed-test $(VAR_DIR)/secret_key $(VAR_DIR)/encryption_key
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 clean:
 	rm -rf $(VENV) $(VAR_DIR)/static .pytest_cache build

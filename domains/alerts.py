@@ -31,7 +31,6 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import F, Prefetch, Q
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import ngettext
 
@@ -39,6 +38,7 @@ from domains.models import (
     AlertChannel,
     AlertDelivery,
     ChannelKind,
+    Domain,
     DomainEvent,
     EventKind,
     Organization,
@@ -160,7 +160,7 @@ def _send_digest(organization: Organization, now) -> list[AlertDelivery]:
 def _create_deliveries(
     organization: Organization, events: list[DomainEvent], subject: str
 ) -> list[AlertDelivery]:
-    payload = build_payload(organization, [_event_dict(e) for e in events], subject=subject)
+    payload = build_payload(organization, events, subject=subject)
     deliveries = []
     for channel in organization.alert_channels.filter(enabled=True):
         delivery = AlertDelivery.objects.create(
@@ -216,27 +216,15 @@ def site_url(path: str) -> str:
     return settings.MAILSEC_SITE_URL + path
 
 
-def _event_dict(event: DomainEvent) -> dict:
-    return {
-        "domain": event.domain.name,
-        "kind": event.kind,
-        "severity": event.severity,
-        "summary": event.summary,
-        "data": event.data,
-        "created_at": event.created_at.isoformat(),
-        "url": site_url(reverse("domains:detail", args=[event.domain_id])),
-    }
+def build_payload(
+    organization: Organization, events: list[DomainEvent], *, subject: str, test=False
+) -> dict:
+    """The webhook body, also what the e-mail is written from: the API's serializer, so the
+    webhook's events are the API's (one component of the OpenAPI schema)."""
+    from mailsec.api.serializers import AlertPayloadSerializer
 
-
-def build_payload(organization: Organization, events: list[dict], *, subject: str, test=False):
-    """The webhook body, also what the e-mail is written from."""
-    return {
-        "type": "mailsec.alert",
-        "organization": organization.name,
-        "subject": subject,
-        "events": events,
-        "test": test,
-    }
+    payload = {"organization": organization, "subject": subject, "events": events, "test": test}
+    return json.loads(json.dumps(AlertPayloadSerializer(payload).data))
 
 
 def _email_body(delivery: AlertDelivery) -> str:
@@ -521,15 +509,15 @@ def channels_for_page(organization: Organization, *, full_targets: bool) -> list
 
 def send_test(channel: AlertChannel) -> AlertDelivery:
     """A sample alert to one channel, sent now, so an owner sees at once whether it works."""
-    sample = {
-        "domain": "example.com",
-        "kind": EventKind.GRADE_DROPPED.value,
-        "severity": "",
-        "summary": "Grade dropped from B to D (a sample event: this is a test alert)",
-        "data": {"before": "B", "after": "D"},
-        "created_at": timezone.now().isoformat(),
-        "url": site_url(reverse("domains:list")),
-    }
+    # Not saved: a sample of no domain, whose link is the domain list.
+    sample = DomainEvent(
+        domain=Domain(name="example.com"),
+        kind=EventKind.GRADE_DROPPED,
+        severity="",
+        summary="Grade dropped from B to D (a sample event: this is a test alert)",
+        data={"before": "B", "after": "D"},
+        created_at=timezone.now(),
+    )
     subject = f"mailsec: test alert to {channel.name}"
     delivery = AlertDelivery.objects.create(
         channel=channel,

@@ -54,6 +54,11 @@ class BeatHeartbeat(models.Model):
         since = (now or timezone.now()) - cls.SEEN_WITHIN
         return list(cls.objects.filter(seen_at__gt=since))
 
+    @classmethod
+    def last_seen(cls):
+        """When any scheduler last recorded itself (for /readyz), or None."""
+        return cls.objects.aggregate(last=models.Max("seen_at"))["last"]
+
 
 # --- accounts: the user's last team, a team's sign-in policy, invitations, the audit log ------
 

@@ -1,5 +1,6 @@
 """mailsec settings: every value comes from the environment (see README, "Configuration")."""
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -112,7 +113,12 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "rest_framework",
+    "drf_spectacular",
+    # Swagger UI's own files, served from static/ (no CDN).
+    "drf_spectacular_sidecar",
     "mailsec",
+    "mailsec.api",
     "domains",
     "reports",
 ]
@@ -268,6 +274,23 @@ else:
         "polling_interval": 0.2,
     }
     CELERY_RESULT_BACKEND = f"file://{VAR_DIR / 'celery-results'}"
+# The cache holds the API's rate-limit counters: it must be shared by every process (gunicorn's
+# workers), so Redis when there is one, else files under var/ (one machine, like the broker).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("MAILSEC_QUEUE_PREFIX", "") + "mailsec",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -298,6 +321,52 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-work": {"task": "mailsec.tasks.reap_stale", "schedule": 60.0},
     "refresh-sources": {"task": "reports.tasks.refresh_sources", "schedule": 3600.0},
 }
+# The REST API (mailsec/api/): tokens or the session; requests per token (or user) and minute.
+MAILSEC_API_RATE = env.int("MAILSEC_API_RATE", 600, minimum=1, maximum=1_000_000)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "mailsec.api.authentication.TokenAuthentication",
+        "mailsec.api.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["mailsec.api.permissions.TeamAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["mailsec.api.throttling.PerTokenThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "mailsec.api.pagination.Cursor",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "mailsec API",
+    "DESCRIPTION": "Domains, checks, reports and alert channels of one team. Send a token of "
+    "the team's settings page as `Authorization: Bearer <token>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mailsec.api.schema.portable_integers",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "domains.models.RunStatus",
+        "OutcomeStatusEnum": ["imported", "duplicate", "invalid"],
+    },
+}
+# /metrics (Prometheus): for a bearer token, or for these addresses (CIDR allowed); neither
+# set, it answers 404.
+MAILSEC_METRICS_TOKEN = env.secret("MAILSEC_METRICS_TOKEN")
+try:
+    MAILSEC_METRICS_ALLOW = [
+        ipaddress.ip_network(item, strict=False) for item in env.list("MAILSEC_METRICS_ALLOW", [])
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"MAILSEC_METRICS_ALLOW: {exc}") from None
 # A team's audit log keeps this many days.
 MAILSEC_AUDIT_DAYS = env.int("MAILSEC_AUDIT_DAYS", 400, minimum=1, maximum=36500)
 # Old runs keep their summary; their raw records and findings go after this many days.

@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 
-from mailsec import views
+from mailsec import health, metrics, views
+from mailsec.accounts import tokens as token_views
 from mailsec.accounts import views as account_views
 from mailsec.ids import IdConverter
 
@@ -44,7 +45,10 @@ urlpatterns = [
         account_views.password_reset_complete,
         name="password_reset_complete",
     ),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
+    path("api/v1/", include("mailsec.api.urls")),
     path("favicon.ico", views.favicon, name="favicon"),
     path("team/switch/", views.switch_team, name="switch_team"),
     path("settings/", views.settings_page, name="settings"),
@@ -63,6 +67,8 @@ urlpatterns = [
     path("settings/teams/new/", views.team_create, name="team_create"),
     path("settings/security/", account_views.team_security, name="team_security"),
     path("settings/audit/", account_views.audit_log, name="audit_log"),
+    path("settings/tokens/", token_views.settings_tokens, name="settings_tokens"),
+    path("settings/tokens/<id:pk>/revoke/", token_views.token_revoke, name="token_revoke"),
     path("settings/invitations/", account_views.invitation_create, name="invitation_create"),
     path(
         "settings/invitations/<id:pk>/link/",

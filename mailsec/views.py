@@ -4,8 +4,8 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
-from django.http import Http404, HttpResponse
+from django.db import transaction
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.utils.decorators import method_decorator
@@ -64,15 +64,6 @@ class MailsecLoginView(LoginView):
     def get_context_data(self, **kwargs):
         # The reset link only where mailsec can send the e-mail.
         return super().get_context_data(password_reset=bool(settings.EMAIL_HOST), **kwargs)
-
-
-@login_not_required
-@require_GET
-def healthz(request):
-    """For load balancers and `make run`'s readiness check: the database answers."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return HttpResponse("ok\n", content_type="text/plain")
 
 
 def home(request):

@@ -10,6 +10,8 @@ PUBLIC = {
     "login",
     "setup",
     "healthz",
+    "readyz",  # health, for monitoring: says nothing about any team
+    "metrics",  # its own token or allow-list (tests/api/test_metrics.py)
     "favicon",  # a redirect to the static icon
     "invitation",  # answers "no longer valid" to a wrong token; joining needs an account
     "password_reset",
@@ -48,12 +50,27 @@ def test_the_walk_found_the_pages():
     assert len(ROUTES) >= 15
 
 
-@pytest.mark.parametrize(("name", "path"), [r for r in ROUTES if r[0] not in PUBLIC])
+def is_api(path: str) -> bool:
+    """The API answers for itself (401), except its docs page, which is a page for people."""
+    return path.startswith("/api/v1/") and path != "/api/v1/docs/"
+
+
+@pytest.mark.parametrize(
+    ("name", "path"), [r for r in ROUTES if r[0] not in PUBLIC and not is_api(r[1])]
+)
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_anonymous_is_sent_to_login(client, alice, name, path, method):
     response = getattr(client, method)(path)
     assert response.status_code == 302, f"{method.upper()} {path} answered {response.status_code}"
     assert response.url.startswith("/login/?next=")
+
+
+@pytest.mark.parametrize(("name", "path"), [r for r in ROUTES if is_api(r[1])])
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_anonymous_is_refused_by_the_api(client, alice, name, path, method):
+    response = getattr(client, method)(path)
+    assert response.status_code == 401, f"{method.upper()} {path} answered {response.status_code}"
+    assert response["WWW-Authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize(

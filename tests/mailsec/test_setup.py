@@ -68,4 +68,5 @@ def test_logout_is_a_post(client, alice):
 def test_healthz_answers_without_login(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.content == b"ok\n"
+    # JSON since /readyz came beside it (issue 16): each check with its own status.
+    assert response.json() == {"status": "ok", "checks": {"database": {"status": "ok"}}}

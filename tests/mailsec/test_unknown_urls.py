@@ -63,7 +63,8 @@ def test_bad_ids_on_every_id_route(visitor, name, path):
         assert_no_500(visitor, "post", bad)
 
 
-@pytest.mark.parametrize(("name", "path"), [r for r in ROUTES if r[0] != "logout"])
+# /readyz answers 503 by design while beat has not run (tests/api/test_health.py).
+@pytest.mark.parametrize(("name", "path"), [r for r in ROUTES if r[0] not in ("logout", "readyz")])
 def test_bad_page_numbers_on_every_route(visitor, name, path):
     for page in BAD_PAGES:
         assert_no_500(visitor, "get", f"{path}?page={page}")
