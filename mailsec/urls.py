@@ -94,3 +94,4 @@ urlpatterns = [
     path("reports/", include("reports.urls")),
     path("admin/", admin.site.urls),
 ]
+handler404 = "mailsec.views.not_found"

@@ -5,11 +5,12 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_GET, require_POST
+from django.views.defaults import page_not_found
 
 from domains import alerts, tenancy
 from domains.models import AlertChannel, AlertDelivery, ChannelKind, Membership, Organization, Role
@@ -361,3 +362,11 @@ def channel_test(request, pk: int):
     else:
         messages.error(request, f"Test alert to {channel.name} failed: {delivery.last_error}")
     return redirect("settings_alerts")
+
+
+def not_found(request, exception):
+    """404: JSON under /api/ (what the API's clients and its schema expect, also for an id that
+    no route matches), the page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

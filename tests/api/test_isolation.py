@@ -7,6 +7,7 @@ from django.urls import get_resolver
 
 from tests.api.conftest import api_client, token_for
 from tests.api.world import world_of
+from tests.conftest import client_for
 from tests.mailsec.test_login_required import walk
 
 API_ROUTES = sorted(
@@ -81,3 +82,12 @@ def test_lists_show_only_the_team_s_objects(worlds, alice, acme, path, kind):
     ids = {row["id"] for row in (body["results"] if isinstance(body, dict) else body)}
     assert ours.ids()[kind] in ids
     assert theirs.ids()[kind] not in ids
+
+
+def test_an_id_no_route_matches_is_a_json_404(alice):
+    client = client_for(alice)
+    for path in ("/api/v1/channels/99999999999999999999/", "/api/v1/nothing-here/"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+    page = client.get("/domains/99999999999999999999/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
