@@ -1,10 +1,10 @@
 """The reports index's filters and sort, and the CSV export of the records they select.
 
 Filters: a date range (reports/ranges.py; the day a report's period begins; none given: all
-time), reporter, domain, result, and a search by source IP address. The search by PTR name or
-sending service joins here when sender enrichment is stored: `Filters.sender_search` is the
-seam (see `_search`). Everything is read leniently: an unknown value is ignored, and the
-query string of a filtered page is the export's.
+time), reporter, domain, result, and a search by source IP address, or by the PTR name or
+sending service of a source address (reports/senders: what the enrichment stored).
+Everything is read leniently: an unknown value is ignored, and the query string of a filtered
+page is the export's.
 
 The export streams: a StreamingHttpResponse over `.iterator()`, a chunk of records at a time,
 so a million records never sit in memory.
@@ -21,8 +21,18 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
-from reports.models import AggregateRecord, AggregateReport, FailureReport, TlsReport
+from reports.models import (
+    AggregateRecord,
+    AggregateReport,
+    FailureReport,
+    SourceAddress,
+    TlsReport,
+)
 from reports.ranges import DateRange, parse_range
+from reports.senders.services import services
+
+# The most base domains one search by service name looks for.
+MAX_SERVICE_BASES = 2000
 
 RESULTS = {
     "": "Any result",
@@ -103,8 +113,7 @@ class Filters:
 
     @property
     def sender_search(self) -> str:
-        """Text that is not an address: to match PTR names and services once enrichment is
-        stored (item 1 of issue 15). Until then such a search matches nothing."""
+        """Text that is not an address: matched against PTR names and services."""
         return "" if self.ip else self.search
 
     def apply(self, reports: QuerySet, model) -> QuerySet:
@@ -145,8 +154,13 @@ def _search(reports: QuerySet, model, filters: Filters) -> QuerySet:
     if not filters.search:
         return reports
     if not filters.ip:
-        # The seam for PTR names and services (filters.sender_search): nothing to match yet.
-        return reports.none()
+        if model is TlsReport:  # TLS reports name receiving MTAs, not senders
+            return reports.none()
+        addresses = addresses_named(filters.sender_search)
+        if model is FailureReport:
+            return reports.filter(source_ip__in=addresses)
+        sent = AggregateRecord.objects.filter(report=OuterRef("pk"), source_ip__in=addresses)
+        return reports.filter(Exists(sent))
     if model is FailureReport:
         return reports.filter(source_ip=filters.ip)
     if model is TlsReport:
@@ -155,6 +169,19 @@ def _search(reports: QuerySet, model, filters: Filters) -> QuerySet:
     # by the other filters) is looked into, not the whole table.
     sent = AggregateRecord.objects.filter(report=OuterRef("pk"), source_ip=filters.ip)
     return reports.filter(Exists(sent))
+
+
+def addresses_named(text: str) -> QuerySet:
+    """The source addresses (a subquery of SourceAddress.ip) whose PTR name contains `text`,
+    or whose forward-confirmed name belongs to a service whose name contains it: as for the
+    grouping, an unconfirmed "google.com" PTR record does not make an address Google's."""
+    needle = text.strip().lower()
+    bases = sorted(b for b, found in services().items() if needle in found.name.lower())
+    named = Q(ptr__icontains=needle)
+    if bases:
+        # A short needle may name many services: the IN list stays bounded (SQLite's limit).
+        named |= Q(fcrdns=True, base_domain__in=bases[:MAX_SERVICE_BASES])
+    return SourceAddress.objects.filter(named).values("ip")
 
 
 # --- the export -------------------------------------------------------------------------------

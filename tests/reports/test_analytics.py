@@ -17,6 +17,7 @@ from django.utils import timezone
 from domains.models import Domain
 from reports import analytics, charts, models
 from reports.ingest import ingest_input
+from reports.models import SourceAddress
 from reports.ranges import DateRange, parse_range
 from tests.conftest import client_for
 from tests.reports.test_pages import (
@@ -309,13 +310,33 @@ def test_the_index_filters_by_range_reporter_result_and_address(alice, indexed):
     assert listed(alice, "result=fail") == [failing]
     assert listed(alice, "q=192.0.2.1") == [recent, old]
     assert listed(alice, "q=192.0.2.1&range=7") == [recent]
-    assert listed(alice, "q=not-an-address") == []  # the seam for PTR names and services
+    assert listed(alice, "q=not-an-address") == []  # no PTR name or service matches
     assert listed(alice, "sort=oldest") == [old, failing, recent]
     assert listed(alice, "sort=failing")[0] == failing
     assert listed(alice, "sort=messages") == [recent, failing, old]
     page = page_of(client_for(alice).get("/reports/?reporter=yahoo.com&result=fail"))
     assert '<option value="yahoo.com" selected>yahoo.com</option>' in page
     assert 'href="/reports/export.csv?reporter=yahoo.com&amp;result=fail"' in page
+
+
+def test_the_index_finds_senders_by_ptr_name_and_service(alice, indexed):
+    """What the enrichment stored (reports/senders): a name's text, or a service's name when
+    the name is forward-confirmed; an unconfirmed name is no service."""
+    recent, failing, old = indexed["recent"].pk, indexed["failing"].pk, indexed["old"].pk
+    expires = timezone.now() + timedelta(days=1)
+    SourceAddress.objects.create(
+        ip="192.0.2.1", ptr="a1-2.smtp-out.amazonses.com", fcrdns=True,
+        base_domain="amazonses.com", expires_at=expires,
+    )  # fmt: skip
+    SourceAddress.objects.create(
+        ip="203.0.113.9", ptr="mail-yw1.google.com", fcrdns=False,
+        base_domain="google.com", expires_at=expires,
+    )  # fmt: skip
+    assert listed(alice, "q=Amazon+SES") == [recent, old]
+    assert listed(alice, "q=smtp-out.amazonses") == [recent, old]
+    assert listed(alice, "q=mail-yw1.google") == [failing]  # the name, as text
+    assert listed(alice, "q=Gmail") == []  # not Google's service: the name is not confirmed
+    assert listed(alice, "q=Amazon+SES&range=7") == [recent]
 
 
 def test_the_index_pages_keep_the_filters(alice, acme_domain):
