@@ -8,10 +8,12 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import content_disposition_header
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from domains import tenancy
 from domains.models import Domain
+from reports import analytics, charts
 from reports.models import SenderMark, SenderVerdict
 from reports.ranges import PRESETS, DateRange, parse_range
 from reports.senders.report import daily, senders_view
@@ -69,10 +71,19 @@ def sender_detail(request, domain_pk: int):
     sender = view.by_key(request.GET.get("sender", ""))
     if sender is None:
         raise Http404("No such sender in this range.")
+    days = daily(domain, sender, chosen.since, chosen.until)
+    series = analytics.series_of(
+        [(d["day"], d["messages"], d["dmarc_pass"], d["quarantined"], d["rejected"]) for d in days],
+        chosen,
+    )
+    chart = charts.daily_volume(
+        series, title=f"Messages from {sender.label} per day", chart_id="sender-chart"
+    )
     context = _context(request, domain, chosen, error) | {
         "view": view,
         "sender": sender,
-        "days": daily(domain, sender, chosen.since, chosen.until),
+        "days": days,
+        "chart": mark_safe(chart),  # noqa: S308  (reports/charts.py escapes every text)
         "sender_fields": [("sender", sender.key)],
     }
     return render(request, "reports/senders_detail.html", context)

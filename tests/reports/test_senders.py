@@ -180,6 +180,9 @@ def test_the_sender_page_has_its_days(example, alice):
     page = response.content.decode()
     assert response.status_code == 200
     assert "2024-06-13" in page and "372" in page and "amazonses.com" in page
+    # The chart of its days, as the domain's (reports/charts.py), titled by the sender.
+    assert '<figure class="chart-wrap" id="sender-volume-chart"><svg' in page
+    assert "Messages from Amazon SES per day" in page
 
 
 def test_the_pages_take_the_same_number_of_queries_however_many_senders(example, alice, acme):
