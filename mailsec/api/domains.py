@@ -25,7 +25,10 @@ from mailsec.api import serializers as api
 from mailsec.api.base import TeamViewSet
 from mailsec.api.pagination import Cursor
 from mailsec.models import AuditAction, AuditEvent
+from reports import analytics
 from reports.queries import SUMMARY_DAYS, summary_of
+from reports.ranges import DateRange, parse_range
+from reports.senders.report import senders_view
 
 GRADE = OpenApiParameter("grade", str, description="Only these grades (comma-separated).")
 SEARCH = OpenApiParameter("search", str, description="Only names containing this text.")
@@ -34,6 +37,13 @@ DAYS = OpenApiParameter("days", int, description=f"Days back from today (default
 
 class RunCursor(Cursor):
     ordering = "-finished_at"
+
+
+RANGE_PARAMETERS = [
+    OpenApiParameter("range", str, description="7, 30, 90, 365 (days) or custom"),
+    OpenApiParameter("since", OpenApiTypes.DATE, description="with range=custom"),
+    OpenApiParameter("until", OpenApiTypes.DATE, description="with range=custom"),
+]
 
 
 def form_errors(form) -> dict:
@@ -191,6 +201,46 @@ class DomainViewSet(
             "top_sources": [{**vars(row), "pass_rate": row.pass_rate} for row in sources],
         }
         return Response(api.ReportSummarySerializer(data).data)
+
+    @extend_schema(parameters=RANGE_PARAMETERS, responses=api.ReportSeriesSerializer)
+    @action(detail=True, methods=["get"], url_path="report-series")
+    def report_series(self, request, pk=None):
+        """Messages per day by result over a range (the report page's chart, as data)."""
+        domain = self.get_object()
+        chosen = date_range(request)
+        series = analytics.domain_series(self.team, domain.name, chosen)
+        data = {
+            "domain": domain.name,
+            "since": chosen.since,
+            "until": chosen.until,
+            "days": series.rows(),
+        }
+        return Response(api.ReportSeriesSerializer(data).data)
+
+    @extend_schema(parameters=RANGE_PARAMETERS, responses=api.SendersSerializer)
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def senders(self, request, pk=None):
+        """Who sent in the domain's name over a range, by service, and the policy readiness
+        (the senders page, as data; `manage.py senders --json`'s objects)."""
+        domain = self.get_object()
+        chosen = date_range(request)
+        view = senders_view(domain, chosen.since, chosen.until)
+        data = {
+            "domain": domain.name,
+            "since": chosen.since,
+            "until": chosen.until,
+            "senders": [sender.as_json() for sender in view.senders],
+            "readiness": view.readiness.as_json(),
+        }
+        return Response(api.SendersSerializer(data).data)
+
+
+def date_range(request) -> DateRange:
+    """The range asked for, as the pages read it (reports/ranges.py); a bad one is a 400."""
+    chosen, error = parse_range(request.query_params, timezone.now().date())
+    if error:
+        raise ValidationError({"range": [error]})
+    return chosen
 
 
 def edit_form_data(domain: Domain, given: dict) -> dict:

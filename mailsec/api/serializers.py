@@ -359,6 +359,79 @@ class ReportSummarySerializer(serializers.Serializer):
     top_sources = SourceSerializer(many=True)
 
 
+class DayVolumeSerializer(serializers.Serializer):
+    """One day of the domain's chart: the stack (pass, fail delivered, quarantined, rejected)
+    adds up to the day's messages."""
+
+    day = serializers.DateField()
+    messages = serializers.IntegerField()
+    dmarc_pass = serializers.IntegerField()
+    pass_delivered = serializers.IntegerField()
+    fail_none = serializers.IntegerField()
+    quarantined = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    pass_rate = serializers.FloatField(allow_null=True)
+
+
+class ReportSeriesSerializer(serializers.Serializer):
+    """The domain's messages per day over a range (its report page's chart, as data)."""
+
+    domain = serializers.CharField()
+    since = serializers.DateField()
+    until = serializers.DateField()
+    days = DayVolumeSerializer(many=True)
+
+
+class SenderSerializer(serializers.Serializer):
+    """One sender of a domain over a range (`manage.py senders --json`'s line)."""
+
+    service = serializers.CharField(allow_null=True)
+    service_type = serializers.CharField(allow_null=True)
+    base_domain = serializers.CharField(allow_blank=True, allow_null=True)
+    ptr = serializers.CharField(allow_blank=True, allow_null=True)
+    fcrdns = serializers.BooleanField(allow_null=True)
+    ips = serializers.IntegerField()
+    country = serializers.CharField(allow_blank=True, allow_null=True)
+    messages = serializers.IntegerField()
+    dmarc_pass = serializers.IntegerField()
+    spf_aligned = serializers.IntegerField()
+    dkim_aligned = serializers.IntegerField()
+    classification = serializers.ChoiceField(
+        choices=["authorised", "forwarded", "failing_authorised", "suspicious"]
+    )
+
+
+class FailingSenderSerializer(serializers.Serializer):
+    sender = serializers.CharField()
+    messages = serializers.IntegerField()
+    causes = serializers.ListField(child=serializers.CharField())
+
+
+class ReadinessSerializer(serializers.Serializer):
+    """What one step stricter of the DMARC policy would have done in the range."""
+
+    policy = serializers.CharField()
+    next_step = serializers.CharField(allow_null=True)
+    messages = serializers.IntegerField()
+    affected = serializers.IntegerField()
+    share = serializers.FloatField(allow_null=True)
+    legitimate = serializers.IntegerField()
+    spoofing = serializers.IntegerField()
+    failing_authorised = FailingSenderSerializer(many=True)
+    recommendation = serializers.CharField()
+
+
+class SendersSerializer(serializers.Serializer):
+    """Who sent in the domain's name over a range, and its policy readiness (the senders
+    page, as data)."""
+
+    domain = serializers.CharField()
+    since = serializers.DateField()
+    until = serializers.DateField()
+    senders = SenderSerializer(many=True)
+    readiness = ReadinessSerializer()
+
+
 class OutcomeSerializer(serializers.Serializer):
     """One report (or refused payload) of an uploaded file: `import_reports --json`'s line."""
 

@@ -250,3 +250,25 @@ def test_reports_and_the_domain_summary(client, acme, acme_domain):
     assert summary["dmarc_pass"] == report.dmarc_pass
     assert summary["top_sources"]
     assert client.get(f"/api/v1/domains/{domain.pk}/report-summary/?days=0").status_code == 400
+
+
+def test_the_domain_series_and_senders_are_the_pages_data(client, acme):
+    report = receive(AGGREGATE, acme, AggregateReport)
+    domain = Domain.objects.create(organization=acme, name=report.domain)
+    day = report.begin.date().isoformat()
+    custom = f"range=custom&since={day}&until={report.end.date().isoformat()}"
+    series = client.get(f"/api/v1/domains/{domain.pk}/report-series/?{custom}").json()
+    assert series["domain"] == report.domain and series["since"] == day
+    assert sum(d["messages"] for d in series["days"]) == report.message_count > 0
+    assert sum(d["dmarc_pass"] for d in series["days"]) == report.dmarc_pass
+    for d in series["days"]:
+        stack = d["pass_delivered"] + d["fail_none"] + d["quarantined"] + d["rejected"]
+        assert stack == d["messages"]
+    senders = client.get(f"/api/v1/domains/{domain.pk}/senders/?{custom}").json()
+    assert sum(s["messages"] for s in senders["senders"]) == report.message_count
+    assert {s["classification"] for s in senders["senders"]} <= {
+        "authorised", "forwarded", "failing_authorised", "suspicious",
+    }  # fmt: skip
+    assert senders["readiness"]["messages"] == report.message_count
+    bad = client.get(f"/api/v1/domains/{domain.pk}/senders/?range=custom&since=2026-13-01")
+    assert bad.status_code == 400 and "not YYYY-MM-DD" in bad.json()["range"][0]

@@ -39,6 +39,8 @@ ENDPOINTS = [
     (READ, "get", lambda w: f"/api/v1/domains/{w.domain.pk}/runs/latest/", None, 200, True),
     (READ, "get", lambda w: f"/api/v1/domains/{w.domain.pk}/servers/", None, 200, True),
     (READ, "get", lambda w: f"/api/v1/domains/{w.domain.pk}/report-summary/", None, 200, True),
+    (READ, "get", lambda w: f"/api/v1/domains/{w.domain.pk}/report-series/", None, 200, True),
+    (READ, "get", lambda w: f"/api/v1/domains/{w.domain.pk}/senders/", None, 200, True),
     (READ, "get", lambda w: f"/api/v1/runs/{w.run.pk}/", None, 200, True),
     (READ, "get", lambda w: f"/api/v1/checks/{w.check.pk}/", None, 200, True),
     (READ, "get", lambda w: "/api/v1/finding-kinds/", None, 200, False),
