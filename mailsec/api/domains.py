@@ -46,6 +46,19 @@ RANGE_PARAMETERS = [
 ]
 
 
+def valid(given: serializers.Serializer) -> serializers.Serializer:
+    """The serializer, validated; its errors as lists of messages per field, as the schema
+    says (a list field's errors come keyed by item: "item 4: ..." instead)."""
+    if given.is_valid():
+        return given
+    errors = {}
+    for field, found in given.errors.items():
+        if isinstance(found, dict):
+            found = [f"item {int(i) + 1}: {m}" for i, ms in found.items() for m in ms]
+        errors[field] = list(found)
+    raise ValidationError(errors)
+
+
 def form_errors(form) -> dict:
     """A form's errors keyed as the API's fields (the form's own words)."""
     errors = {name: list(messages) for name, messages in form.errors.items()}
@@ -91,8 +104,7 @@ class DomainViewSet(
         "page gives; the others are added. Multipart may also carry a `csv_file`, as on the page.",
     )
     def create(self, request):
-        given = api.DomainCreateSerializer(data=request.data)
-        given.is_valid(raise_exception=True)
+        given = valid(api.DomainCreateSerializer(data=request.data))
         names = "\n".join(given.validated_data.get("names") or [])
         form = DomainAddForm(data={"names": names}, files=request.FILES)
         if not form.is_valid():
@@ -110,8 +122,7 @@ class DomainViewSet(
     @extend_schema(request=api.DomainUpdateSerializer, responses=api.DomainSerializer)
     def partial_update(self, request, pk=None):
         domain = self.get_object()
-        given = api.DomainUpdateSerializer(data=request.data)
-        given.is_valid(raise_exception=True)
+        given = valid(api.DomainUpdateSerializer(data=request.data))
         form = DomainEditForm(data=edit_form_data(domain, given.validated_data), instance=domain)
         if not form.is_valid():
             raise ValidationError(form_errors(form))

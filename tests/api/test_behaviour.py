@@ -272,3 +272,12 @@ def test_the_domain_series_and_senders_are_the_pages_data(client, acme):
     assert senders["readiness"]["messages"] == report.message_count
     bad = client.get(f"/api/v1/domains/{domain.pk}/senders/?range=custom&since=2026-13-01")
     assert bad.status_code == 400 and "not YYYY-MM-DD" in bad.json()["range"][0]
+
+
+def test_a_bad_item_of_a_list_is_named_in_a_list_of_messages(client):
+    """The schema's shape (a list of messages per field), also for an item DRF itself refuses."""
+    response = client.post(
+        "/api/v1/domains/", {"names": ["ok.example", "a\u0000b"]}, "application/json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"names": ["item 2: Null characters are not allowed."]}
