@@ -140,7 +140,23 @@ def database_url(settings_dict: dict) -> str:
     raise RuntimeError(f"no DATABASE_URL for the engine {engine}")
 
 
-class CeleryWorker:
+class _CeleryProcess:
+    """A celery process of the tests with its log (self.process, self.log, self.log_path)."""
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+class CeleryWorker(_CeleryProcess):
     """`celery -A mailsec worker` in its own process, on the tests' broker and database."""
 
     def __init__(
@@ -179,20 +195,8 @@ class CeleryWorker:
             stderr=subprocess.STDOUT,
         )
 
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-
-class CeleryBeat:
+class CeleryBeat(_CeleryProcess):
     """`celery -A mailsec beat` in its own process, on the tests' broker and database (its
     tasks go to the queues of `queue_prefix`)."""
 
@@ -228,15 +232,3 @@ class CeleryBeat:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
