@@ -161,6 +161,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "mailsec.context_processors.navigation",
             ],
+            "builtins": ["mailsec.templatetags.localized"],
         },
     },
 ]
