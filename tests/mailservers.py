@@ -51,6 +51,7 @@ The names live in `probes.test` (`lab_zones()`, with PTR records for 127.0.30.0/
 
 import datetime
 import fcntl
+import os
 import shutil
 import socket
 import subprocess
@@ -327,6 +328,20 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+ROOT_PREFIX = "mailsec-postfix-"
+OWNER_FILE = "owner.pid"  # the test process that started the instance
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class PostfixServer(ServerProcess):
     """One Postfix instance with its own configuration directory and queue (under a private
     directory of the system temp dir: Postfix's processes run as `postfix` and must reach it),
@@ -342,8 +357,10 @@ class PostfixServer(ServerProcess):
 
     def start(self) -> None:
         self.postfix = need_binary("postfix", "postfix")
-        self.root = Path(tempfile.mkdtemp(prefix="postfix-"))
+        self._stop_orphans()
+        self.root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
         self.root.chmod(0o755)
+        (self.root / OWNER_FILE).write_text(str(os.getpid()))
         (self.root / "etc").mkdir()
         (self.root / "spool").mkdir()
         (self.root / "data").mkdir()
@@ -358,6 +375,25 @@ class PostfixServer(ServerProcess):
         except BaseException:
             self.stop()
             raise
+
+    def _stop_orphans(self) -> None:
+        """Postfix's master runs detached: a test run killed before its teardown leaves it
+        listening on the lab's ports. Stop every lab instance whose test process is gone (the
+        instances of test runs still going, in other checkouts, are left alone)."""
+        for root in Path(tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"):
+            try:
+                owner = int((root / OWNER_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+            if _process_alive(owner):
+                continue
+            if (root / "spool" / "pid" / "master.pid").exists():
+                subprocess.run(
+                    [self.postfix, "-c", str(root / "etc"), "stop"],
+                    capture_output=True,
+                    timeout=60,
+                )
+            shutil.rmtree(root, ignore_errors=True)
 
     def _postfix(self, command: str) -> None:
         result = subprocess.run(
