@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polib
 import pytest
+from django.test import Client
 
 from tests import i18n_lint
 
@@ -173,3 +174,169 @@ def test_lint_finds_what_a_reader_sees_untranslated(tmp_path, source, expected):
     assert len(hits) == len(expected), hits
     for hit, wanted in zip(hits, expected, strict=True):
         assert wanted in hit, (hit, wanted)
+
+
+# --- every page in both languages ------------------------------------------------------------
+
+# Named URLs that are no page of their own: actions (POST), files (CSV, JSON, raw report), and
+# redirects. Any other named URL must be walked below: a new page is then read in French too.
+NOT_PAGES = {
+    "home", "logout", "favicon", "healthz", "readyz", "metrics", "switch_team", "set_language",
+    "settings_preferences_save", "team_update", "team_create", "team_security", "token_revoke",
+    "invitation_create", "invitation_revoke", "member_role", "member_remove",
+    "alert_preferences", "channel_add", "channel_enable", "channel_disable", "channel_delete",
+    "channel_test", "two_factor_enrol", "two_factor_disable",
+    "domains:check", "reports:assign", "reports:raw", "reports:export", "reports:sender_mark",
+    "reports:senders_csv", "reports:mailbox_fetch", "reports:mailbox_test",
+    "reports:overview_volume_csv", "reports:overview_volume_json",
+    "reports:domain_volume_csv", "reports:domain_volume_json",
+    "reports:domain_tls_csv", "reports:domain_tls_json",
+    # Shown once, right after an action (a test of its own reads each): the new recovery codes,
+    # an invitation's link, a webhook's secret; and the set-up, only while there is no account.
+    "two_factor_codes", "invitation_link", "channel_secret", "setup",
+    "settings",  # a redirect to the first section
+}  # fmt: skip
+# Pages without the signed-in owner (their own client, no session).
+ANONYMOUS = {
+    "login", "password_reset", "password_reset_done", "password_reset_complete",
+    "password_reset_confirm", "invitation",
+}  # fmt: skip
+
+
+def _named_urls(resolver=None, namespace="") -> set[str]:
+    from django.urls import URLPattern, get_resolver
+
+    names = set()
+    for pattern in (resolver or get_resolver()).url_patterns:
+        if isinstance(pattern, URLPattern):
+            if pattern.name:
+                names.add(namespace + pattern.name)
+        elif pattern.namespace not in {"admin"} and "api" not in str(pattern.pattern):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            names |= _named_urls(pattern, inner)
+    return names
+
+
+@pytest.fixture
+def walk(acme, alice, bob, settings) -> dict[str, str]:
+    """The path of each page, over a team with a domain, reports of each kind, a mailbox with
+    a pass, an upload, a webhook, a pending invitation, an API token. Alice is staff (she sees
+    the most); Bob has an authenticator (the second step of signing in)."""
+    from django.utils.http import urlsafe_base64_encode
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from domains.models import AlertChannel, Domain, ManualCheck
+    from mailsec.api.models import ApiToken
+    from mailsec.models import Invitation, Role
+    from reports.models import MailboxPass, Upload
+    from tests.domains.test_pages import add_run
+    from tests.reports.test_mailbox_pages import make_mailbox
+    from tests.reports.test_pages import (
+        make_aggregate,
+        make_failure,
+        make_raw,
+        make_rollup,
+        make_tls,
+    )
+
+    settings.EMAIL_HOST = "127.0.0.1"  # the password reset's pages exist with a mail server
+    alice.is_staff = True
+    alice.save(update_fields=["is_staff"])
+    TOTPDevice.objects.create(user=bob, name="phone", confirmed=True)
+    domain = Domain.objects.create(organization=acme, name="example.com")
+    run = add_run(domain, score=87, grade="B")
+    report = make_aggregate("example.com", records=[("192.0.2.1", 7), ("192.0.2.2", 3)])
+    make_rollup("example.com", 1, "192.0.2.1", 1234, 1200, dkim=1200, spf=1100)
+    tls, failure = make_tls("example.com"), make_failure("example.com")
+    make_raw(b"no report", name="junk.txt", status="refused", user=alice, team=acme)
+    upload = Upload.objects.create(organization=acme, uploaded_by=alice)
+    manual = ManualCheck.objects.create(domain=domain, user=alice, requested_at=run.started_at)
+    mailbox = make_mailbox(acme)
+    mailbox_pass = MailboxPass.objects.create(mailbox=mailbox, trigger="manual")
+    AlertChannel.objects.create(
+        organization=acme, kind="webhook", name="Ops", target="https://hook.test/"
+    )
+    ApiToken.issue(acme, alice, "CI", "read")
+    _, token = Invitation.issue(acme, "new@example.test", Role.MEMBER, alice)
+    d, r = domain.pk, report.pk
+    return {
+        "login": "/login/",
+        "password_reset": "/password-reset/",
+        "password_reset_done": "/password-reset/sent/",
+        "password_reset_complete": "/password-reset/done/",
+        "password_reset_confirm": f"/password-reset/{urlsafe_base64_encode(b'1')}/x-y/",
+        "invitation": f"/invite/{token}/",
+        "two_factor_verify": "/login/verify/",
+        "password_change": "/account/password/",
+        "password_change_done": "/account/password/done/",
+        "two_factor": "/account/two-factor/",
+        "settings_team": "/settings/members/",
+        "settings_security": "/settings/sign-in/",
+        "settings_alerts": "/settings/channels/",
+        "settings_mailboxes": "/settings/mailboxes/",
+        "settings_preferences": "/settings/preferences/",
+        "audit_log": "/settings/audit/",
+        "settings_tokens": "/settings/tokens/",
+        "domains:list": "/domains/",
+        "domains:add": "/domains/add/",
+        "domains:detail": f"/domains/{d}/",
+        "domains:edit": f"/domains/{d}/edit/",
+        "domains:delete": f"/domains/{d}/delete/",
+        "domains:live": f"/domains/{d}/live/",
+        "domains:check_status": f"/domains/{d}/check/{manual.pk}/",
+        "reports:index": "/reports/",
+        "reports:upload": "/reports/upload/",
+        "reports:upload_status": f"/reports/upload/{upload.pk}/",
+        "reports:aggregate": f"/reports/aggregate/{r}/",
+        "reports:domain": f"/reports/domain/{d}/",
+        "reports:refused": "/reports/refused/",
+        "reports:unclaimed": "/reports/unclaimed/",
+        "reports:overview": "/reports/overview/",
+        "reports:domain_tls": f"/reports/domain/{d}/tls/",
+        "reports:tls": f"/reports/tls/{tls.pk}/",
+        "reports:failure": f"/reports/failure/{failure.pk}/",
+        "reports:mailboxes": "/reports/mailboxes/",
+        "reports:mailbox_add": "/reports/mailboxes/add/",
+        "reports:mailbox_edit": f"/reports/mailboxes/{mailbox.pk}/edit/",
+        "reports:mailbox_delete": f"/reports/mailboxes/{mailbox.pk}/delete/",
+        "reports:mailbox_facts": f"/reports/mailboxes/{mailbox.pk}/facts/",
+        "reports:mailbox_pass": f"/reports/mailboxes/{mailbox.pk}/passes/{mailbox_pass.pk}/",
+        "reports:senders": f"/reports/domain/{d}/senders/",
+        "reports:sender": f"/reports/domain/{d}/senders/one/?sender=net:192.0.2.0/24",
+    }
+
+
+@pytest.mark.django_db
+def test_every_named_url_is_a_page_walked_or_said_not_to_be_one(walk):
+    unknown = _named_urls() - set(walk) - NOT_PAGES
+    assert not unknown, f"Named URLs neither walked in both languages nor in NOT_PAGES: {unknown}"
+
+
+def _main(page: str) -> str:
+    """What a page says (not its lang attribute nor the footer's switcher): its <main>, or the
+    whole of a fragment."""
+    start, end = page.find("<main"), page.find("</main>")
+    return page[start:end] if start >= 0 else page
+
+
+@pytest.mark.django_db
+def test_every_page_answers_in_french_and_english(walk, alice, bob):
+    from tests.conftest import client_for
+
+    failures = []
+    for name, path in walk.items():
+        shown = {}
+        for language in ("en", "fr"):
+            client = Client() if name in ANONYMOUS else client_for(alice)
+            if name == "two_factor_verify":
+                client = client_for(bob)  # signed in, the code still to give
+            response = client.get(path, HTTP_ACCEPT_LANGUAGE=language)
+            shown[language] = response
+            if response.status_code != 200:
+                failures.append(f"{name} {path} in {language}: {response.status_code}")
+        english, french = (_main(shown[lang].content.decode()) for lang in ("en", "fr"))
+        if english == french:
+            failures.append(f"{name} {path}: the French page is the English one")
+        if "<html" in french and '<html lang="fr"' not in french:
+            failures.append(f'{name} {path}: no lang="fr"')
+    assert not failures, "\n".join(failures)
