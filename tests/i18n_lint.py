@@ -4,7 +4,8 @@ A template is cut by Django's own lexer: what {% translate %} and {% blocktransl
 translated, variables come from elsewhere, comments are nobody's. The remaining text is read as
 HTML: its text and the attributes a reader sees or hears (title, aria-label, placeholder, alt,
 a button's value) must hold no word, but for names that are the same in every language (the
-allow-list). Literal strings given to filters that show them (`default:"Never"`) count too.
+allow-list). Literal strings given to filters that show them (`default:"Never"`) or handed
+to an included template (`with noun="reports"`) count too.
 
 A line may opt out with the Django comment `{# notranslate #}`, for text that is a name.
 
@@ -76,6 +77,8 @@ VISIBLE_ATTRIBUTES = ("title", "aria-label", "placeholder", "alt")
 HOLE = "\x00"
 PRAGMA = "{# notranslate #}"
 SHOWN_LITERALS = re.compile(r"\|(?:default|default_if_none|yesno):\"([^\"]*)\"")
+# A string an {% include %} hands its template (with noun="reports"): shown there, most likely.
+INCLUDED_LITERALS = re.compile(r"\b\w+=\"([^\"]*)\"")
 WORD = re.compile(r"[^\s\x00]+")
 EDGES = re.compile(r"^\W+|\W+$")  # punctuation around a word
 
@@ -96,15 +99,15 @@ def untranslated_words(text: str) -> list[str]:
 
 def _reduce(source: str) -> tuple[str, list[tuple[int, str]]]:
     """The template as HTML with every tag and variable a HOLE (newlines kept, so that lines
-    still count), and the literals shown by filters, with their line."""
+    still count), and the literals shown by filters or handed to includes, with their line."""
     out, literals = [], []
     depth = {"blocktranslate": 0, "comment": 0, "verbatim": 0}
     for token in Lexer(source).tokenize():
         text = token.contents
         # Only text spans lines (a Django tag is on one line): keep its newlines when skipped.
         lines = "\n" * text.count("\n") if token.token_type == TokenType.TEXT else ""
-        if token.token_type == TokenType.BLOCK:
-            name = text.split()[0] if text.split() else ""
+        name = text.split()[0] if token.token_type == TokenType.BLOCK and text.split() else ""
+        if name:
             for block in depth:
                 aliases = {block, "blocktrans"} if block == "blocktranslate" else {block}
                 if name in aliases:
@@ -113,6 +116,9 @@ def _reduce(source: str) -> tuple[str, list[tuple[int, str]]]:
                     depth[block] -= 1
         if token.token_type in (TokenType.VAR, TokenType.BLOCK) and not any(depth.values()):
             literals += [(token.lineno, literal) for literal in SHOWN_LITERALS.findall(text)]
+            if name == "include" and " with " in text:
+                with_part = text.split(" with ", 1)[1]
+                literals += [(token.lineno, lit) for lit in INCLUDED_LITERALS.findall(with_part)]
         if token.token_type == TokenType.TEXT and not any(depth.values()):
             out.append(text)
         else:
@@ -161,9 +167,7 @@ def lint(path: Path) -> list[str]:
     source = path.read_text()
     exempt = {number for number, line in enumerate(source.splitlines(), 1) if PRAGMA in line}
     html, literals = _reduce(source)
-    hits = [
-        (line, f'filter literal "{text}"') for line, text in literals if untranslated_words(text)
-    ]
+    hits = [(line, f'literal "{text}"') for line, text in literals if untranslated_words(text)]
     if path.suffix == ".html":
         reader = _Reader()
         reader.feed(html)

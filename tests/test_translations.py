@@ -161,8 +161,9 @@ def test_lint_no_untranslated_text(template):
         ('<input type="submit" value="Save"><input type="text" value="x y">', ["value=Save"]),
         ("<code>v=DMARC1; p=reject</code>{# a comment #}<!-- html comment -->", []),
         ("<p>\n\n  {{ n|number }} domains</p>", ["t.html:3: … domains"]),
-        ('<td>{{ d|default:"Never" }}</td>', ['filter literal "Never"']),
+        ('<td>{{ d|default:"Never" }}</td>', ['literal "Never"']),
         ("<p>Brand</p> {# notranslate #}", []),
+        ('{% include "x.html" with noun="reports" n=3 empty="" %}', ['literal "reports"']),
         ("{% comment %}\nnot shown\n{% endcomment %}\n<p>Shown</p>", ["t.html:4: Shown"]),
     ],
 )
