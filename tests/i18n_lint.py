@@ -5,7 +5,8 @@ translated, variables come from elsewhere, comments are nobody's. The remaining 
 HTML: its text and the attributes a reader sees or hears (title, aria-label, placeholder, alt,
 a button's value) must hold no word, but for names that are the same in every language (the
 allow-list). Literal strings given to filters that show them (`default:"Never"`) or handed
-to an included template (`with noun="reports"`) count too.
+to an included template (`with noun="reports"`) count too, and so does `|pluralize` (an
+English plural: {% blocktranslate count %} says it in each language).
 
 A line may opt out with the Django comment `{# notranslate #}`, for text that is a name.
 
@@ -116,6 +117,8 @@ def _reduce(source: str) -> tuple[str, list[tuple[int, str]]]:
                     depth[block] -= 1
         if token.token_type in (TokenType.VAR, TokenType.BLOCK) and not any(depth.values()):
             literals += [(token.lineno, literal) for literal in SHOWN_LITERALS.findall(text)]
+            if "|pluralize" in text:  # English plurals; French counts 0 as one
+                literals.append((token.lineno, "|pluralize: use {% blocktranslate count %}"))
             if name == "include" and " with " in text:
                 with_part = text.split(" with ", 1)[1]
                 literals += [(token.lineno, lit) for lit in INCLUDED_LITERALS.findall(with_part)]

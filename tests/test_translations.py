@@ -164,6 +164,7 @@ def test_lint_no_untranslated_text(template):
         ('<td>{{ d|default:"Never" }}</td>', ['literal "Never"']),
         ("<p>Brand</p> {# notranslate #}", []),
         ('{% include "x.html" with noun="reports" n=3 empty="" %}', ['literal "reports"']),
+        ("{{ n }} {% translate 'file' %}{{ n|pluralize }}", ["pluralize"]),
         ("{% comment %}\nnot shown\n{% endcomment %}\n<p>Shown</p>", ["t.html:4: Shown"]),
     ],
 )
@@ -192,8 +193,8 @@ NOT_PAGES = {
     "reports:overview_volume_csv", "reports:overview_volume_json",
     "reports:domain_volume_csv", "reports:domain_volume_json",
     "reports:domain_tls_csv", "reports:domain_tls_json",
-    # Shown once, right after an action (a test of its own reads each): the new recovery codes,
-    # an invitation's link, a webhook's secret; and the set-up, only while there is no account.
+    # Shown once, right after an action (test_pages_shown_once_speak_french_too reads each):
+    # recovery codes, an invitation's link, a webhook's secret; the set-up, before any account.
     "two_factor_codes", "invitation_link", "channel_secret", "setup",
     "settings",  # a redirect to the first section
 }  # fmt: skip
@@ -341,3 +342,44 @@ def test_every_page_answers_in_french_and_english(walk, alice, bob):
         if "<html" in french and '<html lang="fr"' not in french:
             failures.append(f'{name} {path}: no lang="fr"')
     assert not failures, "\n".join(failures)
+
+
+def _french(client: Client, method: str, path: str, data=None) -> str:
+    response = getattr(client, method)(path, data, HTTP_ACCEPT_LANGUAGE="fr", follow=True)
+    assert response.status_code == 200, (path, response.status_code)
+    page = response.content.decode()
+    assert '<html lang="fr"' in page, path
+    return _main(page)
+
+
+@pytest.mark.django_db
+def test_pages_shown_once_speak_french_too(alice, settings):
+    """The pages NOT_PAGES leaves out because they are shown once, after an action."""
+    from tests.conftest import client_for
+    from tests.mailsec.test_two_factor import code_for
+
+    settings.MAILSEC_ALLOW_PRIVATE_TARGETS = True
+    client = client_for(alice)
+    link = _french(
+        client, "post", "/settings/invitations/", {"email": "c@example.test", "role": "viewer"}
+    )
+    assert "Invitation de c@example.test" in link
+    secret = _french(
+        client,
+        "post",
+        "/settings/channels/add/",
+        {"kind": "webhook", "name": "Ops", "target": "https://hook.example.test/"},
+    )
+    assert "Webhook Ops ajouté" in secret
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    client.post("/account/two-factor/enrol/")
+    device = TOTPDevice.objects.get(user=alice, confirmed=False)
+    codes = _french(client, "post", "/account/two-factor/enrol/", {"code": code_for(device)})
+    assert "Vos codes de secours" in codes
+
+
+@pytest.mark.django_db
+def test_the_set_up_page_speaks_french():
+    page = _french(Client(), "get", "/setup/")
+    assert "Installer mailsec" in page
