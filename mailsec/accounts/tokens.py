@@ -16,6 +16,8 @@ from mailsec.api.models import MAX_EXPIRY_DAYS, ApiToken, Scope
 from mailsec.models import AuditAction, AuditEvent
 
 NEW_TOKEN_KEY = "show_new_api_token"
+# The scopes in the reader's language (the API's own labels stay English, a stable contract).
+SCOPE_CHOICES = [(Scope.READ, gettext_lazy("Read")), (Scope.WRITE, gettext_lazy("Read and write"))]
 EXPIRY_CHOICES = [
     ("", gettext_lazy("Never")),
     ("30", gettext_lazy("In 30 days")),
@@ -31,7 +33,7 @@ class TokenForm(forms.Form):
         help_text=gettext_lazy("What uses it, e.g. “provisioning script”."),
     )
     scope = forms.ChoiceField(
-        label=gettext_lazy("Access"), choices=Scope.choices, initial=Scope.READ
+        label=gettext_lazy("Access"), choices=SCOPE_CHOICES, initial=Scope.READ
     )
     expires_days = forms.TypedChoiceField(
         label=gettext_lazy("Expires"),
@@ -44,7 +46,7 @@ class TokenForm(forms.Form):
     def __init__(self, *args, can_edit: bool, **kwargs):
         super().__init__(*args, **kwargs)
         if not can_edit:  # a viewer's token could never write
-            self.fields["scope"].choices = [(Scope.READ, Scope.READ.label)]
+            self.fields["scope"].choices = SCOPE_CHOICES[:1]
 
     def clean_expires_days(self):
         days = self.cleaned_data["expires_days"]
