@@ -21,9 +21,13 @@ def test_an_invitation_is_written_in_the_language_of_its_sender(smtp, alice):  #
     assert first["Subject"] == "You are invited to Acme on mailsec"
     assert "alice invites you to the team Acme on mailsec, as viewer." in first.get_content()
     assert second["To"] == "dave@example.test"
-    assert second["Subject"] == "Vous êtes invité dans Acme sur mailsec"
+    # (a long encoded subject is folded: the parser keeps the space of the fold)
+    assert second["Subject"].strip() == "Vous êtes invité à rejoindre Acme sur mailsec"
     body = second.get_content()
-    assert "alice vous invite dans l\N{RIGHT SINGLE QUOTATION MARK}équipe Acme sur mailsec" in body
+    assert (
+        "alice vous invite à rejoindre l\N{RIGHT SINGLE QUOTATION MARK}équipe Acme sur mailsec"
+        in body
+    )
     assert "une fois, jusqu\N{RIGHT SINGLE QUOTATION MARK}au " in body and path in body
     assert " CET)" in body or " CEST)" in body  # the sender's zone
 
@@ -34,7 +38,7 @@ def test_a_password_reset_is_written_in_the_language_of_the_browser(smtp, alice)
     )
     Client().post("/password-reset/", {"email": "alice@example.test"}, HTTP_ACCEPT_LANGUAGE="en")
     french, english = smtp.messages()
-    assert french["Subject"] == "Réinitialiser votre mot de passe mailsec"
+    assert french["Subject"].strip() == "Réinitialiser votre mot de passe mailsec"
     assert "le mot de passe du compte mailsec alice" in french.get_content()
     assert english["Subject"] == "Reset your mailsec password"
     assert "the password of the mailsec account alice." in english.get_content()
