@@ -383,3 +383,22 @@ def test_pages_shown_once_speak_french_too(alice, settings):
 def test_the_set_up_page_speaks_french():
     page = _french(Client(), "get", "/setup/")
     assert "Installer mailsec" in page
+
+
+@pytest.mark.django_db
+def test_the_lockout_page_speaks_french(alice, settings):
+    """django-axes renders it for an anonymous visitor, in the browser's language."""
+    client = Client(HTTP_ACCEPT_LANGUAGE="fr")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/login/", {"username": "alice", "password": "wrong guess"})
+    response = client.post("/login/", {"username": "alice", "password": "correct horse 42"})
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert (
+        '<html lang="fr"' in page
+        and "Trop d\N{RIGHT SINGLE QUOTATION MARK}échecs de connexion" in page
+    )
+    assert (
+        f"après {settings.AXES_FAILURE_LIMIT} mauvais mots de passe d\N{RIGHT SINGLE QUOTATION MARK}affilée"
+        in page
+    )
