@@ -398,7 +398,5 @@ def test_the_lockout_page_speaks_french(alice, settings):
         '<html lang="fr"' in page
         and "Trop d\N{RIGHT SINGLE QUOTATION MARK}échecs de connexion" in page
     )
-    assert (
-        f"après {settings.AXES_FAILURE_LIMIT} mauvais mots de passe d\N{RIGHT SINGLE QUOTATION MARK}affilée"
-        in page
-    )
+    limit = settings.AXES_FAILURE_LIMIT
+    assert f"après {limit} mauvais mots de passe d\N{RIGHT SINGLE QUOTATION MARK}affilée" in page
