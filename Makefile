@@ -11,7 +11,7 @@ VAR_DIR := $(or $(MAILSEC_VAR_DIR),var)
 TEST_BINARIES := redis-server:redis-server knotd:knot keymgr:knot chromium:chromium dovecot:dovecot-imapd doveadm:dovecot-core \
   postfix:postfix /usr/lib/dovecot/pop3-login:dovecot-pop3d xgettext:gettext msgfmt:gettext
 
-.PHONY: run test lint format system-packages build-tools clean scale openapi messages
+.PHONY: run test lint format system-packages build-tools clean scale openapi messages makemessages-args
 
 $(BIN)/python:
 	@rm -rf $(VENV)
@@ -107,11 +107,15 @@ openapi: $(VENV)/.installed-test $(VAR_DIR)/secret_key $(VAR_DIR)/encryption_key
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 # Gather the strings to translate into locale/fr/LC_MESSAGES/django.po (then translate the new
-# entries there); tests/mailsec/test_translations.py fails while one is missing or fuzzy.
+# entries there); tests/test_translations.py fails while one is missing or fuzzy, and runs
+# makemessages with these same flags (`make -s makemessages-args` prints them).
 MAKEMESSAGES_ARGS := --locale fr --add-location file --no-obsolete \
   --ignore .venv --ignore var --ignore tests --ignore bench --ignore build --ignore docs
 messages: $(VENV)/.installed-test $(VAR_DIR)/secret_key $(VAR_DIR)/encryption_key system-packages
 	$(BIN)/python manage.py makemessages $(MAKEMESSAGES_ARGS)
+
+makemessages-args:
+	@echo $(MAKEMESSAGES_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VAR_DIR)/static .pytest_cache build

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import URLValidator, validate_email
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from domains.alerts import parse_addresses
 from domains.models import AlertChannel, ChannelKind, EventKind, Organization, Role
@@ -16,7 +18,9 @@ class SetupForm(UserCreationForm):
     """The first account: an administrator and the team they own."""
 
     organization = forms.CharField(
-        label="Team name", max_length=100, help_text="Your company or the group of domains."
+        label=gettext_lazy("Team name"),
+        max_length=100,
+        help_text=gettext_lazy("Your company or the group of domains."),
     )
 
     class Meta(UserCreationForm.Meta):
@@ -28,29 +32,31 @@ class TeamForm(forms.ModelForm):
     class Meta:
         model = Organization
         fields = ["name"]
-        labels = {"name": "Team name"}
+        labels = {"name": gettext_lazy("Team name")}
 
 
 class InvitationForm(forms.Form):
     """Invite somebody by address: no account is looked up, so nothing tells whether one
     exists; the invitee accepts with the account they have, or makes one."""
 
-    email = forms.EmailField(label="E-mail address", max_length=254)
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+    email = forms.EmailField(label=gettext_lazy("E-mail address"), max_length=254)
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=Role.choices, initial=Role.MEMBER)
 
 
 class TeamSecurityForm(forms.Form):
     require_two_factor = forms.BooleanField(
-        label="Require two-factor sign-in",
+        label=gettext_lazy("Require two-factor sign-in"),
         required=False,
-        help_text="Members without an authenticator app are asked to set one up before they "
-        "can do anything else.",
+        help_text=gettext_lazy(
+            "Members without an authenticator app are asked to set one up before they "
+            "can do anything else."
+        ),
     )
 
 
 class CodeForm(forms.Form):
     code = forms.CharField(
-        label="Code",
+        label=gettext_lazy("Code"),
         max_length=32,
         widget=forms.TextInput(
             attrs={"autocomplete": "one-time-code", "autofocus": True, "spellcheck": "false"}
@@ -72,19 +78,23 @@ class RoleForm(forms.Form):
 
 class AlertPreferencesForm(forms.ModelForm):
     alert_events = forms.MultipleChoiceField(
-        label="Alert on",
+        label=gettext_lazy("Alert on"),
         choices=EventKind.choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="New findings alert only when they are of high or critical severity.",
+        help_text=gettext_lazy(
+            "New findings alert only when they are of high or critical severity."
+        ),
     )
 
     class Meta:
         model = Organization
         fields = ["alert_events", "alert_digest"]
-        labels = {"alert_digest": "Daily digest"}
+        labels = {"alert_digest": gettext_lazy("Daily digest")}
         help_texts = {
-            "alert_digest": "One message a day listing the changes, instead of one per check."
+            "alert_digest": gettext_lazy(
+                "One message a day listing the changes, instead of one per check."
+            )
         }
 
     def clean_alert_events(self) -> list[str]:
@@ -96,10 +106,16 @@ class AlertChannelForm(forms.ModelForm):
     class Meta:
         model = AlertChannel
         fields = ["kind", "name", "target"]
-        labels = {"kind": "Kind", "target": "Addresses or URL"}
+        labels = {
+            "kind": gettext_lazy("Kind"),
+            "name": gettext_lazy("Name"),
+            "target": gettext_lazy("Addresses or URL"),
+        }
         help_texts = {
-            "target": "E-mail: addresses separated by commas. Webhook: the http(s) URL that "
-            "receives a signed JSON POST."
+            "target": gettext_lazy(
+                "E-mail: addresses separated by commas. Webhook: the http(s) URL that "
+                "receives a signed JSON POST."
+            )
         }
 
     def __init__(self, *args, organization: Organization, **kwargs):
@@ -122,13 +138,16 @@ class AlertChannelForm(forms.ModelForm):
     def _clean_addresses(self, target: str) -> str:
         addresses = parse_addresses(target)
         if not addresses:
-            raise forms.ValidationError({"target": "Enter at least one e-mail address."})
+            raise forms.ValidationError({"target": _("Enter at least one e-mail address.")})
         for address in addresses:
             try:
                 validate_email(address)
             except forms.ValidationError:
                 raise forms.ValidationError(
-                    {"target": f"{address} is not a valid e-mail address."}
+                    {
+                        "target": _("%(address)s is not a valid e-mail address.")
+                        % {"address": address}
+                    }
                 ) from None
         return ", ".join(addresses)
 
@@ -136,11 +155,11 @@ class AlertChannelForm(forms.ModelForm):
         try:
             URLValidator(schemes=["http", "https"])(url)
         except forms.ValidationError:
-            raise forms.ValidationError({"target": "Enter a valid http(s) URL."}) from None
+            raise forms.ValidationError({"target": _("Enter a valid http(s) URL.")}) from None
         parts = urlsplit(url)
         if parts.username or parts.password:
             raise forms.ValidationError(
-                {"target": "Leave credentials out of the URL: the signature authenticates."}
+                {"target": _("Leave credentials out of the URL: the signature authenticates.")}
             )
         # A name is screened when the alert is sent; a literal address can be refused now.
         try:
@@ -148,7 +167,9 @@ class AlertChannelForm(forms.ModelForm):
         except ValueError:
             reason = None
         if reason and not settings.MAILSEC_ALLOW_PRIVATE_TARGETS:
-            raise forms.ValidationError({"target": f"mailsec does not send to {reason} addresses."})
+            raise forms.ValidationError(
+                {"target": _("mailsec does not send to %(kind)s addresses.") % {"kind": reason}}
+            )
         return url
 
     def save(self, commit=True) -> AlertChannel:
@@ -165,15 +186,19 @@ class PreferencesForm(forms.Form):
     """A user's own language and time zone (mailsec/accounts/locale.py applies them)."""
 
     language = forms.ChoiceField(
-        required=False, help_text="Empty: the language your browser asks for."
+        label=gettext_lazy("Language"),
+        required=False,
+        help_text=gettext_lazy("Empty: the language your browser asks for."),
     )
-    time_zone = forms.ChoiceField(required=False, help_text="Empty: UTC.")
+    time_zone = forms.ChoiceField(
+        label=gettext_lazy("Time zone"), required=False, help_text=gettext_lazy("Empty: UTC.")
+    )
 
     def __init__(self, *args, **kwargs):
         from mailsec.accounts.locale import time_zones
 
         super().__init__(*args, **kwargs)
-        self.fields["language"].choices = [("", "Your browser's"), *settings.LANGUAGES]
+        self.fields["language"].choices = [("", _("Your browser's")), *settings.LANGUAGES]
         self.fields["time_zone"].choices = [("", "UTC"), *((z, z) for z in time_zones())]
 
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from domains.models import Membership, Role
 
@@ -205,27 +206,30 @@ class Invitation(models.Model):
 
 
 class AuditAction(models.TextChoices):
-    DOMAIN_ADDED = "domain.added", "added the domain"
-    DOMAIN_CHANGED = "domain.changed", "changed the domain"
-    DOMAIN_DELETED = "domain.deleted", "deleted the domain"
-    CHANNEL_ADDED = "channel.added", "added the alert channel"
-    CHANNEL_ENABLED = "channel.enabled", "enabled the alert channel"
-    CHANNEL_DISABLED = "channel.disabled", "disabled the alert channel"
-    CHANNEL_DELETED = "channel.deleted", "deleted the alert channel"
-    MAILBOX_ADDED = "mailbox.added", "added the report mailbox"
-    MAILBOX_CHANGED = "mailbox.changed", "changed the report mailbox"
-    MAILBOX_DELETED = "mailbox.deleted", "deleted the report mailbox"
-    MEMBER_JOINED = "member.joined", "joined the team"
-    MEMBER_ROLE_CHANGED = "member.role_changed", "changed the role of"
-    MEMBER_REMOVED = "member.removed", "removed from the team"
-    INVITATION_SENT = "invitation.sent", "invited"
-    INVITATION_REVOKED = "invitation.revoked", "revoked the invitation of"
-    TOKEN_ADDED = "token.added", "added the API token"
-    TOKEN_DELETED = "token.deleted", "deleted the API token"
-    TWO_FACTOR_REQUIRED = "team.two_factor_required", "required two-factor sign-in"
-    TWO_FACTOR_OPTIONAL = "team.two_factor_optional", "made two-factor sign-in optional"
-    TEAM_RENAMED = "team.renamed", "renamed the team to"
-    ALERTS_CHANGED = "team.alerts_changed", "changed the alert preferences"
+    DOMAIN_ADDED = "domain.added", gettext_lazy("added the domain")
+    DOMAIN_CHANGED = "domain.changed", gettext_lazy("changed the domain")
+    DOMAIN_DELETED = "domain.deleted", gettext_lazy("deleted the domain")
+    CHANNEL_ADDED = "channel.added", gettext_lazy("added the alert channel")
+    CHANNEL_ENABLED = "channel.enabled", gettext_lazy("enabled the alert channel")
+    CHANNEL_DISABLED = "channel.disabled", gettext_lazy("disabled the alert channel")
+    CHANNEL_DELETED = "channel.deleted", gettext_lazy("deleted the alert channel")
+    MAILBOX_ADDED = "mailbox.added", gettext_lazy("added the report mailbox")
+    MAILBOX_CHANGED = "mailbox.changed", gettext_lazy("changed the report mailbox")
+    MAILBOX_DELETED = "mailbox.deleted", gettext_lazy("deleted the report mailbox")
+    MEMBER_JOINED = "member.joined", gettext_lazy("joined the team")
+    MEMBER_ROLE_CHANGED = "member.role_changed", gettext_lazy("changed the role of")
+    MEMBER_REMOVED = "member.removed", gettext_lazy("removed from the team")
+    INVITATION_SENT = "invitation.sent", gettext_lazy("invited")
+    INVITATION_REVOKED = "invitation.revoked", gettext_lazy("revoked the invitation of")
+    TOKEN_ADDED = "token.added", gettext_lazy("added the API token")
+    TOKEN_DELETED = "token.deleted", gettext_lazy("deleted the API token")
+    TWO_FACTOR_REQUIRED = "team.two_factor_required", gettext_lazy("required two-factor sign-in")
+    TWO_FACTOR_OPTIONAL = (
+        "team.two_factor_optional",
+        gettext_lazy("made two-factor sign-in optional"),
+    )
+    TEAM_RENAMED = "team.renamed", gettext_lazy("renamed the team to")
+    ALERTS_CHANGED = "team.alerts_changed", gettext_lazy("changed the alert preferences")
 
 
 class AuditEvent(models.Model):

@@ -9,6 +9,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.defaults import page_not_found
 
@@ -48,7 +49,7 @@ def setup(request):
             organization = Organization.objects.create(name=form.cleaned_data["organization"])
             Membership.objects.create(organization=organization, user=user, role=Role.OWNER)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, "Welcome to mailsec. Add the domains you want to monitor.")
+        messages.success(request, _("Welcome to mailsec. Add the domains you want to monitor."))
         return redirect("domains:add")
     return render(request, "mailsec/setup.html", {"form": form})
 
@@ -87,7 +88,7 @@ def switch_team(request):
     if organization_id is None:
         raise Http404("No such team.")
     membership = tenancy.select_organization(request, organization_id)
-    messages.info(request, f"Now working in {membership.organization}.")
+    messages.info(request, _("Now working in %(team)s.") % {"team": membership.organization})
     return redirect("domains:list")
 
 
@@ -172,25 +173,25 @@ def team_update(request):
     if form.is_valid():
         organization = form.save()
         AuditEvent.record(organization, request.user, AuditAction.TEAM_RENAMED, organization.name)
-        messages.success(request, "Team renamed.")
+        messages.success(request, _("Team renamed."))
     else:
-        messages.error(request, "; ".join(form.errors.get("name", ["Invalid name."])))
+        messages.error(request, "; ".join(form.errors.get("name", [_("Invalid name.")])))
     return redirect("settings_team")
 
 
 @require_POST
 def team_create(request):
     if not request.user.is_staff:
-        raise PermissionDenied("Only staff can create teams.")
+        raise PermissionDenied(_("Only staff can create teams."))
     form = TeamForm(request.POST, prefix="new")
     if not form.is_valid():
-        messages.error(request, "Enter a name for the new team.")
+        messages.error(request, _("Enter a name for the new team."))
         return redirect("settings_team")
     with transaction.atomic():
         organization = form.save()
         Membership.objects.create(organization=organization, user=request.user, role=Role.OWNER)
     tenancy.select_organization(request, organization.pk)
-    messages.success(request, f"Created the team {organization}.")
+    messages.success(request, _("Created the team %(team)s.") % {"team": organization})
     return redirect("settings_team")
 
 
@@ -220,9 +221,9 @@ def member_role(request, pk: int):
     target = _other_member(request, pk)
     form = RoleForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose a valid role.")
+        messages.error(request, _("Choose a valid role."))
     elif form.cleaned_data["role"] != Role.OWNER and _would_leave_no_owner(target):
-        messages.error(request, "A team needs at least one owner.")
+        messages.error(request, _("A team needs at least one owner."))
     else:
         target.role = form.cleaned_data["role"]
         target.save(update_fields=["role"])
@@ -233,7 +234,11 @@ def member_role(request, pk: int):
             target.user.get_username(),
             role=target.role,
         )
-        messages.success(request, f"{target.user} is now {target.get_role_display().lower()}.")
+        messages.success(
+            request,
+            _("%(user)s is now %(role)s.")
+            % {"user": target.user, "role": target.get_role_display().lower()},
+        )
     return redirect("settings_team")
 
 
@@ -241,7 +246,7 @@ def member_role(request, pk: int):
 def member_remove(request, pk: int):
     target = _other_member(request, pk)
     if _would_leave_no_owner(target):
-        messages.error(request, "A team needs at least one owner.")
+        messages.error(request, _("A team needs at least one owner."))
     else:
         target.delete()
         AuditEvent.record(
@@ -250,7 +255,7 @@ def member_remove(request, pk: int):
             AuditAction.MEMBER_REMOVED,
             target.user.get_username(),
         )
-        messages.success(request, f"Removed {target.user} from the team.")
+        messages.success(request, _("Removed %(user)s from the team.") % {"user": target.user})
     return redirect("settings_team")
 
 
@@ -268,7 +273,7 @@ def alert_preferences(request):
             events=organization.alert_events,
             digest=organization.alert_digest,
         )
-        messages.success(request, "Alert preferences saved.")
+        messages.success(request, _("Alert preferences saved."))
     else:
         _flash_errors(request, form)
     return redirect("settings_alerts")
@@ -294,7 +299,7 @@ def channel_add(request):
         # The secret is shown once, on a page of its own: never in a message (a cookie).
         request.session[SECRET_SESSION_KEY] = channel.pk
         return redirect("channel_secret", pk=channel.pk)
-    messages.success(request, f"Added the e-mail channel {channel.name}.")
+    messages.success(request, _("Added the e-mail channel %(name)s.") % {"name": channel.name})
     return redirect("settings_alerts")
 
 
@@ -323,7 +328,7 @@ def channel_enable(request, pk: int):
     channel = _team_channel(request, pk)
     alerts.enable_channel(channel)
     AuditEvent.record(channel.organization, request.user, AuditAction.CHANNEL_ENABLED, channel.name)
-    messages.success(request, f"{channel.name} is enabled.")
+    messages.success(request, _("%(name)s is enabled.") % {"name": channel.name})
     return redirect("settings_alerts")
 
 
@@ -334,7 +339,7 @@ def channel_disable(request, pk: int):
     AuditEvent.record(
         channel.organization, request.user, AuditAction.CHANNEL_DISABLED, channel.name
     )
-    messages.success(request, f"{channel.name} is disabled.")
+    messages.success(request, _("%(name)s is disabled.") % {"name": channel.name})
     return redirect("settings_alerts")
 
 
@@ -343,7 +348,7 @@ def channel_delete(request, pk: int):
     channel = _team_channel(request, pk)
     channel.delete()
     AuditEvent.record(channel.organization, request.user, AuditAction.CHANNEL_DELETED, channel.name)
-    messages.success(request, f"Deleted the channel {channel.name}.")
+    messages.success(request, _("Deleted the channel %(name)s.") % {"name": channel.name})
     return redirect("settings_alerts")
 
 
@@ -354,13 +359,20 @@ def channel_test(request, pk: int):
     if delivery.state == AlertDelivery.State.SENT and alerts.sent_to_log(channel):
         messages.warning(
             request,
-            f"Test alert to {channel.name} written to the web server's log, not e-mailed: "
-            "no SMTP server is configured (set MAILSEC_EMAIL_HOST).",
+            _(
+                "Test alert to %(name)s written to the web server's log, not e-mailed: "
+                "no SMTP server is configured (set MAILSEC_EMAIL_HOST)."
+            )
+            % {"name": channel.name},
         )
     elif delivery.state == AlertDelivery.State.SENT:
-        messages.success(request, f"Test alert sent to {channel.name}.")
+        messages.success(request, _("Test alert sent to %(name)s.") % {"name": channel.name})
     else:
-        messages.error(request, f"Test alert to {channel.name} failed: {delivery.last_error}")
+        messages.error(
+            request,
+            _("Test alert to %(name)s failed: %(error)s")
+            % {"name": channel.name, "error": delivery.last_error},
+        )
     return redirect("settings_alerts")
 
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from mailsec.models import AuditAction, AuditEvent, Invitation
 
@@ -39,7 +40,7 @@ def _send(invitation: Invitation, link: str, by) -> bool:
     context = {"invitation": invitation, "link": link, "by": by}
     try:
         send_mail(
-            f"You are invited to {invitation.organization} on mailsec",
+            _("You are invited to %(team)s on mailsec") % {"team": invitation.organization},
             render_to_string("mailsec/invitation_email.txt", context),
             None,
             [invitation.email],

@@ -7,6 +7,8 @@ takes it out): a reload shows it no more, and re-sends no form that would make a
 from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from domains import tenancy
@@ -14,16 +16,27 @@ from mailsec.api.models import MAX_EXPIRY_DAYS, ApiToken, Scope
 from mailsec.models import AuditAction, AuditEvent
 
 NEW_TOKEN_KEY = "show_new_api_token"
-EXPIRY_CHOICES = [("", "Never"), ("30", "In 30 days"), ("90", "In 90 days"), ("365", "In a year")]
+# The scopes in the reader's language (the API's own labels stay English, a stable contract).
+SCOPE_CHOICES = [(Scope.READ, gettext_lazy("Read")), (Scope.WRITE, gettext_lazy("Read and write"))]
+EXPIRY_CHOICES = [
+    ("", gettext_lazy("Never")),
+    ("30", gettext_lazy("In 30 days")),
+    ("90", gettext_lazy("In 90 days")),
+    ("365", gettext_lazy("In a year")),
+]
 
 
 class TokenForm(forms.Form):
     name = forms.CharField(
-        label="Name", max_length=100, help_text="What uses it, e.g. “provisioning script”."
+        label=gettext_lazy("Name"),
+        max_length=100,
+        help_text=gettext_lazy("What uses it, e.g. “provisioning script”."),
     )
-    scope = forms.ChoiceField(label="Access", choices=Scope.choices, initial=Scope.READ)
+    scope = forms.ChoiceField(
+        label=gettext_lazy("Access"), choices=SCOPE_CHOICES, initial=Scope.READ
+    )
     expires_days = forms.TypedChoiceField(
-        label="Expires",
+        label=gettext_lazy("Expires"),
         choices=EXPIRY_CHOICES,
         coerce=int,
         empty_value=None,
@@ -33,12 +46,14 @@ class TokenForm(forms.Form):
     def __init__(self, *args, can_edit: bool, **kwargs):
         super().__init__(*args, **kwargs)
         if not can_edit:  # a viewer's token could never write
-            self.fields["scope"].choices = [(Scope.READ, Scope.READ.label)]
+            self.fields["scope"].choices = SCOPE_CHOICES[:1]
 
     def clean_expires_days(self):
         days = self.cleaned_data["expires_days"]
         if days is not None and not 1 <= days <= MAX_EXPIRY_DAYS:
-            raise forms.ValidationError(f"Between 1 and {MAX_EXPIRY_DAYS} days.")
+            raise forms.ValidationError(
+                _("Between 1 and %(most)s days.") % {"most": MAX_EXPIRY_DAYS}
+            )
         return days
 
 
@@ -93,5 +108,5 @@ def token_revoke(request, pk: int):
         shown=token.shown,
         owner=token.user.get_username(),
     )
-    messages.success(request, f"Revoked the token {token.name}.")
+    messages.success(request, _("Revoked the token %(name)s.") % {"name": token.name})
     return redirect("settings_tokens")

@@ -14,6 +14,7 @@ from django.http import Http404, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from domains import tenancy
@@ -56,7 +57,7 @@ def two_factor_page(request):
 def two_factor_enrol(request):
     """Without a code: start (or restart) the set-up. With one: confirm the authenticator."""
     if two_factor.has_device(request.user):
-        messages.info(request, "Two-factor sign-in is already on.")
+        messages.info(request, _("Two-factor sign-in is already on."))
         return redirect("two_factor")
     pending = two_factor.pending_device(request.user)
     if "code" not in request.POST or pending is None:
@@ -67,10 +68,10 @@ def two_factor_enrol(request):
         two_factor.confirm(request, pending, form.data.get("code", "")) if form.is_valid() else None
     )
     if codes is None:
-        messages.error(request, "That code is not right: try the one your app shows now.")
+        messages.error(request, _("That code is not right: try the one your app shows now."))
         return redirect("two_factor")
     request.session[CODES_SESSION_KEY] = codes
-    messages.success(request, "Two-factor sign-in is on.")
+    messages.success(request, _("Two-factor sign-in is on."))
     return redirect("two_factor_codes")
 
 
@@ -90,10 +91,10 @@ def two_factor_codes(request):
 @require_POST
 def two_factor_disable(request):
     if two_factor.required(request.user):
-        messages.error(request, "A team of yours requires two-factor sign-in: it stays on.")
+        messages.error(request, _("A team of yours requires two-factor sign-in: it stays on."))
     else:
         two_factor.disable(request.user)
-        messages.success(request, "Two-factor sign-in is off.")
+        messages.success(request, _("Two-factor sign-in is off."))
     return redirect("two_factor")
 
 
@@ -110,7 +111,7 @@ def two_factor_verify(request):
     if request.method == "POST" and form.is_valid():
         if two_factor.verify(request, form.cleaned_data["code"]):
             return redirect(next_url or settings.LOGIN_REDIRECT_URL)
-        form.add_error("code", "That code is not right (or it was used already).")
+        form.add_error("code", _("That code is not right (or it was used already)."))
     return render(request, "mailsec/two_factor_verify.html", {"form": form, "next": next_url})
 
 
@@ -129,7 +130,7 @@ def team_security(request):
     form = TeamSecurityForm(request.POST)
     required = form.is_valid() and form.cleaned_data["require_two_factor"]
     if required and not two_factor.has_device(request.user):
-        messages.error(request, "Turn on two-factor sign-in for yourself first.")
+        messages.error(request, _("Turn on two-factor sign-in for yourself first."))
         return redirect("settings_security")
     organization = membership.organization
     if TeamSecurity.set_required(organization, required):
@@ -137,9 +138,9 @@ def team_security(request):
         AuditEvent.record(organization, request.user, action)
     messages.success(
         request,
-        "Two-factor sign-in is required in this team."
+        _("Two-factor sign-in is required in this team.")
         if required
-        else "Two-factor sign-in is optional in this team.",
+        else _("Two-factor sign-in is optional in this team."),
     )
     return redirect("settings_security")
 
@@ -179,7 +180,9 @@ def invitation_revoke(request, pk: int):
         Invitation.objects.pending(), pk=pk, organization=membership.organization
     )
     invitations.revoke(request, invitation)
-    messages.success(request, f"Revoked the invitation of {invitation.email}.")
+    messages.success(
+        request, _("Revoked the invitation of %(email)s.") % {"email": invitation.email}
+    )
     return redirect("settings_team")
 
 
@@ -214,7 +217,7 @@ def _joined(request, found: Invitation, user):
 
 def _welcome(request, found: Invitation):
     tenancy.select_organization(request, found.organization_id)
-    messages.success(request, f"Welcome to {found.organization}.")
+    messages.success(request, _("Welcome to %(team)s.") % {"team": found.organization})
     return redirect("domains:list")
 
 
@@ -290,7 +293,7 @@ def preferences_save(request):
     )
     locale.remember(request.session, language=language, time_zone=time_zone)
     translation.activate(language or translation.get_language_from_request(request))
-    messages.success(request, translation.gettext("Your preferences are saved."))
+    messages.success(request, _("Your preferences are saved."))
     response = redirect("settings_preferences")
     _language_cookie(response, language)
     return response
@@ -302,7 +305,7 @@ def set_language(request):
     """The footer's switcher: for everybody a cookie, for a signed-in user their profile too."""
     form = LanguageForm(request.POST)
     if not form.is_valid():
-        return HttpResponseBadRequest("Unknown language.")
+        return HttpResponseBadRequest(_("Unknown language."))
     language = form.cleaned_data["language"]
     target = form.cleaned_data["next"]
     if not url_has_allowed_host_and_scheme(
