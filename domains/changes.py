@@ -4,6 +4,9 @@ Pure apart from reading the runs' findings: runs in, unsaved DomainEvents out. A
 could not be tested in either run says nothing about findings or records there, so a DNS outage
 never looks like "all findings resolved"."""
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from domains.findings import sentence
 from domains.models import CheckRun, DomainEvent, EventKind
 
@@ -138,7 +141,7 @@ def _servers(previous: CheckRun, run: CheckRun, tested: list[str]) -> list[Domai
             if before[key] == after[key]:
                 continue
             changed = [n for n in SERVER_FACTS if before[key][n] != after[key][n]]
-            host, address, port, _ = key
+            host, address, port, _mode = key
             events.append(
                 DomainEvent(
                     kind=EventKind.SERVER_CHANGED,
@@ -153,3 +156,44 @@ def _servers(previous: CheckRun, run: CheckRun, tested: list[str]) -> list[Domai
                 )
             )
     return events
+
+
+# --- in the reader's language --------------------------------------------------------------------
+
+
+def describe(kind: str, data: dict, summary: str) -> str:
+    """An event's summary in the active language, written again from its data; the stored
+    summary (English, what the API and webhooks carry) when the data cannot say it all."""
+    if kind in (EventKind.GRADE_DROPPED, EventKind.GRADE_RAISED):
+        if data.get("sample"):
+            return _(
+                "Grade dropped from %(before)s to %(after)s (a sample event: this is a test alert)"
+            ) % {"before": data.get("before"), "after": data.get("after")}
+        if all(k in data for k in ("before", "after", "score_before", "score_after")):
+            return _("Grade %(before)s → %(after)s (score %(score_before)s → %(score_after)s)") % {
+                k: data[k] for k in ("before", "after", "score_before", "score_after")
+            }
+    elif kind == EventKind.RECORD_CHANGED and data.get("category"):
+        record = data["category"].upper().replace("_", "-")
+        if summary == f"{record} records changed":
+            return _("%(record)s records changed") % {"record": record}
+    elif kind == EventKind.SERVER_CHANGED and data.get("server") and data.get("category"):
+        before, after = data.get("before") or {}, data.get("after") or {}
+        changed = [n for n in SERVER_FACTS if before.get(n) != after.get(n)]
+        if changed:
+            return _("%(service)s server %(server)s: %(facts)s changed") % {
+                "service": data["category"].upper(),
+                "server": data["server"],
+                "facts": ", ".join(str(SERVER_FACT_LABELS.get(n, n)) for n in changed),
+            }
+    return summary
+
+
+SERVER_FACT_LABELS = {
+    "starttls": "STARTTLS",
+    "tls_versions": gettext_lazy("TLS versions"),
+    "certificate": gettext_lazy("certificate"),
+    "dane": "DANE",
+    "plaintext_auth": gettext_lazy("plaintext authentication"),
+    "open_relay": gettext_lazy("open relay"),
+}

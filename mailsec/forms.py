@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import URLValidator, validate_email
+from django.utils import translation
 
 from domains.alerts import parse_addresses
 from domains.models import AlertChannel, ChannelKind, EventKind, Organization, Role
@@ -95,7 +96,7 @@ class AlertPreferencesForm(forms.ModelForm):
 class AlertChannelForm(forms.ModelForm):
     class Meta:
         model = AlertChannel
-        fields = ["kind", "name", "target"]
+        fields = ["kind", "name", "target", "language"]
         labels = {"kind": "Kind", "target": "Addresses or URL"}
         help_texts = {
             "target": "E-mail: addresses separated by commas. Webhook: the http(s) URL that "
@@ -107,6 +108,12 @@ class AlertChannelForm(forms.ModelForm):
         self.organization = organization
         self.fields["kind"].choices = ChannelKind.choices  # no empty choice: e-mail first
         self.fields["kind"].initial = ChannelKind.EMAIL
+        # E-mail alerts are written in the language of whoever adds the channel, unless chosen.
+        self.fields["language"].initial = (translation.get_language() or "en").split("-")[0]
+        self.fields["language"].required = False  # left out (an older client): that language
+
+    def clean_language(self) -> str:
+        return self.cleaned_data["language"] or self.fields["language"].initial
 
     def clean(self):
         data = super().clean()
