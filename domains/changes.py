@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy
 
 from domains.findings import sentence
 from domains.models import CheckRun, DomainEvent, EventKind
+from domains.templatetags.domain_labels import SEVERITY_LABELS
 
 GRADE_ORDER = ["F", "D", "C", "B", "A", "A+"]
 # Records whose change is news (MTA-STS: the record's id and the policy).
@@ -173,6 +174,15 @@ def describe(kind: str, data: dict, summary: str) -> str:
             return _("Grade %(before)s → %(after)s (score %(score_before)s → %(score_after)s)") % {
                 k: data[k] for k in ("before", "after", "score_before", "score_after")
             }
+    elif kind in (EventKind.FINDING_APPEARED, EventKind.FINDING_RESOLVED) and data.get("finding"):
+        return _finding_summary(kind, data, summary)
+    elif kind == EventKind.CHECK_FAILED and data.get("category"):
+        prefix = f"Could not test {data['category']}: "
+        if summary.startswith(prefix):
+            return _("Could not test %(category)s: %(reasons)s") % {
+                "category": data["category"],
+                "reasons": summary.removeprefix(prefix),
+            }
     elif kind == EventKind.RECORD_CHANGED and data.get("category"):
         record = data["category"].upper().replace("_", "-")
         if summary == f"{record} records changed":
@@ -187,6 +197,26 @@ def describe(kind: str, data: dict, summary: str) -> str:
                 "facts": ", ".join(str(SERVER_FACT_LABELS.get(n, n)) for n in changed),
             }
     return summary
+
+
+def _finding_summary(kind: str, data: dict, summary: str) -> str:
+    """ "New high finding: <title> (<id>)" or "Resolved: <title> (<id>)", said again; the title
+    is the one stored with the event."""
+    suffix = f" ({data['finding']})"
+    if kind == EventKind.FINDING_RESOLVED:
+        prefix, severity = "Resolved: ", ""
+    else:
+        prefix = next(
+            (f"New {s} finding: " for s in SEVERITY_LABELS if f"New {s} finding: " in summary), ""
+        )
+        severity = prefix.removeprefix("New ").removesuffix(" finding: ")
+    if not prefix or not summary.startswith(prefix) or not summary.endswith(suffix):
+        return summary
+    facts = {"title": summary.removeprefix(prefix).removesuffix(suffix), "finding": data["finding"]}
+    if kind == EventKind.FINDING_RESOLVED:
+        return _("Resolved: %(title)s (%(finding)s)") % facts
+    facts["severity"] = SEVERITY_LABELS[severity]
+    return _("New %(severity)s finding: %(title)s (%(finding)s)") % facts
 
 
 SERVER_FACT_LABELS = {

@@ -170,3 +170,25 @@ def test_a_new_channel_takes_the_language_of_whoever_adds_it(alice, acme):
     )
     assert response.status_code in (200, 302)
     assert AlertChannel.objects.get(name="dsi").language == "fr"
+
+
+def test_the_timeline_says_what_changed_in_french(alice, acme_domain):
+    from domains.changes import compare
+
+    tested = {"spf": {"status": "fail", "records": {}}}
+    before = add_run(acme_domain, days_ago=1, score=90, grade="A", categories=tested)
+    after = add_run(acme_domain, score=40, grade="D", findings=[NO_SPF], categories=tested)
+    for event in compare(before, after):
+        event.save()
+    stored = set(DomainEvent.objects.values_list("summary", flat=True))
+    assert stored == {
+        "Grade A → D (score 90 → 40)",
+        "New critical finding: No SPF record (spf.missing)",
+    }
+    page = french(alice).get(f"/domains/{acme_domain.pk}/").content.decode()
+    assert "Note A → D (score 90 → 40)" in page
+    assert f"Nouveau constat (gravité critique){NBSP}: No SPF record (spf.missing)" in page
+    assert "New critical finding" not in page and "Grade A → D" not in page
+    Profile.objects.filter(user=alice).update(language="en")
+    page = client_for(alice).get(f"/domains/{acme_domain.pk}/").content.decode()
+    assert "New critical finding: No SPF record (spf.missing)" in page
