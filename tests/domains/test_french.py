@@ -47,6 +47,10 @@ def test_add_edit_and_delete_pages_in_french(alice, acme_domain):
     assert "Domain names" not in add and "Cancel" not in add and "Annuler" in add
     refused = client.post("/domains/add/", {"names": ""}).content.decode()
     assert "Saisissez au moins un nom de domaine" in refused
+    some = client.post("/domains/add/", {"names": "new.example\nacme.example"}).content.decode()
+    assert "1 domaine ajouté" in some and f"Non ajoutés{NBSP}: 1" in some
+    assert "acme.example est déjà surveillé par cette équipe." in some
+    assert "Added 1 domain" not in some and "Not added" not in some
 
     edit = client.get(f"/domains/{acme_domain.pk}/edit/").content.decode()
     assert "Modifier acme.example" in edit and "Enregistrer" in edit
@@ -192,3 +196,21 @@ def test_the_timeline_says_what_changed_in_french(alice, acme_domain):
     Profile.objects.filter(user=alice).update(language="en")
     page = client_for(alice).get(f"/domains/{acme_domain.pk}/").content.decode()
     assert "New critical finding: No SPF record (spf.missing)" in page
+
+
+def test_check_now_progress_in_french(alice, acme_domain):
+    from django.utils import timezone
+
+    from domains.models import ManualCheck
+
+    manual = ManualCheck.objects.create(domain=acme_domain, user=alice, requested_at=timezone.now())
+    url = f"/domains/{acme_domain.pk}/check/{manual.pk}/"
+    client = french(alice)
+    assert f"Vérification en file d{APOS}attente{NBSP}:" in client.get(url).content.decode()
+    run = add_run(acme_domain, score=97, grade="A+")
+    ManualCheck.objects.filter(pk=manual.pk).update(state="done", run=run)
+    done = client.get(url).content.decode()
+    assert (
+        f'Vérifié{NBSP}: note <span class="grade grade-aplus" data-grade="A+">A+</span>, score 97.'
+        in done
+    )
