@@ -12,7 +12,7 @@ from html import escape
 
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext
 
 WIDTH, HEIGHT = 720, 240
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 40, 14, 12, 30
@@ -22,6 +22,17 @@ X_STEPS = [timedelta(hours=h) for h in (1, 3, 6, 12)] + [
     timedelta(days=d) for d in (1, 2, 7, 14, 30, 61, 91, 182, 365)
 ]
 MAX_X_LABELS = 7
+
+
+# The axis' date formats, as the language writes them ("Sep 13", "13 sept.").
+def day_month_format() -> str:
+    return pgettext("chart axis date format (Django date codes)", "M j")
+
+
+def month_year_format() -> str:
+    return pgettext("chart axis date format (Django date codes)", "M Y")
+
+
 MAX_DOTS = 120
 
 
@@ -53,7 +64,9 @@ def x_ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
         ticks, month = [], first.year * 12 + first.month - 1
         while (tick := first.replace(year=month // 12, month=month % 12 + 1, day=1, hour=0)) <= end:
             if tick >= start and month % months == 0:
-                ticks.append((tick, date_format(tick, "M Y" if tick.month == 1 else "M")))
+                ticks.append(
+                    (tick, date_format(tick, month_year_format() if tick.month == 1 else "M"))
+                )
             month += 1
         return ticks
     if step < timedelta(days=1):
@@ -64,7 +77,11 @@ def x_ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
     ticks = []
     while tick <= end:
         if tick >= start:
-            label = f"{tick:%H:%M}" if step < timedelta(days=1) else date_format(tick, "M j")
+            label = (
+                f"{tick:%H:%M}"
+                if step < timedelta(days=1)
+                else date_format(tick, day_month_format())
+            )
             ticks.append((tick, label))
         tick += step
     return ticks

@@ -202,7 +202,7 @@ class Row:
         if not at:
             return ""
         if self.now - at < timedelta(minutes=1):
-            return "just now"
+            return _("just now")
         return _("%(time)s ago") % {"time": timesince(at, self.now, depth=1)}
 
     @property

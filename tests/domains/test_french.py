@@ -2,6 +2,7 @@
 says French reads French, numbers grouped the French way; an e-mail channel's alerts are
 written in the channel's language, whatever the language of the process sending them."""
 
+import pytest
 from django.utils import translation
 
 from domains.alerts import deliver, notify, send_test
@@ -14,6 +15,14 @@ from tests.domains.test_pages import NO_DMARC, NO_SPF, add_run
 
 NBSP = "\xa0"
 APOS = "\u2019"  # French writes an apostrophe so
+
+
+@pytest.fixture(autouse=True)
+def _back_to_english():
+    """A request activates the user's language in this thread and leaves it on: tests that
+    follow, without a request, must not inherit French."""
+    yield
+    translation.activate("en")
 
 
 def french(user):
@@ -214,3 +223,17 @@ def test_check_now_progress_in_french(alice, acme_domain):
         f'Vérifié{NBSP}: note <span class="grade grade-aplus" data-grade="A+">A+</span>, score 97.'
         in done
     )
+
+
+def test_the_score_chart_in_french():
+    from domains import charts
+    from tests.domains.test_charts import END, START, SVG, at, parse, texts
+
+    points = [charts.Point(at(d), 60, "C") for d in range(0, 90, 3)] + [charts.Point(at(90), None)]
+    with translation.override("fr"):
+        root = parse(charts.score_history(points, START, END))
+    assert texts(root, "chart-x")[:3] == ["5 Jan", "19 Jan", "2 Fév"]
+    assert root.findtext(f"{SVG}title") == "Historique du score"
+    desc = root.findtext(f"{SVG}desc")
+    assert desc.startswith("31 vérifications du 2025-01-")
+    assert "dernier score 60 (note C)" in desc and "1 sans score possible." in desc
