@@ -237,3 +237,34 @@ def test_the_score_chart_in_french():
     desc = root.findtext(f"{SVG}desc")
     assert desc.startswith("31 vérifications du 2025-01-")
     assert "dernier score 60 (note C)" in desc and "1 sans score possible." in desc
+
+
+def test_a_digest_to_a_french_channel_and_a_webhook_in_english(acme, acme_domain):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from domains.alerts import send_digests
+    from domains.models import AlertDelivery, Domain
+    from tests.domains.test_alerts import make_run, webhook_channel
+
+    acme.alert_digest = True
+    acme.save()
+    webhook_channel(acme, "http://127.0.0.1:9/hook")
+    AlertChannel.objects.create(
+        organization=acme, kind=ChannelKind.EMAIL, name="dsi", target="dsi@acme.test", language="fr"
+    )
+    other = make_run(Domain.objects.create(organization=acme, name="acme-two.example"))
+    now = timezone.now()
+    grade_drop(make_run(acme_domain), at=now - timedelta(hours=3))
+    make_event(other, EventKind.RECORD_CHANGED, at=now - timedelta(hours=2))
+    with translation.override("fr"):
+        assert send_digests(now) == 2
+    subjects = dict(AlertDelivery.objects.values_list("channel__kind", "subject"))
+    assert subjects == {
+        "email": f"mailsec, résumé{NBSP}: 2 changements sur 2 domaines",
+        "webhook": "mailsec digest: 2 changes on 2 domains",
+    }
+    hook = AlertDelivery.objects.get(channel__kind="webhook")
+    assert hook.payload["subject"] == "mailsec digest: 2 changes on 2 domains"
+    assert {e["summary"] for e in hook.payload["events"]} >= {"Grade dropped from B to D"}
