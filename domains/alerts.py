@@ -31,9 +31,11 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import F, Prefetch, Q
 from django.template.loader import render_to_string
-from django.utils import timezone
-from django.utils.translation import ngettext
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext, ngettext_lazy
 
+from domains.changes import describe
 from domains.models import (
     AlertChannel,
     AlertDelivery,
@@ -117,7 +119,7 @@ def notify(events: list[DomainEvent]) -> list[AlertDelivery]:
         )
         if not chosen:
             return []
-        return _create_deliveries(organization, chosen, subject=f"mailsec: {_describe(chosen)}")
+        return _create_deliveries(organization, chosen, _alert_subject)
 
 
 def send_digests(now=None) -> int:
@@ -152,17 +154,22 @@ def _send_digest(organization: Organization, now) -> list[AlertDelivery]:
         ).update(alert_digest_sent_at=now)
         if not claimed:
             return []
-        return _create_deliveries(
-            organization, events, subject=f"mailsec digest: {_describe(events)}"
-        )
+        return _create_deliveries(organization, events, _digest_subject)
 
 
 def _create_deliveries(
-    organization: Organization, events: list[DomainEvent], subject: str
+    organization: Organization, events: list[DomainEvent], subject_of
 ) -> list[AlertDelivery]:
-    payload = build_payload(organization, events, subject=subject)
+    """One delivery per enabled channel; an e-mail's subject in the channel's language, the
+    webhook's JSON in English (a stable contract)."""
+    with translation.override("en"):
+        payload = build_payload(organization, events, subject=subject_of(events))
     deliveries = []
     for channel in organization.alert_channels.filter(enabled=True):
+        subject = payload["subject"]
+        if channel.kind == ChannelKind.EMAIL:
+            with translation.override(channel.language):
+                subject = subject_of(events)
         delivery = AlertDelivery.objects.create(
             channel=channel, subject=subject[:300], payload=payload
         )
@@ -182,32 +189,62 @@ def _enqueue(delivery_id: int) -> None:
 # --- what a message says -----------------------------------------------------------------------
 
 
-def _plural(count: int, one: str, many: str) -> str:
-    return f"{count} {ngettext(one, many, count)}"
+# How a subject counts each kind of event (the count is the "count" placeholder).
+COUNTED = (
+    (
+        EventKind.FINDING_APPEARED,
+        ngettext_lazy("%(count)d new finding", "%(count)d new findings", "count"),
+    ),
+    (
+        EventKind.FINDING_RESOLVED,
+        ngettext_lazy("%(count)d finding resolved", "%(count)d findings resolved", "count"),
+    ),
+    (
+        EventKind.RECORD_CHANGED,
+        ngettext_lazy("%(count)d record changed", "%(count)d records changed", "count"),
+    ),
+    (
+        EventKind.SERVER_CHANGED,
+        ngettext_lazy("%(count)d mail server changed", "%(count)d mail servers changed", "count"),
+    ),
+    (
+        EventKind.CHECK_FAILED,
+        ngettext_lazy("%(count)d check failed", "%(count)d checks failed", "count"),
+    ),
+    (EventKind.NEW_SENDER, ngettext_lazy("%(count)d new sender", "%(count)d new senders", "count")),
+)
+
+
+def _alert_subject(events: list[DomainEvent]) -> str:
+    return _("mailsec: %(changes)s") % {"changes": _describe(events)}
+
+
+def _digest_subject(events: list[DomainEvent]) -> str:
+    return _("mailsec digest: %(changes)s") % {"changes": _describe(events)}
 
 
 def _describe(events: list[DomainEvent]) -> str:
-    """What the subject says: "example.com grade B → D, 2 new findings", or for several
-    domains a count of the changes."""
+    """What the subject says, in the active language: "example.com grade B → D, 2 new
+    findings", or for several domains a count of the changes."""
     domains = sorted({e.domain.display_name for e in events})
     if len(domains) > 1:
-        return f"{_plural(len(events), 'change', 'changes')} on {len(domains)} domains"
+        changes = ngettext("%(count)d change", "%(count)d changes", len(events))
+        changes %= {"count": len(events)}
+        return ngettext(
+            "%(changes)s on %(count)d domain", "%(changes)s on %(count)d domains", len(domains)
+        ) % {"changes": changes, "count": len(domains)}
     parts = []
     grades = [e for e in events if e.kind in (EventKind.GRADE_DROPPED, EventKind.GRADE_RAISED)]
     if grades:
         before, after = grades[0].data.get("before"), grades[-1].data.get("after")
-        parts.append(f"grade {before} → {after}" if before and after else "grade changed")
+        if before and after:
+            parts.append(_("grade %(before)s → %(after)s") % {"before": before, "after": after})
+        else:
+            parts.append(_("grade changed"))
     counts = Counter(e.kind for e in events)
-    for kind, one, many in (
-        (EventKind.FINDING_APPEARED, "new finding", "new findings"),
-        (EventKind.FINDING_RESOLVED, "finding resolved", "findings resolved"),
-        (EventKind.RECORD_CHANGED, "record changed", "records changed"),
-        (EventKind.SERVER_CHANGED, "mail server changed", "mail servers changed"),
-        (EventKind.CHECK_FAILED, "check failed", "checks failed"),
-        (EventKind.NEW_SENDER, "new sender", "new senders"),
-    ):
+    for kind, words in COUNTED:
         if counts[kind]:
-            parts.append(_plural(counts[kind], one, many))
+            parts.append(words % {"count": counts[kind]})
     return f"{domains[0]} {', '.join(parts)}"
 
 
@@ -234,6 +271,7 @@ def _email_body(delivery: AlertDelivery) -> str:
             **e,
             "domain_name": display_domain(e["domain"]),
             "label": labels.get(e["kind"], e["kind"]),
+            "summary": describe(e["kind"], e.get("data") or {}, e["summary"]),
             "when": datetime.fromisoformat(e["created_at"]).astimezone(UTC),
             "was": _shown(e.get("data", {}).get("before")),
             "now": _shown(e.get("data", {}).get("after")),
@@ -341,9 +379,11 @@ def _count_failure(channel: AlertChannel, error: str) -> None:
 def send_email(delivery: AlertDelivery) -> None:
     """Through the configured mail backend; a refused recipient is the channel's fault (final),
     anything else may be the mail server's passing trouble (retried)."""
+    with translation.override(delivery.channel.language):
+        body = _email_body(delivery)
     message = EmailMessage(
         subject=delivery.subject,
-        body=_email_body(delivery),
+        body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=parse_addresses(delivery.channel.target),
     )
@@ -515,17 +555,28 @@ def send_test(channel: AlertChannel) -> AlertDelivery:
         kind=EventKind.GRADE_DROPPED,
         severity="",
         summary="Grade dropped from B to D (a sample event: this is a test alert)",
-        data={"before": "B", "after": "D"},
+        data={"before": "B", "after": "D", "sample": True},
         created_at=timezone.now(),
     )
-    subject = f"mailsec: test alert to {channel.name}"
+    with translation.override("en"):
+        payload = build_payload(
+            channel.organization, [sample], subject=_test_subject(channel), test=True
+        )
+    subject = payload["subject"]
+    if channel.kind == ChannelKind.EMAIL:
+        with translation.override(channel.language):
+            subject = _test_subject(channel)
     delivery = AlertDelivery.objects.create(
         channel=channel,
         subject=subject[:300],
-        payload=build_payload(channel.organization, [sample], subject=subject, test=True),
+        payload=payload,
         is_test=True,
     )
     return deliver(delivery.pk)
+
+
+def _test_subject(channel: AlertChannel) -> str:
+    return _("mailsec: test alert to %(channel)s") % {"channel": channel.name}
 
 
 def sent_to_log(channel: AlertChannel) -> bool:

@@ -5,6 +5,7 @@ import io
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from domains.models import Domain, Organization
 from domains.names import DomainNameError, display_domain, normalize_domain
@@ -43,9 +44,9 @@ def names_from_csv(data: bytes) -> list[tuple[int, str]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ValueError("The file is not UTF-8 text.") from None
+        raise ValueError(_("The file is not UTF-8 text.")) from None
     if "\x00" in text:
-        raise ValueError("The file is not a CSV text file.")
+        raise ValueError(_("The file is not a CSV text file."))
     entries = []
     try:
         for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
@@ -56,7 +57,7 @@ def names_from_csv(data: bytes) -> list[tuple[int, str]]:
                 continue
             entries.append((number, cell))
     except csv.Error as exc:
-        raise ValueError(f"The file is not valid CSV: {exc}") from None
+        raise ValueError(_("The file is not valid CSV: %(error)s") % {"error": exc}) from None
     return entries
 
 
@@ -64,7 +65,12 @@ def add_domains(organization: Organization, entries: list[tuple[int, str]]) -> B
     result = BulkAddResult()
     if len(entries) > MAX_NAMES:
         result.rejected.append(
-            Rejected(0, "", f"Too many names ({len(entries)}); add at most {MAX_NAMES} at once.")
+            Rejected(
+                0,
+                "",
+                _("Too many names (%(count)d); add at most %(most)d at once.")
+                % {"count": len(entries), "most": MAX_NAMES},
+            )
         )
         return result
     seen: dict[str, int] = {}
@@ -81,11 +87,15 @@ def add_domains(organization: Organization, entries: list[tuple[int, str]]) -> B
             result.rejected.append(Rejected(line, text, exc.messages[0]))
             continue
         if name in existing:
-            reason = f"{display_domain(name)} is already monitored by this team."
+            reason = _("%(name)s is already monitored by this team.") % {
+                "name": display_domain(name)
+            }
             result.rejected.append(Rejected(line, text, reason))
         elif name in seen:
             result.rejected.append(
-                Rejected(line, text, f"Listed twice (first on line {seen[name]}).")
+                Rejected(
+                    line, text, _("Listed twice (first on line %(line)d).") % {"line": seen[name]}
+                )
             )
         else:
             seen[name] = line
@@ -102,7 +112,9 @@ def add_domains(organization: Organization, entries: list[tuple[int, str]]) -> B
                     domain.save()
                 result.added.append(domain)
             except IntegrityError:
-                reason = f"{domain.display_name} is already monitored by this team."
+                reason = _("%(name)s is already monitored by this team.") % {
+                    "name": domain.display_name
+                }
                 result.rejected.append(Rejected(seen[domain.name], domain.name, reason))
     return result
 

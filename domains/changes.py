@@ -4,8 +4,12 @@ Pure apart from reading the runs' findings: runs in, unsaved DomainEvents out. A
 could not be tested in either run says nothing about findings or records there, so a DNS outage
 never looks like "all findings resolved"."""
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from domains.findings import sentence
 from domains.models import CheckRun, DomainEvent, EventKind
+from domains.templatetags.domain_labels import SEVERITY_LABELS
 
 GRADE_ORDER = ["F", "D", "C", "B", "A", "A+"]
 # Records whose change is news (MTA-STS: the record's id and the policy).
@@ -138,7 +142,7 @@ def _servers(previous: CheckRun, run: CheckRun, tested: list[str]) -> list[Domai
             if before[key] == after[key]:
                 continue
             changed = [n for n in SERVER_FACTS if before[key][n] != after[key][n]]
-            host, address, port, _ = key
+            host, address, port, _mode = key
             events.append(
                 DomainEvent(
                     kind=EventKind.SERVER_CHANGED,
@@ -153,3 +157,73 @@ def _servers(previous: CheckRun, run: CheckRun, tested: list[str]) -> list[Domai
                 )
             )
     return events
+
+
+# --- in the reader's language --------------------------------------------------------------------
+
+
+def describe(kind: str, data: dict, summary: str) -> str:
+    """An event's summary in the active language, written again from its data; the stored
+    summary (English, what the API and webhooks carry) when the data cannot say it all."""
+    if kind in (EventKind.GRADE_DROPPED, EventKind.GRADE_RAISED):
+        if data.get("sample"):
+            return _(
+                "Grade dropped from %(before)s to %(after)s (a sample event: this is a test alert)"
+            ) % {"before": data.get("before"), "after": data.get("after")}
+        if all(k in data for k in ("before", "after", "score_before", "score_after")):
+            return _("Grade %(before)s → %(after)s (score %(score_before)s → %(score_after)s)") % {
+                k: data[k] for k in ("before", "after", "score_before", "score_after")
+            }
+    elif kind in (EventKind.FINDING_APPEARED, EventKind.FINDING_RESOLVED) and data.get("finding"):
+        return _finding_summary(kind, data, summary)
+    elif kind == EventKind.CHECK_FAILED and data.get("category"):
+        prefix = f"Could not test {data['category']}: "
+        if summary.startswith(prefix):
+            return _("Could not test %(category)s: %(reasons)s") % {
+                "category": data["category"],
+                "reasons": summary.removeprefix(prefix),
+            }
+    elif kind == EventKind.RECORD_CHANGED and data.get("category"):
+        record = data["category"].upper().replace("_", "-")
+        if summary == f"{record} records changed":
+            return _("%(record)s records changed") % {"record": record}
+    elif kind == EventKind.SERVER_CHANGED and data.get("server") and data.get("category"):
+        before, after = data.get("before") or {}, data.get("after") or {}
+        changed = [n for n in SERVER_FACTS if before.get(n) != after.get(n)]
+        if changed:
+            return _("%(service)s server %(server)s: %(facts)s changed") % {
+                "service": data["category"].upper(),
+                "server": data["server"],
+                "facts": ", ".join(str(SERVER_FACT_LABELS.get(n, n)) for n in changed),
+            }
+    return summary
+
+
+def _finding_summary(kind: str, data: dict, summary: str) -> str:
+    """ "New high finding: <title> (<id>)" or "Resolved: <title> (<id>)", said again; the title
+    is the one stored with the event."""
+    suffix = f" ({data['finding']})"
+    if kind == EventKind.FINDING_RESOLVED:
+        prefix, severity = "Resolved: ", ""
+    else:
+        prefix = next(
+            (f"New {s} finding: " for s in SEVERITY_LABELS if f"New {s} finding: " in summary), ""
+        )
+        severity = prefix.removeprefix("New ").removesuffix(" finding: ")
+    if not prefix or not summary.startswith(prefix) or not summary.endswith(suffix):
+        return summary
+    facts = {"title": summary.removeprefix(prefix).removesuffix(suffix), "finding": data["finding"]}
+    if kind == EventKind.FINDING_RESOLVED:
+        return _("Resolved: %(title)s (%(finding)s)") % facts
+    facts["severity"] = SEVERITY_LABELS[severity]
+    return _("New %(severity)s finding: %(title)s (%(finding)s)") % facts
+
+
+SERVER_FACT_LABELS = {
+    "starttls": "STARTTLS",
+    "tls_versions": gettext_lazy("TLS versions"),
+    "certificate": gettext_lazy("certificate"),
+    "dane": "DANE",
+    "plaintext_auth": gettext_lazy("plaintext authentication"),
+    "open_relay": gettext_lazy("open relay"),
+}

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext, pgettext
+
 WIDTH, HEIGHT = 720, 240
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 40, 14, 12, 30
 Y_TICKS = (0, 20, 40, 60, 80, 100)
@@ -18,6 +22,17 @@ X_STEPS = [timedelta(hours=h) for h in (1, 3, 6, 12)] + [
     timedelta(days=d) for d in (1, 2, 7, 14, 30, 61, 91, 182, 365)
 ]
 MAX_X_LABELS = 7
+
+
+# The axis' date formats, as the language writes them ("Sep 13", "13 sept.").
+def day_month_format() -> str:
+    return pgettext("chart axis date format (Django date codes)", "M j")
+
+
+def month_year_format() -> str:
+    return pgettext("chart axis date format (Django date codes)", "M Y")
+
+
 MAX_DOTS = 120
 
 
@@ -49,7 +64,9 @@ def x_ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
         ticks, month = [], first.year * 12 + first.month - 1
         while (tick := first.replace(year=month // 12, month=month % 12 + 1, day=1, hour=0)) <= end:
             if tick >= start and month % months == 0:
-                ticks.append((tick, f"{tick:%b %Y}" if tick.month == 1 else f"{tick:%b}"))
+                ticks.append(
+                    (tick, date_format(tick, month_year_format() if tick.month == 1 else "M"))
+                )
             month += 1
         return ticks
     if step < timedelta(days=1):
@@ -60,7 +77,11 @@ def x_ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
     ticks = []
     while tick <= end:
         if tick >= start:
-            label = f"{tick:%H:%M}" if step < timedelta(days=1) else f"{tick:%b} {tick.day}"
+            label = (
+                f"{tick:%H:%M}"
+                if step < timedelta(days=1)
+                else date_format(tick, day_month_format())
+            )
             ticks.append((tick, label))
         tick += step
     return ticks
@@ -71,13 +92,14 @@ def score_history(
     start: datetime,
     end: datetime,
     *,
-    title: str = "Score history",
+    title: str = "",
     chart_id: str = "score-history",
 ) -> str:
     """A line chart of scores (0-100) over [start, end]; a run without a score breaks the line
     and is marked on the time axis."""
     if end <= start:
         raise ValueError("the chart's end must come after its start")
+    title = title or _("Score history")
     inside = sorted((p for p in points if start <= p.at <= end), key=lambda p: p.at)
     left, right = MARGIN_LEFT, WIDTH - MARGIN_RIGHT
     top, bottom = MARGIN_TOP, HEIGHT - MARGIN_BOTTOM
@@ -110,7 +132,7 @@ def score_history(
         parts.append(
             f'<text class="chart-empty" x="{_num((left + right) / 2)}" '
             f'y="{_num((top + bottom) / 2)}" text-anchor="middle" fill="#616e7c">'
-            "No runs in this period</text>"
+            f"{escape(_('No runs in this period'))}</text>"
         )
     parts += _series(inside, x, y, bottom)
     parts.append("</svg>")
@@ -159,14 +181,17 @@ def _series(points: list[Point], x, y, bottom) -> list[str]:
     dots = []
     for p in points:
         if p.score is None:
-            label = f"{_when(p.at)}: could not be scored"
+            label = _("%(when)s: could not be scored") % {"when": _when(p.at)}
             dots.append(
                 f'<path class="chart-gap" d="M{_num(x(p.at) - 3)},{bottom - 8} l6,6 m0,-6 l-6,6" '
                 f'stroke="#b91c1c" stroke-width="1.5"><title>{escape(label)}</title></path>'
             )
         else:
-            grade = f" ({p.grade})" if p.grade else ""
-            label = f"{_when(p.at)}: score {p.score}{grade}"
+            if p.grade:
+                label = _("%(when)s: score %(score)s (%(grade)s)")
+            else:
+                label = _("%(when)s: score %(score)s")
+            label %= {"when": _when(p.at), "score": p.score, "grade": p.grade}
             dots.append(
                 f'<circle class="chart-point" cx="{_num(x(p.at))}" cy="{_num(y(p.score))}" '
                 f'r="2.5" fill="#1d4ed8"><title>{escape(label)}</title></circle>'
@@ -177,18 +202,39 @@ def _series(points: list[Point], x, y, bottom) -> list[str]:
 
 def describe(points: list[Point], start: datetime, end: datetime) -> str:
     """The chart in one sentence, for screen readers and for the SVG's <desc>."""
-    period = f"from {start.astimezone(UTC):%Y-%m-%d} to {end.astimezone(UTC):%Y-%m-%d}"
+    period = {
+        "start": f"{start.astimezone(UTC):%Y-%m-%d}",
+        "end": f"{end.astimezone(UTC):%Y-%m-%d}",
+    }
     if not points:
-        return f"No runs {period}."
+        return _("No runs from %(start)s to %(end)s.") % period
     scored = [p for p in points if p.score is not None]
-    text = f"{len(points)} run{'s' if len(points) != 1 else ''} {period}"
+    text = ngettext(
+        "%(count)d run from %(start)s to %(end)s",
+        "%(count)d runs from %(start)s to %(end)s",
+        len(points),
+    ) % {"count": len(points), **period}
     if not scored:
-        return f"{text}; none could be scored."
+        return _("%(runs)s; none could be scored.") % {"runs": text}
     latest = scored[-1]
-    grade = f" (grade {latest.grade})" if latest.grade else ""
-    text += f"; latest score {latest.score}{grade}"
-    text += f", lowest {min(p.score for p in scored)}, highest {max(p.score for p in scored)}"
+    facts = {
+        "runs": text,
+        "score": latest.score,
+        "grade": latest.grade,
+        "lowest": min(p.score for p in scored),
+        "highest": max(p.score for p in scored),
+    }
+    if latest.grade:
+        text = (
+            _(
+                "%(runs)s; latest score %(score)s (grade %(grade)s), "
+                "lowest %(lowest)s, highest %(highest)s"
+            )
+            % facts
+        )
+    else:
+        text = _("%(runs)s; latest score %(score)s, lowest %(lowest)s, highest %(highest)s") % facts
     unscored = len(points) - len(scored)
     if unscored:
-        text += f"; {unscored} could not be scored"
+        text = _("%(text)s; %(count)d could not be scored") % {"text": text, "count": unscored}
     return text + "."

@@ -2,6 +2,9 @@ from datetime import timedelta
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from domains.bulk import names_from_csv, names_from_text
 from domains.checks.mailservers import (
@@ -17,24 +20,24 @@ MAX_CSV_BYTES = 2 * 1024 * 1024
 MAX_SELECTORS = 50
 
 INTERVAL_CHOICES = [
-    (int(delta.total_seconds()), label.capitalize()) for delta, label in CHECK_INTERVALS.items()
+    (int(delta.total_seconds()), capfirst(label)) for delta, label in CHECK_INTERVALS.items()
 ]
 PROBE_INTERVAL_CHOICES = [
-    (int(delta.total_seconds()), label.capitalize()) for delta, label in PROBE_INTERVALS.items()
+    (int(delta.total_seconds()), capfirst(label)) for delta, label in PROBE_INTERVALS.items()
 ]
 
 
 class DomainAddForm(forms.Form):
     names = forms.CharField(
-        label="Domain names",
+        label=gettext_lazy("Domain names"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 8, "placeholder": "example.com\nexample.org"}),
-        help_text="One per line. Internationalised names may be typed in Unicode.",
+        help_text=gettext_lazy("One per line. Internationalised names may be typed in Unicode."),
     )
     csv_file = forms.FileField(
-        label="…or a CSV file",
+        label=gettext_lazy("…or a CSV file"),
         required=False,
-        help_text="The first column holds the domain; a header row is skipped.",
+        help_text=gettext_lazy("The first column holds the domain; a header row is skipped."),
     )
 
     def clean(self):
@@ -43,44 +46,54 @@ class DomainAddForm(forms.Form):
         upload = data.get("csv_file")
         if upload:
             if upload.size > MAX_CSV_BYTES:
-                raise ValidationError(f"The CSV file is larger than {MAX_CSV_BYTES // 1024} KiB.")
+                raise ValidationError(
+                    _("The CSV file is larger than %(size)d KiB.") % {"size": MAX_CSV_BYTES // 1024}
+                )
             try:
                 entries += names_from_csv(upload.read())
             except ValueError as exc:
                 raise ValidationError(str(exc)) from None
         if not entries:
-            raise ValidationError("Enter at least one domain name, or upload a CSV file.")
+            raise ValidationError(_("Enter at least one domain name, or upload a CSV file."))
         data["entries"] = entries
         return data
 
 
 class DomainEditForm(forms.ModelForm):
     check_interval = forms.TypedChoiceField(
-        choices=INTERVAL_CHOICES, coerce=lambda seconds: timedelta(seconds=int(seconds))
+        label=gettext_lazy("Check interval"),
+        choices=INTERVAL_CHOICES,
+        coerce=lambda seconds: timedelta(seconds=int(seconds)),
     )
     probe_interval = forms.TypedChoiceField(
-        label="Probe the mail servers",
+        label=gettext_lazy("Probe the mail servers"),
         choices=PROBE_INTERVAL_CHOICES,
         coerce=lambda seconds: timedelta(seconds=int(seconds)),
         required=False,
         empty_value=None,
-        help_text="How often mailsec connects to the MX, submission, IMAP and POP3 servers.",
+        help_text=gettext_lazy(
+            "How often mailsec connects to the MX, submission, IMAP and POP3 servers."
+        ),
     )
     mail_access_hosts = forms.CharField(
-        label="Mail access hosts",
+        label=gettext_lazy("Mail access hosts"),
         required=False,
         widget=forms.Textarea(
             attrs={"rows": 3, "placeholder": "mail.example.com\nimap.example.com:993"}
         ),
-        help_text="Where users submit and read mail, when SRV records (_submissions._tcp, "
-        "_imaps._tcp …) do not say: one host per line, or host:port with a standard port "
-        "(465/587 submission, 993/143 IMAP, 995/110 POP3). A host alone is probed on all six.",
+        help_text=gettext_lazy(
+            "Where users submit and read mail, when SRV records (_submissions._tcp, "
+            "_imaps._tcp …) do not say: one host per line, or host:port with a standard port "
+            "(465/587 submission, 993/143 IMAP, 995/110 POP3). A host alone is probed on all six."
+        ),
     )
     dkim_selectors = forms.CharField(
-        label="Extra DKIM selectors",
+        label=gettext_lazy("Extra DKIM selectors"),
         required=False,
-        help_text="Separated by spaces or commas, e.g. “mailjet s2048”. "
-        "Common selectors are always probed.",
+        help_text=gettext_lazy(
+            "Separated by spaces or commas, e.g. “mailjet s2048”. "
+            "Common selectors are always probed."
+        ),
     )
 
     class Meta:
@@ -93,6 +106,7 @@ class DomainEditForm(forms.ModelForm):
             "notes",
         ]
         widgets = {"notes": forms.Textarea(attrs={"rows": 4})}
+        labels = {"notes": gettext_lazy("Notes")}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -130,7 +144,9 @@ class DomainEditForm(forms.ModelForm):
         if errors:
             raise ValidationError(errors)
         if len(hosts) > MAX_ACCESS_HOSTS:
-            raise ValidationError(f"At most {MAX_ACCESS_HOSTS} mail access hosts.")
+            raise ValidationError(
+                _("At most %(count)d mail access hosts.") % {"count": MAX_ACCESS_HOSTS}
+            )
         return hosts
 
     def clean_dkim_selectors(self):
@@ -147,5 +163,7 @@ class DomainEditForm(forms.ModelForm):
         if errors:
             raise ValidationError(errors)
         if len(selectors) > MAX_SELECTORS:
-            raise ValidationError(f"At most {MAX_SELECTORS} extra selectors.")
+            raise ValidationError(
+                _("At most %(count)d extra selectors.") % {"count": MAX_SELECTORS}
+            )
         return selectors

@@ -3,6 +3,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from domains.names import display_domain, lookalike_reason, unicode_domain
 
@@ -10,27 +12,27 @@ MIN_PROBE_INTERVAL = timedelta(hours=1)
 DEFAULT_PROBE_INTERVAL = timedelta(days=1)
 # How often the mail servers are probed (protocol probes are slower and less polite to repeat).
 PROBE_INTERVALS = {
-    timedelta(hours=1): "every hour",
-    timedelta(hours=6): "every 6 hours",
-    timedelta(hours=12): "every 12 hours",
-    timedelta(days=1): "daily",
-    timedelta(days=3): "every 3 days",
-    timedelta(days=7): "weekly",
+    timedelta(hours=1): _("every hour"),
+    timedelta(hours=6): _("every 6 hours"),
+    timedelta(hours=12): _("every 12 hours"),
+    timedelta(days=1): _("daily"),
+    timedelta(days=3): _("every 3 days"),
+    timedelta(days=7): _("weekly"),
 }
 MIN_CHECK_INTERVAL = timedelta(minutes=15)
 MAX_CHECK_INTERVAL = timedelta(days=7)
 DEFAULT_CHECK_INTERVAL = timedelta(hours=6)
 # The intervals offered in the forms, with how the pages say them.
 CHECK_INTERVALS = {
-    timedelta(minutes=15): "every 15 minutes",
-    timedelta(minutes=30): "every 30 minutes",
-    timedelta(hours=1): "every hour",
-    timedelta(hours=2): "every 2 hours",
-    timedelta(hours=6): "every 6 hours",
-    timedelta(hours=12): "every 12 hours",
-    timedelta(days=1): "daily",
-    timedelta(days=3): "every 3 days",
-    timedelta(days=7): "weekly",
+    timedelta(minutes=15): _("every 15 minutes"),
+    timedelta(minutes=30): _("every 30 minutes"),
+    timedelta(hours=1): _("every hour"),
+    timedelta(hours=2): _("every 2 hours"),
+    timedelta(hours=6): _("every 6 hours"),
+    timedelta(hours=12): _("every 12 hours"),
+    timedelta(days=1): _("daily"),
+    timedelta(days=3): _("every 3 days"),
+    timedelta(days=7): _("weekly"),
 }
 
 
@@ -64,9 +66,9 @@ class Organization(models.Model):
 
 
 class Role(models.TextChoices):
-    OWNER = "owner", "Owner"
-    MEMBER = "member", "Member"
-    VIEWER = "viewer", "Viewer"
+    OWNER = "owner", _("Owner")
+    MEMBER = "member", _("Member")
+    VIEWER = "viewer", _("Viewer")
 
     @property
     def can_edit(self) -> bool:
@@ -124,7 +126,7 @@ class Domain(models.Model):
     dkim_selectors = models.JSONField(
         default=list,
         blank=True,
-        help_text="Extra DKIM selectors to probe, besides the common ones.",
+        help_text=_("Extra DKIM selectors to probe, besides the common ones."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -187,18 +189,26 @@ class Domain(models.Model):
     @property
     def check_interval_label(self) -> str:
         label = CHECK_INTERVALS.get(self.check_interval)
-        return label or f"every {int(self.check_interval.total_seconds() // 60)} minutes"
+        if label:
+            return str(label)
+        minutes = int(self.check_interval.total_seconds() // 60)
+        return ngettext("every %(count)d minute", "every %(count)d minutes", minutes) % {
+            "count": minutes
+        }
 
     @property
     def probe_interval_label(self) -> str:
         label = PROBE_INTERVALS.get(self.probe_interval)
-        return label or f"every {int(self.probe_interval.total_seconds() // 3600)} hours"
+        if label:
+            return str(label)
+        hours = int(self.probe_interval.total_seconds() // 3600)
+        return ngettext("every %(count)d hour", "every %(count)d hours", hours) % {"count": hours}
 
 
 class RunStatus(models.TextChoices):
-    COMPLETE = "complete", "Complete"
-    PARTIAL = "partial", "Partial (some checks could not be tested)"
-    ERROR = "error", "Could not test"
+    COMPLETE = "complete", _("Complete")
+    PARTIAL = "partial", _("Partial (some checks could not be tested)")
+    ERROR = "error", _("Could not test")
 
 
 class CheckRunManager(models.Manager):
@@ -283,14 +293,14 @@ class Finding(models.Model):
 
 
 class EventKind(models.TextChoices):
-    GRADE_DROPPED = "grade_dropped", "Grade dropped"
-    GRADE_RAISED = "grade_raised", "Grade raised"
-    FINDING_APPEARED = "finding_appeared", "Finding appeared"
-    FINDING_RESOLVED = "finding_resolved", "Finding resolved"
-    RECORD_CHANGED = "record_changed", "DNS record changed"
-    SERVER_CHANGED = "server_changed", "Mail server changed"
-    CHECK_FAILED = "check_failed", "Could not test"
-    NEW_SENDER = "new_sender", "New sender in DMARC reports"
+    GRADE_DROPPED = "grade_dropped", _("Grade dropped")
+    GRADE_RAISED = "grade_raised", _("Grade raised")
+    FINDING_APPEARED = "finding_appeared", _("Finding appeared")
+    FINDING_RESOLVED = "finding_resolved", _("Finding resolved")
+    RECORD_CHANGED = "record_changed", _("DNS record changed")
+    SERVER_CHANGED = "server_changed", _("Mail server changed")
+    CHECK_FAILED = "check_failed", _("Could not test")
+    NEW_SENDER = "new_sender", _("New sender in DMARC reports")
 
 
 class DomainEvent(models.Model):
@@ -312,15 +322,22 @@ class DomainEvent(models.Model):
     def __str__(self):
         return f"{self.domain}: {self.summary}"
 
+    @property
+    def summary_text(self) -> str:
+        """The summary in the active language (the stored one is English, as the API gives it)."""
+        from domains.changes import describe
+
+        return describe(self.kind, self.data, self.summary)
+
 
 class ManualCheck(models.Model):
     """A "check now" request: rate-limited, and what the page polls for progress."""
 
     class State(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="manual_checks")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
@@ -337,8 +354,8 @@ class ManualCheck(models.Model):
 
 
 class ChannelKind(models.TextChoices):
-    EMAIL = "email", "E-mail"
-    WEBHOOK = "webhook", "Webhook"
+    EMAIL = "email", _("E-mail")
+    WEBHOOK = "webhook", _("Webhook")
 
 
 class AlertChannel(models.Model):
@@ -355,6 +372,10 @@ class AlertChannel(models.Model):
     enabled = models.BooleanField(default=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     disabled_reason = models.CharField(max_length=300, blank=True)
+    # The language of an e-mail channel's alerts and digests (webhooks' JSON stays English).
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -368,10 +389,10 @@ class AlertDelivery(models.Model):
     """One message to one channel, with every attempt's outcome: visible on the settings page."""
 
     class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        RETRYING = "retrying", "Retrying"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        RETRYING = "retrying", _("Retrying")
+        FAILED = "failed", _("Failed")
 
     channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="deliveries")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -12,6 +12,8 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from domains import charts
 from domains.checks import ORDER
@@ -48,8 +50,8 @@ CATEGORY_LABELS = {
     "dnssec": "DNSSEC",
     "dane": "DANE",
     "bimi": "BIMI",
-    "smtp": "SMTP (port 25)",
-    "submission": "Submission",
+    "smtp": gettext_lazy("SMTP (port 25)"),
+    "submission": gettext_lazy("Submission"),
     "imap": "IMAP",
     "pop3": "POP3",
 }
@@ -57,28 +59,28 @@ PROBE_CATEGORIES = ["smtp", "submission", "imap", "pop3"]
 # The list's "certificate" filter: a probed certificate about to expire, or expired.
 CERT_FILTERS = {
     "expiring": (
-        "Certificate expiring or expired",
+        gettext_lazy("Certificate expiring or expired"),
         [f"{c}.{k}" for c in PROBE_CATEGORIES for k in ("cert_expiring", "cert_expired")],
     ),
 }
 REACH_LABELS = {
-    "ok": "answers",
-    "refused": "refused",
-    "timeout": "no connection (timeout)",
-    "no_greeting": "no greeting (timeout)",
-    "reset": "connection reset",
-    "bad_greeting": "unexpected greeting",
-    "refused_target": "not probed (private address)",
-    "error": "network error",
-    "tls_failed": "TLS handshake failed",
-    "pending": "not probed yet",
+    "ok": gettext_lazy("answers"),
+    "refused": gettext_lazy("refused"),
+    "timeout": gettext_lazy("no connection (timeout)"),
+    "no_greeting": gettext_lazy("no greeting (timeout)"),
+    "reset": gettext_lazy("connection reset"),
+    "bad_greeting": gettext_lazy("unexpected greeting"),
+    "refused_target": gettext_lazy("not probed (private address)"),
+    "error": gettext_lazy("network error"),
+    "tls_failed": gettext_lazy("TLS handshake failed"),
+    "pending": gettext_lazy("not probed yet"),
 }
 STATUS_LABELS = {
-    "pass": "Pass",
-    "warn": "Warning",
-    "fail": "Fail",
-    "error": "Could not test",
-    "info": "Info",
+    "pass": gettext_lazy("Pass"),
+    "warn": gettext_lazy("Warning"),
+    "fail": gettext_lazy("Fail"),
+    "error": gettext_lazy("Could not test"),
+    "info": gettext_lazy("Info"),
 }
 # Info findings say how a domain is set up, not what is wrong with it: they are no "open
 # finding" of the summary or the worst-finding column.
@@ -114,22 +116,25 @@ _trend = F("trend")
 SORTS = {
     s.key: s
     for s in [
-        Sort("name", "Domain", ("name",), ("-name",)),
+        Sort("name", gettext_lazy("Domain"), ("name",), ("-name",)),
         Sort(
             "score",
-            "Grade",
+            gettext_lazy("Grade"),
             (F("score").asc(nulls_last=True), "name"),
             (F("score").desc(nulls_last=True), "name"),
         ),
         Sort(
             "checked",
-            "Last checked",
+            gettext_lazy("Last checked"),
             (_checked.asc(nulls_first=True), "name"),
             (_checked.desc(nulls_last=True), "name"),
             starts_descending=True,
         ),
         Sort(
-            "trend", "Trend", (_trend.asc(nulls_last=True), "name"), (_trend.desc(nulls_last=True),)
+            "trend",
+            gettext_lazy("Trend"),
+            (_trend.asc(nulls_last=True), "name"),
+            (_trend.desc(nulls_last=True),),
         ),
     ]
 }
@@ -197,8 +202,8 @@ class Row:
         if not at:
             return ""
         if self.now - at < timedelta(minutes=1):
-            return "just now"
-        return timesince(at, self.now, depth=1) + " ago"
+            return _("just now")
+        return _("%(time)s ago") % {"time": timesince(at, self.now, depth=1)}
 
     @property
     def grade_class(self) -> str:
@@ -335,7 +340,7 @@ def _grade_counts(domains, query: ListQuery) -> tuple[int, list[GradeOption]]:
         counts[UNSCORED] += row["failed"]
         counts[NOT_CHECKED] += row["unchecked"]
     labels = [(g, g, grade_class(g)) for g in GRADES]
-    labels += [(UNSCORED, "Could not test", "none"), (NOT_CHECKED, "Not checked yet", "none")]
+    labels += [(UNSCORED, _("Could not test"), "none"), (NOT_CHECKED, _("Not checked yet"), "none")]
     shown = [
         GradeOption(value, label, css, counts[value], query.url(grade=value), value == query.grade)
         for value, label, css in labels
@@ -485,7 +490,11 @@ def domain_page(domain: Domain, now: datetime) -> DomainPage:
     history = domain.runs.filter(finished_at__gte=start).order_by("finished_at")
     points = [charts.Point(*row) for row in history.values_list("finished_at", "score", "grade")]
     chart = charts.score_history(
-        points, start, now, title=f"Score of {domain.display_name}, last {HISTORY_DAYS} days"
+        points,
+        start,
+        now,
+        title=_("Score of %(name)s, last %(days)d days")
+        % {"name": domain.display_name, "days": HISTORY_DAYS},
     )
     return DomainPage(
         domain=domain,
@@ -533,7 +542,7 @@ def category_rows(categories: dict) -> list[CategoryRow]:
                 name=name,
                 label=CATEGORY_LABELS.get(name, name),
                 status=status,
-                status_label=STATUS_LABELS.get(status, "Not applicable"),
+                status_label=STATUS_LABELS.get(status, _("Not applicable")),
                 score=result.get("score"),
             )
         )

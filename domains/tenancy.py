@@ -8,6 +8,7 @@ never 403, so their existence does not leak; a viewer trying to change something
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from domains.models import Membership, Role
 from mailsec.models import Profile
@@ -33,7 +34,7 @@ def current_membership(request) -> Membership | None:
 def require_membership(request) -> Membership:
     membership = current_membership(request)
     if membership is None:
-        raise Http404("You are not a member of any team.")
+        raise Http404(_("You are not a member of any team."))
     return membership
 
 
@@ -42,7 +43,7 @@ def select_organization(request, organization_id: int) -> Membership:
         user=request.user, organization_id=organization_id
     ).first()
     if membership is None:
-        raise Http404("No such team.")
+        raise Http404(_("No such team."))
     request.session[SESSION_KEY] = membership.organization_id
     request._mailsec_membership = membership
     Profile.remember_team(request.user, membership.organization_id)
@@ -57,15 +58,15 @@ def role_for(user, organization_id: int) -> Role:
         .first()
     )
     if role is None:
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return Role(role)
 
 
 def require_edit(access: Role | Membership) -> None:
     if not access.can_edit:
-        raise PermissionDenied("Your role in this team is read-only.")
+        raise PermissionDenied(_("Your role in this team is read-only."))
 
 
 def require_manage(access: Role | Membership) -> None:
     if not access.can_manage:
-        raise PermissionDenied("Only an owner of this team can do this.")
+        raise PermissionDenied(_("Only an owner of this team can do this."))

@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -23,7 +24,7 @@ def _load_domain(request, pk: int, *, edit: bool = False, related=()) -> tuple[D
     domain = Domain.objects.visible_to(request.user).select_related("organization", *related)
     domain = domain.filter(pk=pk).first()
     if domain is None:
-        raise Http404("No such domain.")
+        raise Http404(_("No such domain."))
     role = tenancy.role_for(request.user, domain.organization_id)
     if edit:
         tenancy.require_edit(role)
@@ -59,7 +60,8 @@ def domain_add(request):
         )
         if not result.rejected:
             added = len(result.added)
-            messages.success(request, f"Added {added} {ngettext('domain', 'domains', added)}.")
+            text = ngettext("Added %(count)d domain.", "Added %(count)d domains.", added)
+            messages.success(request, text % {"count": added})
             return redirect("domains:list")
         return render(
             request,
@@ -83,7 +85,7 @@ def domain_detail(request, pk: int):
 def domain_live(request, pk: int):
     """The parts of the domain's page a finished check changes (grade, checks, mail servers,
     findings, chart), rendered by the page's own includes: static/js/mailsec.js swaps them in."""
-    domain, _ = _load_domain(request, pk, related=["last_run"])
+    domain, _role = _load_domain(request, pk, related=["last_run"])
     page = pages.domain_page(domain, timezone.now())
     return render(request, "domains/_live.html", {"domain": domain, "page": page})
 
@@ -93,7 +95,7 @@ def domain_check(request, pk: int):
     """ "Check now": queue a check; the page then polls check_status for its progress."""
     from domains import scheduling
 
-    domain, _ = _load_domain(request, pk, edit=True)
+    domain, _role = _load_domain(request, pk, edit=True)
     try:
         manual = scheduling.request_check(domain, request.user)
     except scheduling.RateLimited as limited:
@@ -105,13 +107,16 @@ def domain_check(request, pk: int):
     if wants_fragment(request):
         context = {"domain": domain, "manual": manual}
         return render(request, "domains/_check_status.html", context, status=202)
-    messages.info(request, f"A check of {domain.display_name} is queued; reload to see it.")
+    messages.info(
+        request,
+        _("A check of %(name)s is queued; reload to see it.") % {"name": domain.display_name},
+    )
     return redirect("domains:detail", pk=domain.pk)
 
 
 @require_GET
 def check_status(request, pk: int, check_pk: int):
-    domain, _ = _load_domain(request, pk)
+    domain, _role = _load_domain(request, pk)
     manual = get_object_or_404(
         ManualCheck.objects.select_related("run"), pk=check_pk, domain=domain
     )
@@ -120,7 +125,7 @@ def check_status(request, pk: int, check_pk: int):
 
 @require_http_methods(["GET", "POST"])
 def domain_edit(request, pk: int):
-    domain, _ = _load_domain(request, pk, edit=True)
+    domain, _role = _load_domain(request, pk, edit=True)
     form = DomainEditForm(request.POST or None, instance=domain)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -131,19 +136,21 @@ def domain_edit(request, pk: int):
             domain.display_name,
             fields=form.changed_data,
         )
-        messages.success(request, f"Saved {domain.display_name}.")
+        messages.success(request, _("Saved %(name)s.") % {"name": domain.display_name})
         return redirect("domains:detail", pk=domain.pk)
     return render(request, "domains/edit.html", {"domain": domain, "form": form})
 
 
 @require_http_methods(["GET", "POST"])
 def domain_delete(request, pk: int):
-    domain, _ = _load_domain(request, pk, edit=True)
+    domain, _role = _load_domain(request, pk, edit=True)
     if request.method == "POST":
         domain.delete()
         AuditEvent.record(
             domain.organization, request.user, AuditAction.DOMAIN_DELETED, domain.display_name
         )
-        messages.success(request, f"Deleted {domain.display_name} and its history.")
+        messages.success(
+            request, _("Deleted %(name)s and its history.") % {"name": domain.display_name}
+        )
         return redirect("domains:list")
     return render(request, "domains/delete.html", {"domain": domain})

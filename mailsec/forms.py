@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import URLValidator, validate_email
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -105,11 +106,12 @@ class AlertPreferencesForm(forms.ModelForm):
 class AlertChannelForm(forms.ModelForm):
     class Meta:
         model = AlertChannel
-        fields = ["kind", "name", "target"]
+        fields = ["kind", "name", "target", "language"]
         labels = {
             "kind": gettext_lazy("Kind"),
             "name": gettext_lazy("Name"),
             "target": gettext_lazy("Addresses or URL"),
+            "language": gettext_lazy("Language"),
         }
         help_texts = {
             "target": gettext_lazy(
@@ -123,6 +125,12 @@ class AlertChannelForm(forms.ModelForm):
         self.organization = organization
         self.fields["kind"].choices = ChannelKind.choices  # no empty choice: e-mail first
         self.fields["kind"].initial = ChannelKind.EMAIL
+        # E-mail alerts are written in the language of whoever adds the channel, unless chosen.
+        self.fields["language"].initial = (translation.get_language() or "en").split("-")[0]
+        self.fields["language"].required = False  # left out (an older client): that language
+
+    def clean_language(self) -> str:
+        return self.cleaned_data["language"] or self.fields["language"].initial
 
     def clean(self):
         data = super().clean()

@@ -102,13 +102,19 @@
   function copyButton(button) {
     var source = document.getElementById(button.dataset.copy);
     if (!source) return;
+    // The words come from the page (data-copied, data-copy-failed on an enclosing element),
+    // in the reader's language; the button's own text is what it returns to.
+    var words = button.closest("[data-copied]");
+    var label = button.textContent;
+    var copied = words ? words.dataset.copied : "Copied";
+    var failed = words ? words.dataset.copyFailed : "Select and copy";
     button.hidden = false;
     button.addEventListener("click", function () {
       copy(source.textContent).then(
-        function () { button.textContent = "Copied"; },
-        function () { button.textContent = "Select and copy"; }
+        function () { button.textContent = copied; },
+        function () { button.textContent = failed; }
       );
-      window.setTimeout(function () { button.textContent = "Copy"; }, 2000);
+      window.setTimeout(function () { button.textContent = label; }, 2000);
     });
   }
 

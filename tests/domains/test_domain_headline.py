@@ -45,7 +45,7 @@ def test_the_card_shows_the_last_30_days(alice, acme, globex):
     rollup("acme.example", 1, "192.0.2.8", 999, 0, team=globex)  # reports Globex received
     page = client_for(alice).get(f"/domains/{domain.pk}/").content.decode()
     assert headline(page) == {
-        "messages": "42694",
+        "messages": "42,694",  # grouped in the reader's language
         "dmarc-rate": "98.8%",  # 42194 of 42694
         "sources": "3 IP addresses",
         "failing-sources": "1 sending mail that fails DMARC",
