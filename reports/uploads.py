@@ -13,6 +13,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from reports import ingest
 from reports.models import InputSource, InputStatus, RawInput, Upload, UploadFile
@@ -55,9 +56,15 @@ def _store(upload: Upload, file) -> None:
                 user=upload.uploaded_by,
             )
     except Exception:
-        # One file that breaks storage must not lose the others.
+        # One file that breaks storage must not lose the others. The errors are stored in
+        # English (gettext_noop): the upload's page translates them when it shows them.
         logger.exception("Storing the upload %r failed", file.name)
-        _finished(upload, file.name, UploadFile.State.FAILED, error="Internal error: not stored.")
+        _finished(
+            upload,
+            file.name,
+            UploadFile.State.FAILED,
+            error=gettext_noop("Internal error: not stored."),
+        )
         return
     UploadFile.objects.create(upload=upload, name=file.name[:500], raw=raw)
 
@@ -89,7 +96,9 @@ def parse(file_id: int) -> UploadFile | None:
     if not claimed or file is None:
         return file
     if file.raw is None:
-        return _finish(file, UploadFile.State.FAILED, error="Its stored copy was deleted.")
+        return _finish(
+            file, UploadFile.State.FAILED, error=gettext_noop("Its stored copy was deleted.")
+        )
     if file.attempts > MAX_ATTEMPTS:
         why = f"the worker stopped {MAX_ATTEMPTS} times while parsing it"
         return _refuse(file, why)
@@ -99,7 +108,9 @@ def parse(file_id: int) -> UploadFile | None:
         return _refuse(file, f"parsing it took more than {SOFT_TIME_LIMIT // 60} minutes")
     except Exception:
         logger.exception("Parsing the upload %r failed", file.name)
-        return _finish(file, UploadFile.State.FAILED, error="Internal error: not parsed.")
+        return _finish(
+            file, UploadFile.State.FAILED, error=gettext_noop("Internal error: not parsed.")
+        )
     return _finish(file, UploadFile.State.DONE, outcomes)
 
 
