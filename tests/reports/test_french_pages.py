@@ -9,12 +9,13 @@ import re
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadhandler import SkipFile
 from django.core.management import call_command
 from django.utils import translation
 
 from domains.models import Domain
 from mailsec.models import Profile
-from reports import ingest, uploads
+from reports import forms, ingest, uploads
 from reports.models import AggregateReport, InputSource
 from reports.senders.report import senders_view
 from tests.conftest import client_for
@@ -160,10 +161,16 @@ def test_uploading_in_french(fr, alice, acme):
     for english in ("Report files", "Upload reports", "per upload"):
         assert english not in form
 
-    upload = uploads.create(acme, alice, [], [("huge.xml", "Larger than 100 MB: not read.")])
+    too_large = forms.CappedUploadHandler(limit=1024 * 1024)
+    too_large.file_name = "huge.xml"
+    with translation.override("fr"), pytest.raises(SkipFile):
+        too_large.receive_data_chunk(b"x" * 2 * 1024 * 1024, 0)
+    assert too_large.oversized == [("huge.xml", "Larger than 1\xa0MB: not read.")]  # English
+    upload = uploads.create(acme, alice, [], too_large.oversized)
     status = visible(page(fr.get(f"/reports/upload/{upload.pk}/")))
     assert "Envoi du" in status and "1 fichier lu" in status
     assert "0 importé, 0 doublon, 1 invalide" in status
+    assert "Plus de 1\xa0MB\xa0: non lu." in status  # shown in French
     assert "Retour aux rapports" in status
     for english in ("Upload of", "file read", "Back to the reports"):
         assert english not in status
