@@ -216,3 +216,13 @@ def test_the_senders_command_stays_english_when_french_is_active(example):  # no
         "authorised", "forwarded", "failing_authorised", "suspicious"
     }  # fmt: skip
     assert "Passez" not in out.getvalue() and "\xa0%" not in out.getvalue()
+
+
+def test_a_rate_is_rounded_not_cut():
+    """99.66% is 99.7%, not 99.6% (Django's number_format cuts a float's decimals)."""
+    from mailsec.templatetags.localized import percent
+
+    with translation.override("en"):
+        assert (percent(99.66), percent(0.05)) == ("99.7%", "0.1%")
+    with translation.override("fr"):
+        assert percent(99.66) == f"99,7{NBSP}%"
