@@ -199,6 +199,8 @@ LANGUAGE_CODE = "en"
 # The languages of the interface; the command line and JSON outputs stay in English.
 LANGUAGES = [("en", "English"), ("fr", "Français")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# English keeps ISO short dates (mailsec/formats); French takes Django's own.
+FORMAT_MODULE_PATH = ["mailsec.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from domains import tenancy
@@ -26,7 +27,7 @@ from reports.ranges import PRESETS, parse_range
 def _domain(request, domain_pk: int) -> Domain:
     domain = Domain.objects.visible_to(request.user).filter(pk=domain_pk).first()
     if domain is None:
-        raise Http404("No such domain.")
+        raise Http404(_("No such domain."))
     return domain
 
 
@@ -54,7 +55,7 @@ def _range_file(prefix: str, name: str, date_range) -> str:
 def domain_volume(request, domain_pk: int, fmt: str):
     """The numbers of the domain page's chart, for the same range."""
     domain = _domain(request, domain_pk)
-    date_range, _ = parse_range(request.GET, timezone.now().date())
+    date_range = parse_range(request.GET, timezone.now().date())[0]
     series = analytics.domain_series(domain.organization_id, domain.name, date_range)
     rows = series.rows()
     body = (
@@ -73,7 +74,10 @@ def overview(request):
     date_range, error = parse_range(request.GET, timezone.now().date())
     series = analytics.team_series(team, date_range)
     chart = charts.daily_volume(
-        series, title=f"Messages per day of {team}'s domains, {date_range.label}", chart_id="team"
+        series,
+        title=_("Messages per day of %(team)s's domains, %(range)s")
+        % {"team": team, "range": date_range.label},
+        chart_id="team",
     )
     context = {
         "team": team,
@@ -91,7 +95,7 @@ def overview(request):
 @require_GET
 def overview_volume(request, fmt: str):
     membership = tenancy.require_membership(request)
-    date_range, _ = parse_range(request.GET, timezone.now().date())
+    date_range = parse_range(request.GET, timezone.now().date())[0]
     rows = analytics.team_series(membership.organization, date_range).rows()
     about = {"team": str(membership.organization)}
     body = analytics.as_csv(rows) if fmt == "csv" else analytics.as_json(about, date_range, rows)
@@ -107,7 +111,8 @@ def domain_tls(request, domain_pk: int):
     tls = analytics.tls_analytics(domain.organization_id, domain.name, date_range)
     chart = charts.tls_sessions(
         tls,
-        title=f"SMTP TLS sessions per day to {domain.display_name}, {date_range.label}",
+        title=_("SMTP TLS sessions per day to %(domain)s, %(range)s")
+        % {"domain": domain.display_name, "range": date_range.label},
         chart_id="tls-sessions",
     )
     reports = analytics.tls_reports_about(domain.organization_id, domain.name)
@@ -130,7 +135,7 @@ def domain_tls(request, domain_pk: int):
 @require_GET
 def domain_tls_sessions(request, domain_pk: int, fmt: str):
     domain = _domain(request, domain_pk)
-    date_range, _ = parse_range(request.GET, timezone.now().date())
+    date_range = parse_range(request.GET, timezone.now().date())[0]
     rows = analytics.tls_analytics(domain.organization_id, domain.name, date_range).rows()
     about = {"domain": domain.name}
     body = analytics.as_csv(rows) if fmt == "csv" else analytics.as_json(about, date_range, rows)

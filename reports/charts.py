@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from html import escape
 
+from django.utils import formats
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext, pgettext
+
 from domains.charts import HEIGHT, MARGIN_BOTTOM, MARGIN_LEFT, WIDTH, _num, x_ticks
+from mailsec.templatetags.localized import number, percent
 
 MARGIN_TOP = 30  # room for the legend
 MARGIN_RIGHT = 44  # room for the percentage axis
@@ -114,11 +119,14 @@ def stacked_days(
     if len(days) <= MAX_TOOLTIPS:
         parts.append('<g class="chart-days" fill="transparent">')
         for i, day in enumerate(days):
-            said = ", ".join(f"{layer.label} {layer.values[i]}" for layer in layers)
-            rate = (
-                f", {line_label} {line[i]:.1f}%" if line is not None and line[i] is not None else ""
-            )
-            text = f"{day.isoformat()}: {totals[i]} {unit} ({said}){rate}"
+            said = ", ".join(f"{layer.label} {number(layer.values[i])}" for layer in layers)
+            text = _day_text(unit, day, totals[i], said)
+            if line is not None and line[i] is not None:
+                text = _("%(day)s, %(label)s %(rate)s") % {
+                    "day": text,
+                    "label": line_label,
+                    "rate": percent(line[i]),
+                }
             parts.append(
                 f'<rect x="{_num(left + i * slot)}" y="{top}" width="{_num(slot)}" '
                 f'height="{bottom - top}"><title>{escape(text)}</title></rect>'
@@ -129,10 +137,38 @@ def stacked_days(
         parts.append(
             f'<text class="chart-empty" x="{_num((left + right) / 2)}" '
             f'y="{_num((top + bottom) / 2)}" text-anchor="middle" fill="#616e7c">'
-            f"No {escape(unit)} reported in this period</text>"
+            f"{escape(_nothing_text(unit))}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _day(day: date) -> str:
+    return formats.date_format(day, "SHORT_DATE_FORMAT")
+
+
+def _day_text(unit: str, day: date, total: int, said: str) -> str:
+    """A day's tooltip: its date, its total in `unit` and each layer's part."""
+    values = {"day": _day(day), "count": number(total), "layers": said}
+    if unit == "sessions":
+        text = ngettext(
+            "%(day)s: %(count)s session (%(layers)s)",
+            "%(day)s: %(count)s sessions (%(layers)s)",
+            total,
+        )
+    else:
+        text = ngettext(
+            "%(day)s: %(count)s message (%(layers)s)",
+            "%(day)s: %(count)s messages (%(layers)s)",
+            total,
+        )
+    return text % values
+
+
+def _nothing_text(unit: str) -> str:
+    if unit == "sessions":
+        return _("No sessions reported in this period")
+    return _("No messages reported in this period")
 
 
 def _count(value: int) -> str:
@@ -187,7 +223,7 @@ def _axes(left, right, top, bottom, x, start, end, percent_axis: bool) -> list[s
         parts.append(
             f'<g class="chart-y2" fill="{LINE_COLOUR}" text-anchor="start">'
             + "".join(
-                f'<text x="{right + 6}" y="{_num(y_rate + 4)}">{v}%</text>'
+                f'<text x="{right + 6}" y="{_num(y_rate + 4)}">{escape(percent(v, 0))}</text>'
                 for v in (0, 50, 100)
                 if (y_rate := bottom - v / 100 * (bottom - top)) is not None
             )
@@ -205,7 +241,8 @@ def _day_ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
     return [
         (
             start + timedelta(days=n, hours=12),
-            f"{start + timedelta(days=n):%b} {(start + timedelta(days=n)).day}",
+            # Translators: a day under a chart's bar, as Django's date filter writes it ("Mar 3").
+            formats.date_format(start + timedelta(days=n), _("M j")),
         )
         for n in range(days)
     ]
@@ -229,6 +266,13 @@ def _legend(layers: Sequence[Layer], line_label: str, left: int) -> str:
 
 # --- the DMARC chart --------------------------------------------------------------------------
 
+# The layers' names in the reader's language (reports/analytics.RESULTS keeps the English).
+RESULT_LABELS = {
+    "passed": gettext_lazy("DMARC pass"),
+    "fail_none": gettext_lazy("Failed, delivered (none)"),
+    "quarantined": gettext_lazy("Quarantined"),
+    "rejected": gettext_lazy("Rejected"),
+}
 RESULT_COLOURS = {
     "passed": "#15803d",
     "fail_none": "#f59e0b",
@@ -243,7 +287,11 @@ def daily_volume(series, *, title: str, chart_id: str) -> str:
     from reports.analytics import RESULTS
 
     layers = [
-        Layer(label, [getattr(d, key) for d in series.days], RESULT_COLOURS[key])
+        Layer(
+            str(RESULT_LABELS.get(key, label)),
+            [getattr(d, key) for d in series.days],
+            RESULT_COLOURS[key],
+        )
         for key, label in RESULTS
     ]
     return stacked_days(
@@ -253,41 +301,66 @@ def daily_volume(series, *, title: str, chart_id: str) -> str:
         chart_id=chart_id,
         description=describe(series),
         line=[d.pass_rate for d in series.days],
-        line_label="DMARC pass rate",
+        line_label=_("DMARC pass rate"),
     )
 
 
 def describe(series) -> str:
     """The chart in a sentence or two, for screen readers and the SVG's <desc>."""
     r = series.range
-    period = f"from {r.since.isoformat()} to {r.until.isoformat()}"
     if not series.messages:
-        return f"No messages reported {period}."
+        return _("No messages reported from %(since)s to %(until)s.") % {
+            "since": _day(r.since),
+            "until": _day(r.until),
+        }
     busiest = max(series.days, key=lambda d: (d.messages, d.day))
-    quarantined = sum(d.quarantined for d in series.days)
-    rejected = sum(d.rejected for d in series.days)
-    return (
-        f"{series.messages} messages {period}, {series.pass_rate:.1f}% passing DMARC; "
-        f"{quarantined} quarantined, {rejected} rejected. Busiest day "
-        f"{busiest.day.isoformat()} with {busiest.messages} messages."
-    )
+    summary = ngettext(
+        "%(count)s message from %(since)s to %(until)s, %(rate)s passing DMARC; "
+        "%(quarantined)s quarantined, %(rejected)s rejected.",
+        "%(count)s messages from %(since)s to %(until)s, %(rate)s passing DMARC; "
+        "%(quarantined)s quarantined, %(rejected)s rejected.",
+        series.messages,
+    ) % {
+        "count": number(series.messages),
+        "since": _day(r.since),
+        "until": _day(r.until),
+        "rate": percent(series.pass_rate),
+        "quarantined": number(sum(d.quarantined for d in series.days)),
+        "rejected": number(sum(d.rejected for d in series.days)),
+    }
+    busiest_text = ngettext(
+        "Busiest day %(day)s with %(count)s message.",
+        "Busiest day %(day)s with %(count)s messages.",
+        busiest.messages,
+    ) % {"day": _day(busiest.day), "count": number(busiest.messages)}
+    return f"{summary} {busiest_text}"
 
 
 def tls_sessions(tls, *, title: str, chart_id: str) -> str:
     """Successful and failed TLS sessions per day (reports/analytics.TlsAnalytics)."""
     total = tls.successful + tls.failed
     r = tls.range
-    period = f"from {r.since.isoformat()} to {r.until.isoformat()}"
+    values = {
+        "count": number(total),
+        "failed": number(tls.failed),
+        "since": _day(r.since),
+        "until": _day(r.until),
+    }
     description = (
-        f"{total} TLS sessions reported {period}, {tls.failed} failed."
+        ngettext(
+            "%(count)s TLS session reported from %(since)s to %(until)s, %(failed)s failed.",
+            "%(count)s TLS sessions reported from %(since)s to %(until)s, %(failed)s failed.",
+            total,
+        )
+        % values
         if total
-        else f"No TLS sessions reported {period}."
+        else _("No TLS sessions reported from %(since)s to %(until)s.") % values
     )
     return stacked_days(
         [d.day for d in tls.days],
         [
-            Layer("Successful", [d.successful for d in tls.days], "#15803d"),
-            Layer("Failed", [d.failed for d in tls.days], "#b91c1c"),
+            Layer(pgettext("sessions", "Successful"), [d.successful for d in tls.days], "#15803d"),
+            Layer(pgettext("sessions", "Failed"), [d.failed for d in tls.days], "#b91c1c"),
         ],
         title=title,
         chart_id=chart_id,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils.translation import gettext_lazy
 
 from reports.models import (
     AggregateRecord,
@@ -35,11 +36,11 @@ from reports.senders.services import services
 MAX_SERVICE_BASES = 2000
 
 RESULTS = {
-    "": "Any result",
-    "pass": "DMARC pass",
-    "fail": "DMARC fail",
-    "quarantine": "Quarantined",
-    "reject": "Rejected",
+    "": gettext_lazy("Any result"),
+    "pass": gettext_lazy("DMARC pass"),
+    "fail": gettext_lazy("DMARC fail"),
+    "quarantine": gettext_lazy("Quarantined"),
+    "reject": gettext_lazy("Rejected"),
 }
 NEWEST = {
     AggregateReport: ["-begin", "-id"],
@@ -48,20 +49,20 @@ NEWEST = {
 }
 SORTS = {
     # key: (label, ordering per model; a model without one is listed newest first)
-    "newest": ("Newest first", NEWEST),
+    "newest": (gettext_lazy("Newest first"), NEWEST),
     "oldest": (
-        "Oldest first",
+        gettext_lazy("Oldest first"),
         {AggregateReport: ["begin", "id"], TlsReport: ["begin", "id"],
          FailureReport: ["arrival_date", "id"]},
     ),
-    "messages": ("Most messages", {AggregateReport: ["-message_count", "-id"]}),
+    "messages": (gettext_lazy("Most messages"), {AggregateReport: ["-message_count", "-id"]}),
     "failing": (
-        "Most failing",
+        gettext_lazy("Most failing"),
         {AggregateReport: [(F("message_count") - F("dmarc_pass")).desc(), "-id"],
          TlsReport: ["-failed", "-id"]},
     ),
     "reporter": (
-        "Reporter",
+        gettext_lazy("Reporter"),
         {model: ["org_name", *ordering] for model, ordering in NEWEST.items()},
     ),
 }  # fmt: skip

@@ -7,6 +7,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.template.defaultfilters import filesizeformat
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, gettext_noop
 
 
 def size_text(size: int) -> str:
@@ -34,12 +37,14 @@ class MultipleFileField(forms.FileField):
 
 class UploadForm(forms.Form):
     files = MultipleFileField(
-        label="Report files",
+        label=gettext_lazy("Report files"),
         required=False,
         # An empty file is a refused input like any other, listed with its reason.
         allow_empty_file=True,
-        help_text="DMARC aggregate reports (XML, gzip or zip), SMTP TLS reports (JSON), "
-        "failure reports, or whole report e-mails (.eml, mbox). Choose several at once.",
+        help_text=gettext_lazy(
+            "DMARC aggregate reports (XML, gzip or zip), SMTP TLS reports (JSON), "
+            "failure reports, or whole report e-mails (.eml, mbox). Choose several at once."
+        ),
     )
 
     def __init__(self, *args, oversized=(), **kwargs):
@@ -49,7 +54,7 @@ class UploadForm(forms.Form):
     def clean(self):
         data = super().clean()
         if not data.get("files") and not self.oversized and not self.errors:
-            raise ValidationError("Choose at least one report file.")
+            raise ValidationError(_("Choose at least one report file."))
         return data
 
 
@@ -78,13 +83,15 @@ class CappedUploadHandler(FileUploadHandler):
         self._received += len(raw_data)
         declared = self.content_length or 0
         if self._received > self.limit or declared > self.limit:
-            self._drop("Larger than {}: not read.")
+            self._drop(gettext_noop("Larger than %(size)s: not read."))
         if self._kept + self._received > self.limit:
-            self._drop("The files of one upload may hold {} in all: not read.")
+            self._drop(gettext_noop("The files of one upload may hold %(size)s in all: not read."))
         return raw_data
 
     def _drop(self, why: str):
-        self.oversized.append((self.file_name, why.format(size_text(self.limit))))
+        # Stored with the upload's results, so in English as every stored reason is.
+        with translation.override("en"):
+            self.oversized.append((self.file_name, why % {"size": size_text(self.limit)}))
         raise SkipFile
 
     def file_complete(self, file_size):
@@ -97,7 +104,9 @@ class AssignForm(forms.Form):
 
     domain = forms.CharField(max_length=253)
     organization = forms.ModelChoiceField(
-        queryset=None, label="Team", empty_label="Choose the team that received them"
+        queryset=None,
+        label=gettext_lazy("Team"),
+        empty_label=gettext_lazy("Choose the team that received them"),
     )
 
     def __init__(self, *args, **kwargs):

@@ -12,13 +12,15 @@ import ipaddress
 import idna
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from domains.names import LDH_LABEL, MAX_LABEL_LENGTH, MAX_NAME_LENGTH
 from domains.net import refusal_reason
 from reports import secrets
 from reports.models import DEFAULT_PORTS, Mailbox, MailProtocol, TlsMode
 
-PLAINTEXT_WARNING = (
+PLAINTEXT_WARNING = gettext_lazy(
     "Without encryption the password and every report cross the network in the clear: anyone "
     "on the way can read them. Only for a server on this machine or a network you trust."
 )
@@ -28,16 +30,25 @@ FOLDER_FORBIDDEN = set("*%\r\n\t\x00")
 
 class MailboxForm(forms.ModelForm):
     # The page shows the fields in these groups, in this order.
+    # (legend, fields, whether only IMAP uses them: static/js/mailsec.js hides those for POP3)
     GROUPS = (
-        ("Mailbox", ("name", "enabled")),
-        ("Server", ("protocol", "host", "port", "tls_mode", "allow_plaintext")),
-        ("Login", ("username", "password")),
-        ("Folders (IMAP only)", ("folder", "processed_folder", "invalid_folder")),
-        ("Fetching", ("read_only", "interval_minutes")),
+        (gettext_lazy("Mailbox"), ("name", "enabled"), False),
+        (
+            gettext_lazy("Server"),
+            ("protocol", "host", "port", "tls_mode", "allow_plaintext"),
+            False,
+        ),
+        (gettext_lazy("Login"), ("username", "password"), False),
+        (
+            gettext_lazy("Folders (IMAP only)"),
+            ("folder", "processed_folder", "invalid_folder"),
+            True,
+        ),
+        (gettext_lazy("Fetching"), ("read_only", "interval_minutes"), False),
     )
-    IMAP_ONLY = "Folders (IMAP only)"  # static/js/mailsec.js hides it while POP3 is chosen
 
     password = forms.CharField(
+        label=gettext_lazy("Password"),
         required=False,
         strip=False,  # a password may begin or end with a space
         max_length=1000,
@@ -45,18 +56,21 @@ class MailboxForm(forms.ModelForm):
     )
     # Text inputs with a numeric keyboard: the house style sizes text inputs, not number ones.
     port = forms.IntegerField(
+        label=gettext_lazy("Port"),
         required=False,
         min_value=1,
         max_value=65535,
-        help_text="Blank: the usual port, 993 (TLS) or 143 for IMAP, 995 (TLS) or 110 for POP3.",
+        help_text=gettext_lazy(
+            "Blank: the usual port, 993 (TLS) or 143 for IMAP, 995 (TLS) or 110 for POP3."
+        ),
         widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 6}),
     )
     interval_minutes = forms.IntegerField(
-        label="Poll every (minutes)",
+        label=gettext_lazy("Poll every (minutes)"),
         min_value=1,
         max_value=1440,
         initial=5,
-        help_text="From 1 to 1440 (a day).",
+        help_text=gettext_lazy("From 1 to 1440 (a day)."),
         widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 6}),
     )
 
@@ -78,32 +92,45 @@ class MailboxForm(forms.ModelForm):
             "enabled",
         ]
         labels = {
-            "host": "Server",
-            "tls_mode": "Encryption",
-            "allow_plaintext": "Allow a connection without encryption",
-            "username": "User name",
-            "folder": "Source folder",
-            "processed_folder": "Folder for processed messages",
-            "invalid_folder": "Folder for unreadable messages",
-            "read_only": "Read-only mode",
+            "name": gettext_lazy("Name"),
+            "protocol": gettext_lazy("Protocol"),
+            "enabled": gettext_lazy("Enabled"),
+            "host": gettext_lazy("Server"),
+            "tls_mode": gettext_lazy("Encryption"),
+            "allow_plaintext": gettext_lazy("Allow a connection without encryption"),
+            "username": gettext_lazy("User name"),
+            "folder": gettext_lazy("Source folder"),
+            "processed_folder": gettext_lazy("Folder for processed messages"),
+            "invalid_folder": gettext_lazy("Folder for unreadable messages"),
+            "read_only": gettext_lazy("Read-only mode"),
         }
         help_texts = {
-            "name": "For you: shown on the mailbox list.",
-            "protocol": "IMAP files stored messages away in folders. POP3 has no folders: "
-            "stored messages are deleted from the server (unless in read-only mode).",
-            "host": "A host name such as imap.example.com or pop.example.com, or an IP address; "
-            "no https://, "
-            "no path, no port.",
+            "name": gettext_lazy("For you: shown on the mailbox list."),
+            "protocol": gettext_lazy(
+                "IMAP files stored messages away in folders. POP3 has no folders: "
+                "stored messages are deleted from the server (unless in read-only mode)."
+            ),
+            "host": gettext_lazy(
+                "A host name such as imap.example.com or pop.example.com, or an IP address; "
+                "no https://, no path, no port."
+            ),
             "allow_plaintext": PLAINTEXT_WARNING,
-            "folder": "IMAP only. Where the reports arrive, usually INBOX. Use / between "
-            "folder levels.",
-            "processed_folder": "IMAP only. Messages are moved here once stored (created if "
-            "missing). Blank: they stay in the source folder.",
-            "invalid_folder": "IMAP only. Messages that are not (wholly) readable reports are "
-            "moved here. Blank: they stay in the source folder.",
-            "read_only": "Never change the mailbox: messages stay where they are (over IMAP "
-            "the folders for processed and unreadable messages are not used, over POP3 nothing "
-            "is deleted); mailsec remembers what it has fetched.",
+            "folder": gettext_lazy(
+                "IMAP only. Where the reports arrive, usually INBOX. Use / between folder levels."
+            ),
+            "processed_folder": gettext_lazy(
+                "IMAP only. Messages are moved here once stored (created if missing). Blank: "
+                "they stay in the source folder."
+            ),
+            "invalid_folder": gettext_lazy(
+                "IMAP only. Messages that are not (wholly) readable reports are moved here. "
+                "Blank: they stay in the source folder."
+            ),
+            "read_only": gettext_lazy(
+                "Never change the mailbox: messages stay where they are (over IMAP the folders "
+                "for processed and unreadable messages are not used, over POP3 nothing is "
+                "deleted); mailsec remembers what it has fetched."
+            ),
         }
 
     def __init__(self, *args, organization, **kwargs):
@@ -113,9 +140,11 @@ class MailboxForm(forms.ModelForm):
         password = self.fields["password"]
         password.required = self.adding
         password.help_text = (
-            "Stored encrypted, and never shown again."
+            _("Stored encrypted, and never shown again.")
             if self.adding
-            else "Leave blank to keep the stored password. It is stored encrypted and never shown."
+            else _(
+                "Leave blank to keep the stored password. It is stored encrypted and never shown."
+            )
         )
         self.fields["tls_mode"].choices = TlsMode.choices  # no empty choice
         self.fields["protocol"].choices = MailProtocol.choices
@@ -126,8 +155,8 @@ class MailboxForm(forms.ModelForm):
     def groups(self) -> list[tuple[str, list[forms.BoundField], bool]]:
         """(legend, fields, whether only IMAP uses them) of each group."""
         return [
-            (legend, [self[name] for name in names], legend == self.IMAP_ONLY)
-            for legend, names in self.GROUPS
+            (legend, [self[name] for name in names], imap_only)
+            for legend, names, imap_only in self.GROUPS
         ]
 
     # --- cleaning --------------------------------------------------------------------------
@@ -136,7 +165,9 @@ class MailboxForm(forms.ModelForm):
         name = self.cleaned_data["name"].strip()
         others = Mailbox.objects.filter(organization=self.organization, name__iexact=name)
         if others.exclude(pk=self.instance.pk).exists():
-            raise forms.ValidationError(f"The team already has a mailbox called {name}.")
+            raise forms.ValidationError(
+                _("The team already has a mailbox called %(name)s.") % {"name": name}
+            )
         return name
 
     def clean_protocol(self) -> str:
@@ -148,7 +179,7 @@ class MailboxForm(forms.ModelForm):
     def clean_username(self) -> str:
         username = self.cleaned_data["username"].strip()
         if not username:
-            raise forms.ValidationError("Enter the user name of the mailbox.")
+            raise forms.ValidationError(_("Enter the user name of the mailbox."))
         return username
 
     def clean_folder(self) -> str:
@@ -166,8 +197,10 @@ class MailboxForm(forms.ModelForm):
             if not data.get("allow_plaintext"):
                 self.add_error(
                     "allow_plaintext",
-                    "Without encryption the password would be sent in the clear: tick this box "
-                    "to allow it, or choose TLS or STARTTLS.",
+                    _(
+                        "Without encryption the password would be sent in the clear: tick this "
+                        "box to allow it, or choose TLS or STARTTLS."
+                    ),
                 )
         else:
             # The consent belongs to the choice of no encryption; a later switch asks again.
@@ -193,9 +226,17 @@ class MailboxForm(forms.ModelForm):
                 usual = DEFAULT_PORTS[protocol]
                 self.add_error(
                     "port",
-                    f"{port} is the usual {MailProtocol(other).label} port: for "
-                    f"{MailProtocol(protocol).label} use {usual[TlsMode.IMPLICIT]} (TLS) or "
-                    f"{usual[TlsMode.STARTTLS]}, or leave it blank.",
+                    _(
+                        "%(port)s is the usual %(other)s port: for %(protocol)s use "
+                        "%(tls_port)s (TLS) or %(starttls_port)s, or leave it blank."
+                    )
+                    % {
+                        "port": port,
+                        "other": MailProtocol(other).label,
+                        "protocol": MailProtocol(protocol).label,
+                        "tls_port": usual[TlsMode.IMPLICIT],
+                        "starttls_port": usual[TlsMode.STARTTLS],
+                    },
                 )
 
     def _check_distinct_folders(self, data) -> None:
@@ -207,8 +248,10 @@ class MailboxForm(forms.ModelForm):
             if target and _same_folder(target, source):
                 self.add_error(
                     name,
-                    "This is the source folder: choose another folder, leave it blank, or use "
-                    "read-only mode.",
+                    _(
+                        "This is the source folder: choose another folder, leave it blank, or "
+                        "use read-only mode."
+                    ),
                 )
 
     def save(self, commit=True) -> Mailbox:
@@ -226,28 +269,31 @@ def clean_host(raw: str) -> str:
     """A host name (stored as its A-label form) or an IP address, or ValidationError."""
     text = raw.strip()
     if "://" in text or "/" in text:
-        raise forms.ValidationError("Enter the server's name only, not a URL or a path.")
+        raise forms.ValidationError(_("Enter the server's name only, not a URL or a path."))
     if "@" in text:
-        raise forms.ValidationError("Enter the server's name, not an e-mail address.")
+        raise forms.ValidationError(_("Enter the server's name, not an e-mail address."))
     if any(ch.isspace() for ch in text):
-        raise forms.ValidationError("A host name cannot contain spaces.")
+        raise forms.ValidationError(_("A host name cannot contain spaces."))
     address = _ip_address(text)
     if address:
         _refuse_private(address)
         return address
     if ":" in text:
-        raise forms.ValidationError("Enter the port in the port field, not after the host name.")
+        raise forms.ValidationError(_("Enter the port in the port field, not after the host name."))
     name = text.lower().removesuffix(".")
     if not name.isascii():
         try:
             name = idna.encode(name, uts46=True).decode("ascii")
         except idna.IDNAError as exc:
-            raise forms.ValidationError(f"{text} is not a valid host name: {exc}") from None
+            raise forms.ValidationError(
+                _("%(host)s is not a valid host name: %(reason)s") % {"host": text, "reason": exc}
+            ) from None
     labels = name.split(".")
     bad = [label for label in labels if len(label) > MAX_LABEL_LENGTH or not LDH_LABEL.match(label)]
     if bad or len(name) > MAX_NAME_LENGTH:
         raise forms.ValidationError(
-            f"{text} is not a valid host name: use letters, digits, hyphens and dots."
+            _("%(host)s is not a valid host name: use letters, digits, hyphens and dots.")
+            % {"host": text}
         )
     return name
 
@@ -262,21 +308,27 @@ def _refuse_private(address: str) -> None:
     # A name is screened when mailsec connects; a literal address can be refused now.
     reason = refusal_reason(address)
     if reason and not settings.MAILSEC_ALLOW_PRIVATE_TARGETS:
-        raise forms.ValidationError(f"mailsec does not connect to {reason} addresses.")
+        raise forms.ValidationError(
+            _("mailsec does not connect to %(kind)s addresses.") % {"kind": reason}
+        )
 
 
 def clean_folder(raw: str, *, required: bool = False) -> str:
     name = raw.strip()
     if not name:
         if required:
-            raise forms.ValidationError("Enter a folder name, such as INBOX.")
+            raise forms.ValidationError(_("Enter a folder name, such as INBOX."))
         return ""
     if FOLDER_FORBIDDEN & set(name):
-        raise forms.ValidationError("A folder name cannot contain *, % or control characters.")
+        raise forms.ValidationError(
+            _("A folder name cannot contain *, %% or control characters.") % {}
+        )
     if name.startswith("/") or name.endswith("/") or "//" in name:
         raise forms.ValidationError(
-            "Use / only between folder levels, as in dmarc/processed (no leading, trailing or "
-            "double /)."
+            _(
+                "Use / only between folder levels, as in dmarc/processed (no leading, trailing "
+                "or double /)."
+            )
         )
     return name
 

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -34,7 +35,7 @@ def _load_mailbox(request, pk: int) -> tuple[Mailbox, Role]:
         .first()
     )
     if mailbox is None:
-        raise Http404("No such mailbox.")
+        raise Http404(_("No such mailbox."))
     return mailbox, tenancy.role_for(request.user, mailbox.organization_id)
 
 
@@ -96,7 +97,9 @@ def mailbox_add(request):
             mailbox.organization, request.user, AuditAction.MAILBOX_ADDED, mailbox.name
         )
         messages.success(
-            request, f"Added the mailbox {mailbox.name}. Test its connection to be sure."
+            request,
+            _("Added the mailbox %(name)s. Test its connection to be sure.")
+            % {"name": mailbox.name},
         )
         return redirect("reports:mailboxes")
     return render(request, "reports/mailboxes_form.html", {"form": form, "mailbox": None})
@@ -116,7 +119,7 @@ def mailbox_edit(request, pk: int):
             mailbox.name,
             fields=form.changed_data,
         )
-        messages.success(request, f"Saved the mailbox {mailbox.name}.")
+        messages.success(request, _("Saved the mailbox %(name)s.") % {"name": mailbox.name})
         return redirect("reports:mailboxes")
     return render(request, "reports/mailboxes_form.html", {"form": form, "mailbox": mailbox})
 
@@ -129,7 +132,7 @@ def mailbox_delete(request, pk: int):
         AuditEvent.record(
             mailbox.organization, request.user, AuditAction.MAILBOX_DELETED, mailbox.name
         )
-        messages.success(request, f"Deleted the mailbox {mailbox.name}.")
+        messages.success(request, _("Deleted the mailbox %(name)s.") % {"name": mailbox.name})
         return redirect("reports:mailboxes")
     return render(request, "reports/mailboxes_delete.html", {"mailbox": mailbox})
 
@@ -184,20 +187,30 @@ def mailbox_fetch(request, pk: int):
         run = fetch.request_pass(mailbox, request.user)
     except fetch.Busy as busy:
         if wants_fragment(request):
-            context = _pass_context(mailbox, busy.run, now, error=str(busy))
+            context = _pass_context(mailbox, busy.run, now, error=busy_text(busy.run))
             return render(request, "reports/_mailbox_pass.html", context, status=429)
-        messages.error(request, str(busy))
+        messages.error(request, busy_text(busy.run))
         return redirect("reports:mailboxes")
     if wants_fragment(request):
         context = _pass_context(mailbox, run, now)
         return render(request, "reports/_mailbox_pass.html", context, status=202)
-    messages.info(request, f"Fetching {mailbox.name} is queued; reload to see how it went.")
+    messages.info(
+        request,
+        _("Fetching %(name)s is queued; reload to see how it went.") % {"name": mailbox.name},
+    )
     return redirect("reports:mailboxes")
+
+
+def busy_text(run) -> str:
+    """fetch.Busy's reason in the reader's language (the exception's own text stays English)."""
+    if run.state == "running":
+        return _("A pass over this mailbox is running now: wait for it to finish.")
+    return _("A pass over this mailbox is already queued: wait for it to run.")
 
 
 @require_GET
 def mailbox_pass(request, pk: int, pass_pk: int):
-    mailbox, _ = _load_mailbox(request, pk)
+    mailbox = _load_mailbox(request, pk)[0]
     run = get_object_or_404(MailboxPass, pk=pass_pk, mailbox=mailbox)
     return render(
         request, "reports/_mailbox_pass.html", _pass_context(mailbox, run, timezone.now())
@@ -207,7 +220,7 @@ def mailbox_pass(request, pk: int, pass_pk: int):
 @require_GET
 def mailbox_facts(request, pk: int):
     """The mailbox's settings and passes (its card's facts): swapped in when a pass ends."""
-    mailbox, _ = _load_mailbox(request, pk)
+    mailbox = _load_mailbox(request, pk)[0]
     row = MailboxRow(mailbox, None, is_due(mailbox, timezone.now()))
     return render(request, "reports/_mailbox_facts.html", {"mailbox": mailbox, "row": row})
 

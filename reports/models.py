@@ -13,6 +13,7 @@ import gzip
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy
 
 UNCLAIMED = Q(organization__isnull=True)
 
@@ -43,16 +44,16 @@ KEEP_INPUT = models.RESTRICT
 
 
 class InputStatus(models.TextChoices):
-    IMPORTED = "imported", "Imported"
-    DUPLICATE = "duplicate", "Duplicate"
-    PARTIAL = "partial", "Partly refused"
-    REFUSED = "refused", "Refused"
+    IMPORTED = "imported", gettext_lazy("Imported")
+    DUPLICATE = "duplicate", gettext_lazy("Duplicate")
+    PARTIAL = "partial", gettext_lazy("Partly refused")
+    REFUSED = "refused", gettext_lazy("Refused")
 
 
 class InputSource(models.TextChoices):
-    UPLOAD = "upload", "Upload"
-    COMMAND = "command", "Command line"
-    MAILBOX = "mailbox", "Mailbox"
+    UPLOAD = "upload", gettext_lazy("Upload")
+    COMMAND = "command", gettext_lazy("Command line")
+    MAILBOX = "mailbox", gettext_lazy("Mailbox")
 
 
 class RawInput(models.Model):
@@ -344,9 +345,9 @@ class MailProtocol(models.TextChoices):
 
 
 class TlsMode(models.TextChoices):
-    IMPLICIT = "implicit", "TLS (usually port 993 for IMAP, 995 for POP3)"
-    STARTTLS = "starttls", "STARTTLS (usually port 143 for IMAP, 110 for POP3)"
-    PLAIN = "plain", "No encryption (only where explicitly allowed)"
+    IMPLICIT = "implicit", gettext_lazy("TLS (usually port 993 for IMAP, 995 for POP3)")
+    STARTTLS = "starttls", gettext_lazy("STARTTLS (usually port 143 for IMAP, 110 for POP3)")
+    PLAIN = "plain", gettext_lazy("No encryption (only where explicitly allowed)")
 
 
 # The port a mailbox uses when none is given: by protocol, then by TLS mode.
@@ -401,11 +402,11 @@ class Mailbox(models.Model):
 
 class MailboxPass(models.Model):
     class State(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-        SKIPPED = "skipped", "Skipped (another pass was running)"
+        QUEUED = "queued", gettext_lazy("Queued")
+        RUNNING = "running", gettext_lazy("Running")
+        DONE = "done", gettext_lazy("Done")
+        FAILED = "failed", gettext_lazy("Failed")
+        SKIPPED = "skipped", gettext_lazy("Skipped (another pass was running)")
 
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="passes")
     trigger = models.CharField(max_length=10, default="schedule")  # schedule | manual | command
@@ -502,10 +503,10 @@ class Upload(models.Model):
 
 class UploadFile(models.Model):
     class State(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Parsing"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", gettext_lazy("Queued")
+        RUNNING = "running", gettext_lazy("Parsing")
+        DONE = "done", gettext_lazy("Done")
+        FAILED = "failed", gettext_lazy("Failed")
 
     upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="files")
     name = models.CharField(max_length=500)
@@ -534,10 +535,10 @@ class UploadFile(models.Model):
 
 
 class PtrStatus(models.TextChoices):
-    PENDING = "pending", "Not looked up yet"
-    FOUND = "found", "Found"
-    NONE = "none", "No PTR record"
-    FAILED = "failed", "Lookup failed (retried later)"
+    PENDING = "pending", gettext_lazy("Not looked up yet")
+    FOUND = "found", gettext_lazy("Found")
+    NONE = "none", gettext_lazy("No PTR record")
+    FAILED = "failed", gettext_lazy("Lookup failed (retried later)")
 
 
 class SourceAddress(models.Model):
@@ -564,8 +565,8 @@ class SourceAddress(models.Model):
 
 
 class SenderVerdict(models.TextChoices):
-    OURS = "ours", "Ours"
-    NOT_OURS = "not_ours", "Not ours"
+    OURS = "ours", gettext_lazy("Ours")
+    NOT_OURS = "not_ours", gettext_lazy("Not ours")
 
 
 class SenderMark(models.Model):

@@ -18,6 +18,8 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from domains.models import Domain, Organization
 from domains.names import display_domain
@@ -113,7 +115,7 @@ LISTINGS = {
     for listing in [
         Listing(
             "aggregate",
-            "DMARC aggregate",
+            gettext_lazy("DMARC aggregate"),
             AggregateReport,
             (
                 "org_name",
@@ -128,13 +130,13 @@ LISTINGS = {
         ),
         Listing(
             "tls",
-            "SMTP TLS",
+            gettext_lazy("SMTP TLS"),
             TlsReport,
             ("org_name", "report_id", "domain", "begin", "end", "successful", "failed"),
         ),
         Listing(
             "failure",
-            "Failure",
+            pgettext_lazy("report kind", "Failure"),
             FailureReport,
             (
                 "org_name",
@@ -415,7 +417,8 @@ def domain_reports_page(domain: Domain, now: datetime, params) -> DomainReportsP
     series = analytics.domain_series(team, domain.name, date_range)
     chart = charts.daily_volume(
         series,
-        title=f"Messages per day of {domain.display_name}, {date_range.label}",
+        title=_("Messages per day of %(domain)s, %(range)s")
+        % {"domain": domain.display_name, "range": date_range.label},
         chart_id="domain-volume",
     )
     # Ordered as index (organization, domain, -begin) is, so a page is an index range scan.

@@ -11,6 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from django.utils import formats
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 PRESETS = (7, 30, 90, 365)
 DEFAULT_DAYS = 30
 # Ten years: longer than any retention, short enough to bound a day-by-day series.
@@ -41,9 +45,15 @@ class DateRange:
 
     @property
     def label(self) -> str:
+        """The range in words, in the active language (the pages' headings and charts)."""
         if self.preset is not None:
-            return f"last {self.preset} days"
-        return f"{self.since.isoformat()} to {self.until.isoformat()}"
+            return ngettext("last %(days)s day", "last %(days)s days", self.preset) % {
+                "days": self.preset
+            }
+        return _("%(since)s to %(until)s") % {
+            "since": formats.date_format(self.since, "SHORT_DATE_FORMAT"),
+            "until": formats.date_format(self.until, "SHORT_DATE_FORMAT"),
+        }
 
 
 def last_days(days: int, today: date) -> DateRange:
@@ -59,20 +69,24 @@ def custom_range(since: date | None, until: date | None, today: date) -> DateRan
     until = until or today
     since = since or until - timedelta(days=DEFAULT_DAYS - 1)
     if since > until:
-        raise ValueError(f"the start ({since}) is after the end ({until})")
+        raise ValueError(
+            _("the start (%(since)s) is after the end (%(until)s)")
+            % {"since": since, "until": until}
+        )
     if (until - since).days + 1 > MAX_DAYS:
-        raise ValueError(f"a range covers at most {MAX_DAYS} days")
+        raise ValueError(_("a range covers at most %(days)s days") % {"days": MAX_DAYS})
     return DateRange(since, until)
 
 
-def _day(text: str, what: str) -> date | None:
+def _day(text: str, message: str) -> date | None:
+    """`message`: why `text` is refused, with a %(date)s placeholder for it."""
     text = (text or "").strip()
     if not text:
         return None
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"the {what} date {text[:20]!r} is not YYYY-MM-DD") from None
+        raise ValueError(message % {"date": repr(text[:20])}) from None
 
 
 def parse_range(params: Mapping[str, str], today: date) -> tuple[DateRange, str | None]:
@@ -84,12 +98,15 @@ def parse_range(params: Mapping[str, str], today: date) -> tuple[DateRange, str 
         return last_days(int(choice), today), None
     if choice in ("", "custom"):
         try:
-            since = _day(params.get("since", ""), "start")
-            until = _day(params.get("until", ""), "end")
+            since = _day(params.get("since", ""), _("the start date %(date)s is not YYYY-MM-DD"))
+            until = _day(params.get("until", ""), _("the end date %(date)s is not YYYY-MM-DD"))
             return custom_range(since, until, today), None
         except ValueError as error:
-            return default_range(today), f"Showing the last {DEFAULT_DAYS} days: {error}."
-    return default_range(today), (
-        f"Showing the last {DEFAULT_DAYS} days: unknown range {choice[:20]!r} "
-        f"(choose {', '.join(map(str, PRESETS))} days or custom dates)."
-    )
+            return default_range(today), _("Showing the last %(days)s days: %(reason)s.") % {
+                "days": DEFAULT_DAYS,
+                "reason": error,
+            }
+    return default_range(today), _(
+        "Showing the last %(days)s days: unknown range %(range)s "
+        "(choose %(presets)s days or custom dates)."
+    ) % {"days": DEFAULT_DAYS, "range": repr(choice[:20]), "presets": ", ".join(map(str, PRESETS))}

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from domains import tenancy
@@ -22,7 +23,7 @@ from reports.senders.report import daily, senders_view
 def _domain(request, domain_pk: int) -> Domain:
     domain = Domain.objects.visible_to(request.user).filter(pk=domain_pk).first()
     if domain is None:
-        raise Http404("No such domain.")
+        raise Http404(_("No such domain."))
     return domain
 
 
@@ -55,7 +56,7 @@ def domain_senders(request, domain_pk: int):
 @require_GET
 def senders_csv(request, domain_pk: int):
     domain = _domain(request, domain_pk)
-    chosen, _ = _range(request)
+    chosen = _range(request)[0]
     view = senders_view(domain, chosen.since, chosen.until)
     response = HttpResponse(view.csv_text(), content_type="text/csv; charset=utf-8")
     name = f"senders-{domain.name}-{chosen.since}-{chosen.until}.csv"
@@ -70,14 +71,16 @@ def sender_detail(request, domain_pk: int):
     view = senders_view(domain, chosen.since, chosen.until)
     sender = view.by_key(request.GET.get("sender", ""))
     if sender is None:
-        raise Http404("No such sender in this range.")
+        raise Http404(_("No such sender in this range."))
     days = daily(domain, sender, chosen.since, chosen.until)
     series = analytics.series_of(
         [(d["day"], d["messages"], d["dmarc_pass"], d["quarantined"], d["rejected"]) for d in days],
         chosen,
     )
     chart = charts.daily_volume(
-        series, title=f"Messages from {sender.label} per day", chart_id="sender-chart"
+        series,
+        title=_("Messages from %(sender)s per day") % {"sender": sender.label},
+        chart_id="sender-chart",
     )
     context = _context(request, domain, chosen, error) | {
         "view": view,
@@ -96,7 +99,7 @@ def mark_sender(request, domain_pk: int):
     tenancy.require_edit(tenancy.role_for(request.user, domain.organization_id))
     key, verdict = request.POST.get("sender", "")[:300], request.POST.get("verdict", "")
     if not key or verdict not in [*SenderVerdict.values, ""]:
-        return HttpResponse("Choose a sender and ours or not ours.", status=400)
+        return HttpResponse(_("Choose a sender and ours or not ours."), status=400)
     if verdict:
         SenderMark.objects.update_or_create(
             domain=domain,

@@ -6,13 +6,16 @@ is refused, so an input that kills the worker cannot do it forever."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from dataclasses import asdict
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from reports import ingest
 from reports.models import InputSource, InputStatus, RawInput, Upload, UploadFile
@@ -55,9 +58,15 @@ def _store(upload: Upload, file) -> None:
                 user=upload.uploaded_by,
             )
     except Exception:
-        # One file that breaks storage must not lose the others.
+        # One file that breaks storage must not lose the others. The errors are stored in
+        # English (gettext_noop): the upload's page translates them when it shows them.
         logger.exception("Storing the upload %r failed", file.name)
-        _finished(upload, file.name, UploadFile.State.FAILED, error="Internal error: not stored.")
+        _finished(
+            upload,
+            file.name,
+            UploadFile.State.FAILED,
+            error=gettext_noop("Internal error: not stored."),
+        )
         return
     UploadFile.objects.create(upload=upload, name=file.name[:500], raw=raw)
 
@@ -89,17 +98,21 @@ def parse(file_id: int) -> UploadFile | None:
     if not claimed or file is None:
         return file
     if file.raw is None:
-        return _finish(file, UploadFile.State.FAILED, error="Its stored copy was deleted.")
+        return _finish(
+            file, UploadFile.State.FAILED, error=gettext_noop("Its stored copy was deleted.")
+        )
     if file.attempts > MAX_ATTEMPTS:
         why = f"the worker stopped {MAX_ATTEMPTS} times while parsing it"
-        return _refuse(file, why)
+        return _refuse(file, why)  # stored as "Refused: {why}." (STORED_ERRORS)
     try:
         outcomes = ingest.ingest_kept(file.raw, file.name)
     except SoftTimeLimitExceeded:
         return _refuse(file, f"parsing it took more than {SOFT_TIME_LIMIT // 60} minutes")
     except Exception:
         logger.exception("Parsing the upload %r failed", file.name)
-        return _finish(file, UploadFile.State.FAILED, error="Internal error: not parsed.")
+        return _finish(
+            file, UploadFile.State.FAILED, error=gettext_noop("Internal error: not parsed.")
+        )
     return _finish(file, UploadFile.State.DONE, outcomes)
 
 
@@ -115,6 +128,41 @@ def _finish(file: UploadFile, state: str, outcomes=(), *, error: str = "") -> Up
     file.outcomes = [asdict(o) for o in outcomes]
     file.save(update_fields=["state", "finished_at", "error", "outcomes"])
     return file
+
+
+# The upload's own reasons, stored in English as they are written here: shown_error() gives
+# them back in the reader's language. (A parser's refusal reasons are shown as stored.)
+STORED_ERRORS = [
+    gettext_noop("Larger than %(size)s: not read."),
+    gettext_noop("The files of one upload may hold %(size)s in all: not read."),
+    gettext_noop("Internal error: not stored."),
+    gettext_noop("Its stored copy was deleted."),
+    gettext_noop("Internal error: not parsed."),
+    gettext_noop("Refused: the worker stopped %(count)s times while parsing it."),
+    gettext_noop("Refused: parsing it took more than %(minutes)s minutes."),
+]
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+@functools.cache
+def _stored_patterns() -> list[tuple[re.Pattern, str]]:
+    patterns = []
+    for message in STORED_ERRORS:
+        parts = _PLACEHOLDER.split(message)  # text, name, text, name, ..., text
+        regex = "".join(
+            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
+        )
+        patterns.append((re.compile(f"^{regex}$", re.S), message))
+    return patterns
+
+
+def shown_error(stored: str) -> str:
+    """An error this module stored, in the reader's language; any other text as it is."""
+    for pattern, message in _stored_patterns():
+        found = pattern.match(stored or "")
+        if found:
+            return gettext(message) % found.groupdict()
+    return stored
 
 
 def outcomes_of(files) -> list[ingest.Outcome]:

@@ -11,6 +11,8 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -33,7 +35,7 @@ UPLOAD_ROWS_SHOWN = 500
 def _require_staff(request) -> None:
     # 404, not 403: like another team's objects, the staff pages do not admit they exist.
     if not request.user.is_staff:
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
 
 
 @require_GET
@@ -66,12 +68,10 @@ def report_upload(request):
 
 
 def too_many_files_message() -> str:
-    most = settings.DATA_UPLOAD_MAX_NUMBER_FILES
-    return (
-        f"An upload may hold at most {most} files: nothing was stored. Upload them in "
-        "smaller groups, or pack them into a zip file (it may hold up to "
-        f"{MAX_ZIP_MEMBERS} reports)."
-    )
+    return _(
+        "An upload may hold at most %(most)s files: nothing was stored. Upload them in "
+        "smaller groups, or pack them into a zip file (it may hold up to %(zip)s reports)."
+    ) % {"most": settings.DATA_UPLOAD_MAX_NUMBER_FILES, "zip": MAX_ZIP_MEMBERS}
 
 
 @csrf_protect
@@ -132,7 +132,7 @@ def aggregate_detail(request, pk: int):
 def domain_reports(request, domain_pk: int):
     domain = Domain.objects.visible_to(request.user).filter(pk=domain_pk).first()
     if domain is None:
-        raise Http404("No such domain.")
+        raise Http404(_("No such domain."))
     page = queries.domain_reports_page(domain, timezone.now(), request.GET)
     context = {"page": page, "domain": domain, "range_presets": PRESETS}
     return render(request, "reports/domain.html", context)
@@ -177,13 +177,29 @@ def assign_unclaimed(request):
     _require_staff(request)
     form = AssignForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose a team for the reports.")
+        messages.error(request, _("Choose a team for the reports."))
         return redirect("reports:unclaimed")
     team, domain = form.cleaned_data["organization"], form.cleaned_data["domain"]
     done = claims.assign_domain(domain, team)
-    messages.success(
-        request,
-        f"{done['assigned']} reports of {domain} now belong to {team}"
-        + (f" ({done['duplicate']} it already had were dropped)." if done["duplicate"] else "."),
-    )
+    values = {
+        "count": done["assigned"],
+        "domain": domain,
+        "team": team,
+        "duplicates": done["duplicate"],
+    }
+    if done["duplicate"]:
+        text = ngettext(
+            "%(count)s report of %(domain)s now belongs to %(team)s (%(duplicates)s it already "
+            "had were dropped).",
+            "%(count)s reports of %(domain)s now belong to %(team)s (%(duplicates)s it already "
+            "had were dropped).",
+            done["assigned"],
+        )
+    else:
+        text = ngettext(
+            "%(count)s report of %(domain)s now belongs to %(team)s.",
+            "%(count)s reports of %(domain)s now belong to %(team)s.",
+            done["assigned"],
+        )
+    messages.success(request, text % values)
     return redirect("reports:unclaimed")

@@ -25,6 +25,9 @@ def number(value, decimals=None):
         decimal_pos = None
     if isinstance(value, float) and decimal_pos is None:
         decimal_pos = 1
+    if isinstance(value, float):
+        # Django's number_format cuts a float's decimals (99.66 -> "99.6"): round them first.
+        value = round(value, decimal_pos)
     return formats.number_format(value, decimal_pos, use_l10n=True, force_grouping=True)
 
 

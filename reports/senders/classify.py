@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from django.utils.translation import pgettext_lazy
+
 MOST = 0.5  # "most of its mail": more than this share
 
 
@@ -29,7 +31,21 @@ class Classification(StrEnum):
 
     @property
     def label(self) -> str:
+        """In English, stable: the command line, the CSV and the JSON say it."""
         return self.value.replace("_", " ").capitalize()
+
+    @property
+    def display(self) -> str:
+        """In the reader's language: the pages say it."""
+        return str(DISPLAY[self])
+
+
+DISPLAY = {
+    Classification.AUTHORISED: pgettext_lazy("sender", "Authorised"),
+    Classification.FORWARDED: pgettext_lazy("sender", "Forwarded"),
+    Classification.FAILING_AUTHORISED: pgettext_lazy("sender", "Failing authorised"),
+    Classification.SUSPICIOUS: pgettext_lazy("sender", "Suspicious"),
+}
 
 
 @dataclass(frozen=True)

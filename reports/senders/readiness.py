@@ -6,12 +6,21 @@ affects the messages that failed DMARC (for pct=100: those that failed and were 
 delivered). They are split into legitimate mail (from senders classified authorised, forwarded
 or failing authorised: fix those first) and the rest (suspicious senders: the spoofing the step
 is meant to stop).
+
+What the page says is in the reader's language (Readiness.advice, Cause.shown); what the command
+line and the JSON say stays English (Readiness.recommendation, Cause.text): the same sentences,
+from the same templates, under English.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from mailsec.templatetags.localized import number, percent
 from reports.senders.classify import MOST, Classification
 
 LADDER = ["none", "quarantine", "reject"]
@@ -83,9 +92,42 @@ class DnsFacts:
 
 @dataclass(frozen=True)
 class Cause:
-    text: str
+    kind: str  # "dkim", "spf_include" or "spf"
     finding: str = ""  # the finding id it links to, if any
     finding_pk: int | None = None
+    selectors: tuple[str, ...] = ()  # dkim: selectors seen in reports with no key found
+    base: str = ""  # spf_include: the sender's base domain the SPF record does not name
+
+    @property
+    def title(self) -> str:
+        """The cause in a few words, in the reader's language."""
+        if self.kind == "dkim":
+            return _("DKIM not aligned")
+        if self.kind == "spf_include":
+            return _("SPF include missing")
+        return _("SPF not aligned")
+
+    @property
+    def shown(self) -> str:
+        """The cause in a sentence, in the reader's language."""
+        if self.kind == "dkim" and self.selectors:
+            return _(
+                "DKIM not aligned: not signed with your domain (selector %(selectors)s seen in "
+                "reports, no key found for it)"
+            ) % {"selectors": ", ".join(self.selectors)}
+        if self.kind == "dkim":
+            return _("DKIM not aligned: not signed with your domain")
+        if self.kind == "spf_include":
+            return _("SPF include missing: your SPF record does not name %(domain)s") % {
+                "domain": self.base
+            }
+        return _("SPF not aligned: the envelope sender (Return-Path) is not your domain")
+
+    @property
+    def text(self) -> str:
+        """The sentence in English: the command line and the JSON."""
+        with translation.override("en"):
+            return self.shown
 
 
 @dataclass
@@ -106,7 +148,12 @@ class Readiness:
     spoofing: int  # of `affected`: the rest
     failing_authorised: list[FailingSender]
     unmarked_failing: int  # of `spoofing`: from senders nobody marked
-    recommendation: str
+    recommendation: str  # in English: the command line and the JSON
+
+    @property
+    def advice(self) -> str:
+        """The recommendation in the reader's language: the page."""
+        return recommend(self)
 
     @property
     def share(self) -> float | None:
@@ -145,20 +192,17 @@ def causes(sender, facts: DnsFacts) -> list[Cause]:
     found = []
     if not sender.dkim_aligned * 1.0 > MOST * sender.messages:
         unprobed = [s for s in facts.reported_selectors if s not in facts.dkim_keys]
-        dkim = facts.first_finding("dkim.")
-        text = "DKIM not aligned: not signed with your domain"
-        if unprobed and facts.checked:
-            text += f" (selector {', '.join(unprobed[:3])} seen in reports, no key found for it)"
-        found.append(Cause(text, *(dkim or ("", None))))
+        dkim = facts.first_finding("dkim.") or ("", None)
+        selectors = tuple(unprobed[:3]) if facts.checked else ()
+        found.append(Cause("dkim", *dkim, selectors=selectors))
     if not sender.spf_aligned * 1.0 > MOST * sender.messages:
-        spf = facts.first_finding("spf.")
+        spf = facts.first_finding("spf.") or ("", None)
         bases = sorted(sender.base_domains)
         missing = facts.spf_record and bases and not any(b in facts.spf_record for b in bases)
         if missing:
-            text = f"SPF include missing: your SPF record does not name {bases[0]}"
+            found.append(Cause("spf_include", *spf, base=bases[0]))
         else:
-            text = "SPF not aligned: the envelope sender (Return-Path) is not your domain"
-        found.append(Cause(text, *(spf or ("", None))))
+            found.append(Cause("spf", *spf))
     return found
 
 
@@ -181,50 +225,99 @@ def assess(senders, policy: Policy, facts: DnsFacts) -> Readiness:
         policy, step, messages, passed, legitimate + spoofing, legitimate, spoofing,
         failing_authorised, unmarked, "",
     )  # fmt: skip
-    readiness.recommendation = recommend(readiness)
+    with translation.override("en"):
+        readiness.recommendation = recommend(readiness)
     return readiness
 
 
 def _sender_list(failing: list[FailingSender]) -> str:
     parts = []
     for sender in failing[:3]:
-        why = "; ".join(c.text.split(":")[0] for c in sender.causes) or "failing"
-        parts.append(f"{sender.label} ({why})")
-    more = len(failing) - 3
-    return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
+        why = "; ".join(c.title for c in sender.causes) or _("failing")
+        parts.append(_("%(sender)s (%(why)s)") % {"sender": sender.label, "why": why})
+    listed, more = ", ".join(parts), len(failing) - 3
+    if more <= 0:
+        return listed
+    return ngettext("%(senders)s and %(count)s more", "%(senders)s and %(count)s more", more) % {
+        "senders": listed,
+        "count": number(more),
+    }
 
 
 def recommend(r: Readiness) -> str:
+    """The advice in whole sentences of the active language."""
     if not r.messages:
-        return (
+        return _(
             "No DMARC aggregate reports in this range: nothing to judge yet. Reports go to the "
             "rua= address of the domain's DMARC record."
         )
     if r.step is None:
-        return "Nothing stricter to move to: p=reject for the domain and its subdomains, pct=100."
-    rate = f"{r.pass_rate:.1f}% of your mail passes DMARC"
-    if r.legitimate > READY_SHARE * r.messages:
-        share = 100.0 * r.legitimate / r.messages
-        text = (
-            f"Not yet: {r.legitimate} messages ({share:.1f}%) from your own senders would be "
-            f"{r.step.verb}."
+        return _(
+            "Nothing stricter to move to: p=reject for the domain and its subdomains, pct=100."
         )
-        if r.failing_authorised:
-            text += f" Fix {_sender_list(r.failing_authorised)} first"
-            return text + f", then move to {r.step.change}."
-        return text + f" See which of their mail fails before moving to {r.step.change}."
-    text = f"Move to {r.step.change}: {rate}"
+    if r.legitimate > READY_SHARE * r.messages:
+        return " ".join(_not_yet(r))
+    return " ".join(_move(r))
+
+
+def _not_yet(r: Readiness) -> list[str]:
+    values = {
+        "count": number(r.legitimate),
+        "share": percent(100.0 * r.legitimate / r.messages),
+        "step": r.step.change,
+    }
+    if r.step.verb == "quarantined":
+        first = ngettext(
+            "Not yet: %(count)s message (%(share)s) from your own senders would be quarantined.",
+            "Not yet: %(count)s messages (%(share)s) from your own senders would be quarantined.",
+            r.legitimate,
+        )
+    else:
+        first = ngettext(
+            "Not yet: %(count)s message (%(share)s) from your own senders would be rejected.",
+            "Not yet: %(count)s messages (%(share)s) from your own senders would be rejected.",
+            r.legitimate,
+        )
+    if r.failing_authorised:
+        then = _("Fix %(senders)s first, then move to %(step)s.")
+        values["senders"] = _sender_list(r.failing_authorised)
+    else:
+        then = _("See which of their mail fails before moving to %(step)s.")
+    return [first % values, then % values]
+
+
+def _move(r: Readiness) -> list[str]:
+    values = {"step": r.step.change, "rate": percent(r.pass_rate)}
     if len(r.failing_authorised) == 1:
         only = r.failing_authorised[0]
-        why = "; ".join(c.text for c in only.causes) or "its mail fails DMARC"
-        text += f"; the only failing authorised sender is {only.label} ({why}): fix it first"
+        values["sender"] = only.label
+        values["why"] = "; ".join(c.shown for c in only.causes) or _("its mail fails DMARC")
+        first = _(
+            "Move to %(step)s: %(rate)s of your mail passes DMARC; the only failing authorised "
+            "sender is %(sender)s (%(why)s): fix it first."
+        )
     elif r.failing_authorised:
-        text += f"; fix the failing authorised senders first: {_sender_list(r.failing_authorised)}"
+        values["senders"] = _sender_list(r.failing_authorised)
+        first = _(
+            "Move to %(step)s: %(rate)s of your mail passes DMARC; fix the failing authorised "
+            "senders first: %(senders)s."
+        )
+    else:
+        first = _("Move to %(step)s: %(rate)s of your mail passes DMARC.")
+    sentences = [first % values]
     if r.unmarked_failing:
-        text += (
-            f". {r.unmarked_failing} failing messages come from senders nobody marked: "
-            "mark those that are yours"
+        sentences.append(
+            ngettext(
+                "%(count)s failing message comes from senders nobody marked: mark those that "
+                "are yours.",
+                "%(count)s failing messages come from senders nobody marked: mark those that "
+                "are yours.",
+                r.unmarked_failing,
+            )
+            % {"count": number(r.unmarked_failing)}
         )
     if r.step.subdomains:
-        text += " (the reports do not tell subdomains' mail apart: this is at most what changes)"
-    return text + "."
+        sentences.append(
+            _("The reports do not tell subdomains' mail apart: this is at most what changes.")
+        )
+    return sentences
