@@ -108,9 +108,8 @@ class _Reader(HTMLParser):
             if attributes.get(name):
                 self._check(attributes[name], f"{name}=")
         kind = (attributes.get("type") or "").lower()
-        if attributes.get("value") and (
-            tag == "button" or (tag == "input" and kind in {"submit", "button", "reset"})
-        ):
+        # A <button>'s value is sent, never shown (its content is); an input button shows it.
+        if attributes.get("value") and tag == "input" and kind in {"submit", "button", "reset"}:
             self._check(attributes["value"], "value=")
         if tag in LITERAL_ELEMENTS:
             self.literal_depth += 1

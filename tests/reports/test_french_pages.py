@@ -70,7 +70,7 @@ def test_the_index_and_an_aggregate_report_in_french(fr, example):  # noqa: F811
         "Tous les domaines",
     ):
         assert french in index
-    assert "Conforme DMARC" in index and "Plus récents d'abord" in index
+    assert "Conformité DMARC" in index and "Plus récents d'abord" in index
     assert "3 rapports." in index
     for english in ("Upload reports", "All domains", "Newest first", "Reporter"):
         assert english not in index
@@ -179,7 +179,7 @@ def test_uploading_in_french(fr, alice, acme):
 def test_mailboxes_in_french(fr, acme):
     make_mailbox(acme, protocol="pop3", port=995, read_only=True, interval_minutes=15)
     text = visible(page(fr.get("/reports/mailboxes/")))
-    assert "Boîtes aux lettres des rapports" in text and "Relever maintenant" in text
+    assert "Boîtes aux lettres de rapports" in text and "Relever maintenant" in text
     assert "toutes les 15 minutes" in text and "Prochaine relève" in text
     assert "lecture seule" in text and "Heures en UTC" in text
     for english in ("Report mailboxes", "Fetch now", "Next poll", "every 15 minutes"):
