@@ -1,8 +1,10 @@
 import uuid
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
+from django.utils import translation
 
 from domains.models import Domain, Membership, Organization, Role
 from mailsec.queues import celery_queue_settings
@@ -162,3 +164,11 @@ def _test_settings(settings):
     }
     settings.MAILSEC_ALLOW_PRIVATE_TARGETS = True
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _language_of_the_settings():
+    """A request activates its reader's language in the thread and leaves it on: a test that
+    follows, without a request, must not inherit the French of the one before."""
+    yield
+    translation.activate(django_settings.LANGUAGE_CODE)

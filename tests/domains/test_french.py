@@ -2,7 +2,6 @@
 says French reads French, numbers grouped the French way; an e-mail channel's alerts are
 written in the channel's language, whatever the language of the process sending them."""
 
-import pytest
 from django.utils import translation
 
 from domains.alerts import deliver, notify, send_test
@@ -15,14 +14,6 @@ from tests.domains.test_pages import NO_DMARC, NO_SPF, add_run
 
 NBSP = "\xa0"
 APOS = "\u2019"  # French writes an apostrophe so
-
-
-@pytest.fixture(autouse=True)
-def _back_to_english():
-    """A request activates the user's language in this thread and leaves it on: tests that
-    follow, without a request, must not inherit French."""
-    yield
-    translation.activate("en")
 
 
 def french(user):
