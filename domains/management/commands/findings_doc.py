@@ -1,7 +1,10 @@
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
+from django.utils.translation import override
 
-from domains.findings import KINDS
+from domains.findings import KINDS, SEVERITY_LABELS
 
+# The English header (docs/findings.md); the French one is its translation in the catalogue.
 HEADER = """# Findings
 
 Every finding mailsec reports, by category. The id is stable: pages, alerts, history and the
@@ -15,26 +18,50 @@ about the resolver when that cannot be trusted (`dns.resolver_broken`).
 This file is generated from `domains/findings.py` by `python manage.py findings_doc >
 docs/findings.md`; a test keeps the two in step.
 """
+HEADER_FR = """# Constats
+
+Tous les constats que mailsec signale, par catégorie. L'identifiant est stable : les pages, les
+alertes, l'historique et la sortie `check_domain --json` l'utilisent. La gravité indiquée est la
+gravité habituelle ; quelques constats en prennent une autre quand la preuve ou le reste de la
+vérification le justifie (la correction le signale ; docs/scoring.md, « Severity in context »,
+en donne les règles). Une requête DNS en échec n'est jamais prise pour un enregistrement absent :
+elle annule les verdicts qui dépendent de sa réponse (toute une catégorie, alors « test
+impossible »), et la vérification la signale une fois par zone en échec (`dns.lookup_failed`,
+`dns.partial_lookup_failed`), ou une fois pour le résolveur quand on ne peut pas s'y fier
+(`dns.resolver_broken`).
+
+Ce fichier est généré depuis `domains/findings.py` par `python manage.py findings_doc --lang fr >
+docs/findings.fr.md` ; un test vérifie que les deux concordent.
+"""
+LANGUAGES = {"en": HEADER, "fr": HEADER_FR}
 
 
-def render() -> str:
-    lines = [HEADER]
-    category = None
-    for kind in KINDS:
-        if kind.category != category:
-            category = kind.category
-            lines += [
-                f"\n## {category}\n",
-                "| id | severity | title | how to fix |",
-                "|---|---|---|---|",
-            ]
-        fix = kind.remediation.replace("|", "\\|").replace("{domain}", "example.com")
-        lines.append(f"| `{kind.id}` | {kind.severity} | {kind.title} | {fix} |")
+def render(lang: str = "en") -> str:
+    with override(lang):
+        lines = [LANGUAGES[lang]]
+        category = None
+        for kind in KINDS:
+            if kind.category != category:
+                category = kind.category
+                lines += [
+                    f"\n## {category}\n",
+                    "| id | {} | {} | {} |".format(_("severity"), _("title"), _("how to fix")),
+                    "|---|---|---|---|",
+                ]
+            fix = kind.fix().replace("|", "\\|")
+            severity = SEVERITY_LABELS[kind.severity]
+            lines.append(f"| `{kind.id}` | {severity} | {kind.title} | {fix} |")
     return "\n".join(lines) + "\n"
 
 
 class Command(BaseCommand):
-    help = "Print docs/findings.md from the findings catalogue."
+    help = (
+        "Print docs/findings.md from the findings catalogue (--lang fr: docs/findings.fr.md, "
+        "the French catalogue)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--lang", choices=sorted(LANGUAGES), default="en")
 
     def handle(self, *args, **options):
-        self.stdout.write(render(), ending="")
+        self.stdout.write(render(options["lang"]), ending="")
