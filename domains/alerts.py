@@ -34,6 +34,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import ngettext
 
+from domains.findings import event_summary
 from domains.models import (
     AlertChannel,
     AlertDelivery,
@@ -234,6 +235,7 @@ def _email_body(delivery: AlertDelivery) -> str:
             **e,
             "domain_name": display_domain(e["domain"]),
             "label": labels.get(e["kind"], e["kind"]),
+            "summary": event_summary(e),  # a finding's title in the language of the e-mail
             "when": datetime.fromisoformat(e["created_at"]).astimezone(UTC),
             "was": _shown(e.get("data", {}).get("before")),
             "now": _shown(e.get("data", {}).get("after")),

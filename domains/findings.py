@@ -926,6 +926,23 @@ def localized(f, domain: str = "") -> Texts:
     return Texts(title, detail, remediation)
 
 
+def event_summary(event: dict) -> str:
+    """An alert event's summary line in the active language when it is about a finding (its
+    stored summary, changes.py, is English: webhooks send that); others keep theirs."""
+    data = event.get("data") or {}
+    kind = CATALOGUE.get(data.get("finding", ""))
+    if kind is None or event.get("kind") not in ("finding_appeared", "finding_resolved"):
+        return event.get("summary", "")
+    args = {"title": kind.title, "kind": kind.id}
+    if event["kind"] == "finding_resolved":
+        return gettext("Resolved: %(title)s (%(kind)s)") % args
+    severity = SEVERITY_LABELS.get(event.get("severity") or "", event.get("severity"))
+    return gettext("New %(severity)s finding: %(title)s (%(kind)s)") % {
+        **args,
+        "severity": severity,
+    }
+
+
 def sentence(text: str) -> str:
     """Evidence ending as a sentence: a full stop added unless one (or ? !) ends it already, so
     that a note appended after it (scoring.py) starts a sentence of its own."""
