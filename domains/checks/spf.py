@@ -6,11 +6,13 @@ and its lookups cannot fail a run. The domain's own TXT lookup is the core of th
 a failed lookup deeper in the tree voids only the verdict that needed it.
 """
 
+from django.utils.translation import gettext_noop
+
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
 from domains.checks.spf_syntax import Record, is_spf_record, parse
 from domains.checks.spf_tree import FAMILIES, Tree, walk
 from domains.dns import LookupFailed
-from domains.findings import finding
+from domains.findings import finding, msg
 
 # Over this many bytes an answer risks truncation and a TCP retry (RFC 7208 3.4 advises
 # keeping SPF answers within 512 bytes).
@@ -35,7 +37,11 @@ class SpfCheck(Check):
         domain = ctx.domain
         if not records:
             result.findings.append(
-                finding("spf.missing", f"No v=spf1 TXT record at {domain}.", domain=domain)
+                finding(
+                    "spf.missing",
+                    msg(gettext_noop("No v=spf1 TXT record at %(name)s."), name=domain),
+                    domain=domain,
+                )
             )
             return result
         if len(records) > 1:
@@ -44,7 +50,9 @@ class SpfCheck(Check):
             return result
         text = records[0]
         if len(text.encode()) > LONG_RECORD:
-            detail = f"The record is {len(text.encode())} bytes long."
+            detail = msg(
+                gettext_noop("The record is %(size)s bytes long."), size=len(text.encode())
+            )
             result.findings.append(finding("spf.record_too_long", detail, domain=domain))
         record = parse(text)
         result.data = _facts(record)
