@@ -15,8 +15,7 @@ from typing import NamedTuple
 
 from django.utils.formats import number_format
 from django.utils.functional import Promise, lazy
-from django.utils.translation import gettext, override, pgettext_lazy
-from django.utils.translation import gettext_lazy as _l
+from django.utils.translation import gettext, gettext_lazy, override, pgettext_lazy
 
 from domains.checks.base import Finding, Severity
 
@@ -75,17 +74,17 @@ def _probe_kinds(service: str) -> list[Kind]:
     label = SERVICES[service]
     severity = PROBE_SEVERITIES[service]
     if service == "smtp":
-        tls_fix = _l(
+        tls_fix = gettext_lazy(
             "Offer STARTTLS on port 25 with a certificate for the MX name (Postfix: "
             "`smtpd_tls_security_level = may` with `smtpd_tls_cert_file`/`smtpd_tls_key_file`)."
         )
-        auth_fix = _l(
+        auth_fix = gettext_lazy(
             "Do not advertise AUTH before STARTTLS (Postfix: `smtpd_tls_auth_only = yes`); users "
             "should submit on port 465 or 587 anyway."
         )
     else:
         tls_fix = fill(
-            _l(
+            gettext_lazy(
                 "Serve {label} with TLS: implicit TLS on its own port (RFC 8314 recommends it), "
                 "or {start} that works, with a certificate for the host name."
             ),
@@ -93,15 +92,15 @@ def _probe_kinds(service: str) -> list[Kind]:
             start="STARTTLS" if service != "pop3" else "STLS",
         )
         auth_fix = {
-            "submission": _l(
+            "submission": gettext_lazy(
                 "Advertise AUTH only after STARTTLS (Postfix: `smtpd_tls_auth_only = yes`), or "
                 "offer submission on port 465 (implicit TLS) only."
             ),
-            "imap": _l(
+            "imap": gettext_lazy(
                 "Refuse logins before TLS: dovecot `auth_allow_cleartext = no` (2.4) or "
                 "`disable_plaintext_auth = yes` (2.3), so the server announces LOGINDISABLED."
             ),
-            "pop3": _l(
+            "pop3": gettext_lazy(
                 "Refuse USER/PASS before TLS: dovecot `auth_allow_cleartext = no` (2.4) or "
                 "`disable_plaintext_auth = yes` (2.3)."
             ),
@@ -111,19 +110,19 @@ def _probe_kinds(service: str) -> list[Kind]:
             f"{service}.unreachable",
             severity["unreachable"],
             {
-                "smtp": _l("An MX host does not answer"),
-                "submission": _l("A submission server does not answer"),
-                "imap": _l("An IMAP server does not answer"),
-                "pop3": _l("A POP3 server does not answer"),
+                "smtp": gettext_lazy("An MX host does not answer"),
+                "submission": gettext_lazy("A submission server does not answer"),
+                "imap": gettext_lazy("An IMAP server does not answer"),
+                "pop3": gettext_lazy("A POP3 server does not answer"),
             }[service],
             fill(
-                _l(
+                gettext_lazy(
                     "Make sure the {label} service listens on every address published for it and "
                     "that no firewall drops or refuses the port; mail servers delivering to you "
                     "cannot connect otherwise."
                 )
                 if service == "smtp"
-                else _l(
+                else gettext_lazy(
                     "Make sure the {label} service listens on every address published for it and "
                     "that no firewall drops or refuses the port; your users' mail programs "
                     "cannot connect otherwise."
@@ -134,20 +133,20 @@ def _probe_kinds(service: str) -> list[Kind]:
         Kind(
             f"{service}.tls_missing",
             HIGH,
-            fill(_l("{label} without working TLS"), label=label),
+            fill(gettext_lazy("{label} without working TLS"), label=label),
             tls_fix,
         ),
         Kind(
             f"{service}.plaintext_auth",
             HIGH,
-            fill(_l("{label} accepts passwords before TLS"), label=label),
+            fill(gettext_lazy("{label} accepts passwords before TLS"), label=label),
             auth_fix,
         ),
         Kind(
             f"{service}.tls_outdated",
             MEDIUM,
-            fill(_l("{label} accepts TLS 1.0 or 1.1"), label=label),
-            _l(
+            fill(gettext_lazy("{label} accepts TLS 1.0 or 1.1"), label=label),
+            gettext_lazy(
                 "TLS 1.0 and 1.1 are deprecated (RFC 8996): accept TLS 1.2 and 1.3 only "
                 "(Postfix: `smtpd_tls_protocols = >=TLSv1.2`; dovecot: `ssl_min_protocol = "
                 "TLSv1.2`)."
@@ -156,8 +155,8 @@ def _probe_kinds(service: str) -> list[Kind]:
         Kind(
             f"{service}.cert_untrusted",
             severity["cert"],
-            fill(_l("{label} certificate is not trusted"), label=label),
-            _l(
+            fill(gettext_lazy("{label} certificate is not trusted"), label=label),
+            gettext_lazy(
                 "Serve a certificate from a public CA with its whole chain (the intermediate "
                 "certificates too), e.g. from Let's Encrypt; a self-signed certificate is "
                 "trusted only through DANE."
@@ -166,8 +165,8 @@ def _probe_kinds(service: str) -> list[Kind]:
         Kind(
             f"{service}.cert_name_mismatch",
             severity["cert"],
-            fill(_l("{label} certificate does not name the host"), label=label),
-            _l(
+            fill(gettext_lazy("{label} certificate does not name the host"), label=label),
+            gettext_lazy(
                 "Serve a certificate whose subjectAltName lists the host name clients connect to "
                 "(the MX or SRV target name), or point the record at a name the certificate has."
             ),
@@ -175,8 +174,8 @@ def _probe_kinds(service: str) -> list[Kind]:
         Kind(
             f"{service}.cert_expired",
             severity["cert"],
-            fill(_l("{label} certificate has expired"), label=label),
-            _l(
+            fill(gettext_lazy("{label} certificate has expired"), label=label),
+            gettext_lazy(
                 "Renew the certificate and reload the server; automate renewal (e.g. certbot or "
                 "acme.sh with a reload hook)."
             ),
@@ -184,8 +183,8 @@ def _probe_kinds(service: str) -> list[Kind]:
         Kind(
             f"{service}.cert_expiring",
             severity["cert_expiring"],
-            fill(_l("{label} certificate expires within 14 days"), label=label),
-            _l(
+            fill(gettext_lazy("{label} certificate expires within 14 days"), label=label),
+            gettext_lazy(
                 "Renew the certificate now and reload the server; if renewal is automated, check "
                 "why it has not happened (renewals normally run 30 days ahead)."
             ),
@@ -193,21 +192,21 @@ def _probe_kinds(service: str) -> list[Kind]:
         Kind(
             f"{service}.no_hosts",
             INFO,
-            fill(_l("No {label} server to probe"), label=label),
+            fill(gettext_lazy("No {label} server to probe"), label=label),
             {
-                "smtp": _l("Nothing to do: the domain publishes no MX host to probe."),
-                "submission": _l(
+                "smtp": gettext_lazy("Nothing to do: the domain publishes no MX host to probe."),
+                "submission": gettext_lazy(
                     "Publish where users submit mail (RFC 6186/8314), e.g. "
                     "`_submissions._tcp.{domain}. SRV 0 1 465 mail.{domain}.`, or list the hosts "
                     "under “mail access hosts” on the domain's settings. `SRV 0 0 0 .` says the "
                     "service is not offered."
                 ),
-                "imap": _l(
+                "imap": gettext_lazy(
                     "Publish where users read mail (RFC 6186/8314), e.g. `_imaps._tcp.{domain}. "
                     "SRV 0 1 993 mail.{domain}.`, or list the hosts under “mail access hosts” on "
                     "the domain's settings. `SRV 0 0 0 .` says the service is not offered."
                 ),
-                "pop3": _l(
+                "pop3": gettext_lazy(
                     "Publish it (RFC 6186/8314), e.g. `_pop3s._tcp.{domain}. SRV 0 1 995 "
                     "mail.{domain}.`, or list the hosts under “mail access hosts” on the "
                     "domain's settings. `SRV 0 0 0 .` says the service is not offered."
@@ -222,8 +221,8 @@ PROBE_KINDS = [
     Kind(
         "smtp.open_relay",
         CRITICAL,
-        _l("An MX host is an open relay"),
-        _l(
+        gettext_lazy("An MX host is an open relay"),
+        gettext_lazy(
             "The server accepted a recipient in another domain from an unauthenticated sender: "
             "anyone can send spam through it, and it will be blocklisted. Relay only for your "
             "own domains and for authenticated users (Postfix: `smtpd_relay_restrictions = "
@@ -234,8 +233,8 @@ PROBE_KINDS = [
     Kind(
         "smtp.banner_mismatch",
         LOW,
-        _l("The SMTP banner does not name the server's address"),
-        _l(
+        gettext_lazy("The SMTP banner does not name the server's address"),
+        gettext_lazy(
             "Make the name in the 220 greeting and the EHLO reply the one the address's PTR "
             "record gives (Postfix: `myhostname`), and make that name resolve back to the "
             "address."
@@ -247,8 +246,8 @@ PROBE_KINDS = [
     Kind(
         "probe.not_tested",
         INFO,
-        _l("Could not test the mail servers"),
-        _l(
+        gettext_lazy("Could not test the mail servers"),
+        gettext_lazy(
             "Nothing to fix on the servers if they work for others. Outbound port 25 is blocked "
             "in many hosting networks: run mailsec's probes from a machine that can reach port "
             "25 (see the README, “Protocol probes”)."
@@ -261,8 +260,8 @@ KINDS = [
     Kind(
         "mx.missing",
         MEDIUM,
-        _l("No MX record"),
-        _l(
+        gettext_lazy("No MX record"),
+        gettext_lazy(
             "Without MX, senders deliver to the domain's A/AAAA address (RFC 5321 5.1). Publish "
             "the mail servers, for example: `{domain}. MX 10 mx1.{domain}.` If the domain "
             "receives no mail, publish a null MX instead: `{domain}. MX 0 .`"
@@ -271,14 +270,14 @@ KINDS = [
     Kind(
         "mx.null",
         INFO,
-        _l("Null MX: the domain accepts no mail"),
-        _l("Nothing to do if the domain really receives no mail (RFC 7505)."),
+        gettext_lazy("Null MX: the domain accepts no mail"),
+        gettext_lazy("Nothing to do if the domain really receives no mail (RFC 7505)."),
     ),
     Kind(
         "mx.null_mixed",
         HIGH,
-        _l("Null MX published together with other MX records"),
-        _l(
+        gettext_lazy("Null MX published together with other MX records"),
+        gettext_lazy(
             "RFC 7505 forbids other MX records beside `MX 0 .`: remove either the null MX or the "
             "others."
         ),
@@ -286,14 +285,16 @@ KINDS = [
     Kind(
         "mx.host_unresolvable",
         HIGH,
-        _l("An MX host has no address"),
-        _l("Give the host an A and/or AAAA record, or point the MX at a host that has one."),
+        gettext_lazy("An MX host has no address"),
+        gettext_lazy(
+            "Give the host an A and/or AAAA record, or point the MX at a host that has one."
+        ),
     ),
     Kind(
         "mx.cname",
         MEDIUM,
-        _l("An MX record points to a CNAME"),
-        _l(
+        gettext_lazy("An MX record points to a CNAME"),
+        gettext_lazy(
             "MX targets must be host names with A/AAAA records, not aliases (RFC 2181 10.3): "
             "point the MX at the canonical name."
         ),
@@ -301,8 +302,8 @@ KINDS = [
     Kind(
         "mx.ip_literal",
         HIGH,
-        _l("An MX record points to an IP address"),
-        _l(
+        gettext_lazy("An MX record points to an IP address"),
+        gettext_lazy(
             "An MX target must be a host name (RFC 5321 5.1). Give the server a name, for "
             "example: `mx1.{domain}. A 192.0.2.25` Then point the MX at that name: `{domain}. MX "
             "10 mx1.{domain}.`"
@@ -311,8 +312,8 @@ KINDS = [
     Kind(
         "mx.no_ipv6",
         LOW,
-        _l("No MX host is reachable over IPv6"),
-        _l(
+        gettext_lazy("No MX host is reachable over IPv6"),
+        gettext_lazy(
             "Add AAAA records for the mail servers so IPv6-only senders can deliver; if a mail "
             "provider runs them, only the provider can (it weighs nothing then)."
         ),
@@ -320,8 +321,8 @@ KINDS = [
     Kind(
         "mx.ptr_mismatch",
         LOW,
-        _l("An MX address lacks forward-confirmed reverse DNS"),
-        _l(
+        gettext_lazy("An MX address lacks forward-confirmed reverse DNS"),
+        gettext_lazy(
             "Ask the address's owner (your hosting or ISP) to set a PTR record naming the host, "
             "and make that name resolve back to the same address."
         ),
@@ -330,8 +331,8 @@ KINDS = [
     Kind(
         "spf.missing",
         CRITICAL,
-        _l("No SPF record"),
-        _l(
+        gettext_lazy("No SPF record"),
+        gettext_lazy(
             "Publish the servers allowed to send for the domain, for example: `{domain}. TXT "
             '"v=spf1 mx include:_spf.example.net -all"` A domain that sends no mail publishes '
             'this instead: `{domain}. TXT "v=spf1 -all"`'
@@ -340,8 +341,8 @@ KINDS = [
     Kind(
         "spf.multiple_records",
         CRITICAL,
-        _l("Several SPF records"),
-        _l(
+        gettext_lazy("Several SPF records"),
+        gettext_lazy(
             "Receivers treat several `v=spf1` records at one name as a permanent error (RFC 7208 "
             "4.5), also at an included or redirected name (the evidence shows the path): merge "
             "them into one record."
@@ -350,8 +351,8 @@ KINDS = [
     Kind(
         "spf.syntax_error",
         CRITICAL,
-        _l("The SPF record has a syntax error"),
-        _l(
+        gettext_lazy("The SPF record has a syntax error"),
+        gettext_lazy(
             "Fix the quoted term (RFC 7208 12 gives the grammar) so that receivers can evaluate "
             "the record; until then they treat it as a permanent error, as if there were none. "
             "An error in an included record breaks the including one too."
@@ -360,8 +361,8 @@ KINDS = [
     Kind(
         "spf.too_many_lookups",
         HIGH,
-        _l("SPF needs more than 10 DNS lookups"),
-        _l(
+        gettext_lazy("SPF needs more than 10 DNS lookups"),
+        gettext_lazy(
             "Receivers stop at 10 DNS-querying terms (include, a, mx, ptr, exists, redirect; RFC "
             "7208 4.6.4) and fail the check: drop unused includes, or replace `a`/`mx` with "
             "`ip4:`/`ip6:` ranges."
@@ -370,8 +371,8 @@ KINDS = [
     Kind(
         "spf.too_many_void_lookups",
         HIGH,
-        _l("SPF has more than 2 void lookups"),
-        _l(
+        gettext_lazy("SPF has more than 2 void lookups"),
+        gettext_lazy(
             "Lookups that return no records count against a limit of 2 (RFC 7208 4.6.4): remove "
             "includes and mechanisms that point at names without records. For IPv6 senders an "
             "`a:` whose host has no AAAA record is one: use `ip4:` for IPv4-only hosts (medium "
@@ -381,8 +382,8 @@ KINDS = [
     Kind(
         "spf.include_loop",
         HIGH,
-        _l("SPF includes or redirects loop"),
-        _l(
+        gettext_lazy("SPF includes or redirects loop"),
+        gettext_lazy(
             "An include or redirect leads back to a record already being evaluated (the evidence "
             "shows the path): remove the loop."
         ),
@@ -390,8 +391,8 @@ KINDS = [
     Kind(
         "spf.include_not_found",
         HIGH,
-        _l("An SPF include has no SPF record"),
-        _l(
+        gettext_lazy("An SPF include has no SPF record"),
+        gettext_lazy(
             "An `include:` whose target publishes no SPF record is a permanent error (RFC 7208 "
             "5.2): remove it or fix the target."
         ),
@@ -399,8 +400,8 @@ KINDS = [
     Kind(
         "spf.redirect_not_found",
         HIGH,
-        _l("An SPF redirect leads to a domain without an SPF record"),
-        _l(
+        gettext_lazy("An SPF redirect leads to a domain without an SPF record"),
+        gettext_lazy(
             "A `redirect=` to a domain that publishes no SPF record is a permanent error (RFC "
             "7208 6.1): point it at the record that lists your senders."
         ),
@@ -408,8 +409,8 @@ KINDS = [
     Kind(
         "spf.too_many_mx",
         HIGH,
-        _l("An SPF `mx` names a domain with more than 10 MX records"),
-        _l(
+        gettext_lazy("An SPF `mx` names a domain with more than 10 MX records"),
+        gettext_lazy(
             "Receivers evaluate at most 10 MX hosts per `mx` term and return a permanent error "
             "beyond (RFC 7208 4.6.4): list the senders with `ip4:`/`ip6:` or `include:` instead."
         ),
@@ -417,8 +418,8 @@ KINDS = [
     Kind(
         "spf.all_pass",
         CRITICAL,
-        _l("SPF allows the whole internet (+all)"),
-        _l(
+        gettext_lazy("SPF allows the whole internet (+all)"),
+        gettext_lazy(
             "`+all` lets every server send as the domain, whether it stands in the record or is "
             "reached through the `include:`/`redirect=` path in the evidence (so does a term "
             "matching every address, such as `ip4:0.0.0.0/0`). End the record with `-all` (or "
@@ -429,8 +430,8 @@ KINDS = [
     Kind(
         "spf.neutral_all",
         CRITICAL,
-        _l("SPF ends with ?all"),
-        _l(
+        gettext_lazy("SPF ends with ?all"),
+        gettext_lazy(
             "`?all` says nothing about other senders, so receivers treat it like no SPF at all "
             "(RFC 7208 8.2): end with `-all` or `~all`."
         ),
@@ -438,8 +439,8 @@ KINDS = [
     Kind(
         "spf.no_all",
         CRITICAL,
-        _l("SPF has neither `all` nor `redirect`"),
-        _l(
+        gettext_lazy("SPF has neither `all` nor `redirect`"),
+        gettext_lazy(
             "Without a final `all`, unlisted senders get a neutral result: end the record with "
             "`-all` (or `~all`)."
         ),
@@ -447,8 +448,8 @@ KINDS = [
     Kind(
         "spf.ptr_mechanism",
         LOW,
-        _l("SPF uses the ptr mechanism (or the %{p} macro)"),
-        _l(
+        gettext_lazy("SPF uses the ptr mechanism (or the %{p} macro)"),
+        gettext_lazy(
             "`ptr` is slow, unreliable and discouraged (RFC 7208 5.5): list the servers with "
             "`ip4:`, `ip6:`, `a` or `include:` instead."
         ),
@@ -456,8 +457,8 @@ KINDS = [
     Kind(
         "spf.record_too_long",
         LOW,
-        _l("The SPF record is very long"),
-        _l(
+        gettext_lazy("The SPF record is very long"),
+        gettext_lazy(
             "Answers over 512 bytes may need TCP and fail with some receivers: shorten the "
             "record, e.g. by moving ranges into an included record."
         ),
@@ -466,8 +467,8 @@ KINDS = [
     Kind(
         "dmarc.missing",
         HIGH,
-        _l("No DMARC record"),
-        _l(
+        gettext_lazy("No DMARC record"),
+        gettext_lazy(
             'Publish a policy, starting with monitoring: `_dmarc.{domain}. TXT "v=DMARC1; '
             'p=none; rua=mailto:dmarc@{domain}"` Once the reports show that all your senders '
             "pass, move to `p=quarantine`, then to `p=reject`."
@@ -476,8 +477,8 @@ KINDS = [
     Kind(
         "dmarc.multiple_records",
         HIGH,
-        _l("Several DMARC records"),
-        _l(
+        gettext_lazy("Several DMARC records"),
+        gettext_lazy(
             "Receivers ignore DMARC when `_dmarc.{domain}` has several `v=DMARC1` records: keep "
             "one."
         ),
@@ -485,8 +486,8 @@ KINDS = [
     Kind(
         "dmarc.syntax_error",
         HIGH,
-        _l("The DMARC record is invalid"),
-        _l(
+        gettext_lazy("The DMARC record is invalid"),
+        gettext_lazy(
             "Receivers ignore an invalid DMARC record, as if there were none. Fix it so that it "
             "reads like this: `v=DMARC1; p=reject; rua=mailto:dmarc@{domain}`"
         ),
@@ -494,8 +495,8 @@ KINDS = [
     Kind(
         "dmarc.policy_none",
         HIGH,
-        _l("DMARC policy is p=none (monitoring only)"),
-        _l(
+        gettext_lazy("DMARC policy is p=none (monitoring only)"),
+        gettext_lazy(
             "`p=none` asks receivers to deliver forged mail anyway: against spoofing it is no "
             "better than no DMARC, only with reports. Once the reports show your senders pass, "
             "move to `p=quarantine`, then `p=reject`."
@@ -504,14 +505,14 @@ KINDS = [
     Kind(
         "dmarc.pct_partial",
         LOW,
-        _l("DMARC applies to only part of the mail (pct below 100)"),
-        _l("Raise `pct` to 100 (or remove it) once the policy has proved itself."),
+        gettext_lazy("DMARC applies to only part of the mail (pct below 100)"),
+        gettext_lazy("Raise `pct` to 100 (or remove it) once the policy has proved itself."),
     ),
     Kind(
         "dmarc.subdomain_policy_weaker",
         LOW,
-        _l("Subdomains get a weaker DMARC policy"),
-        _l(
+        gettext_lazy("Subdomains get a weaker DMARC policy"),
+        gettext_lazy(
             "`sp=` or `np=` is weaker than `p=`, so spoofed subdomains get through: set them to "
             "the same policy or remove them."
         ),
@@ -519,14 +520,16 @@ KINDS = [
     Kind(
         "dmarc.no_rua",
         LOW,
-        _l("DMARC asks for no aggregate reports"),
-        _l("Add `rua=mailto:dmarc@{domain}` so receivers tell you who sends in your name."),
+        gettext_lazy("DMARC asks for no aggregate reports"),
+        gettext_lazy(
+            "Add `rua=mailto:dmarc@{domain}` so receivers tell you who sends in your name."
+        ),
     ),
     Kind(
         "dmarc.rua_unauthorized",
         MEDIUM,
-        _l("An outside DMARC report address has not agreed"),
-        _l(
+        gettext_lazy("An outside DMARC report address has not agreed"),
+        gettext_lazy(
             "Reports to another domain are sent only if it publishes "
             '`{domain}._report._dmarc.<that domain>. TXT "v=DMARC1"` (RFC 7489 7.1): ask its '
             "owner to publish it, or use an address in your domain."
@@ -535,8 +538,8 @@ KINDS = [
     Kind(
         "dmarc.inherited",
         INFO,
-        _l("DMARC policy comes from the organisational domain"),
-        _l(
+        gettext_lazy("DMARC policy comes from the organisational domain"),
+        gettext_lazy(
             "The domain has no record of its own, so the parent's policy applies. Publish one at "
             "`_dmarc.{domain}` if it should differ."
         ),
@@ -545,8 +548,8 @@ KINDS = [
     Kind(
         "dkim.no_selector_found",
         MEDIUM,
-        _l("No DKIM key found"),
-        _l(
+        gettext_lazy("No DKIM key found"),
+        gettext_lazy(
             "Sign outgoing mail with DKIM and publish the key, for example: "
             '`sel1._domainkey.{domain}. TXT "v=DKIM1; k=rsa; p=<base64 public key>"` If you sign '
             "with a selector mailsec does not know, add it to this domain's DKIM selectors."
@@ -555,8 +558,8 @@ KINDS = [
     Kind(
         "dkim.weak_key",
         MEDIUM,
-        _l("A DKIM key is shorter than 2048 bits"),
-        _l(
+        gettext_lazy("A DKIM key is shorter than 2048 bits"),
+        gettext_lazy(
             "Generate a 2048-bit RSA key (or Ed25519 alongside), publish it under a new "
             "selector, switch signing to it, then revoke the old key."
         ),
@@ -564,20 +567,24 @@ KINDS = [
     Kind(
         "dkim.testing_mode",
         LOW,
-        _l("A DKIM key is in testing mode (t=y)"),
-        _l("Receivers may treat signatures as unsigned: remove `t=y` once signing works."),
+        gettext_lazy("A DKIM key is in testing mode (t=y)"),
+        gettext_lazy(
+            "Receivers may treat signatures as unsigned: remove `t=y` once signing works."
+        ),
     ),
     Kind(
         "dkim.revoked_key",
         INFO,
-        _l("A DKIM selector is revoked (empty p=)"),
-        _l("Nothing to do if the key was retired on purpose; otherwise publish the key again."),
+        gettext_lazy("A DKIM selector is revoked (empty p=)"),
+        gettext_lazy(
+            "Nothing to do if the key was retired on purpose; otherwise publish the key again."
+        ),
     ),
     Kind(
         "dkim.sha1_only",
         MEDIUM,
-        _l("A DKIM key allows only SHA-1, which verifiers refuse"),
-        _l(
+        gettext_lazy("A DKIM key allows only SHA-1, which verifiers refuse"),
+        gettext_lazy(
             "Verifiers must not accept rsa-sha1 signatures (RFC 8301 3.1), so every signature "
             "made with this key fails: sign with rsa-sha256 and remove `h=sha1` from the key "
             "record (or list `h=sha256`)."
@@ -586,8 +593,8 @@ KINDS = [
     Kind(
         "dkim.invalid_key",
         MEDIUM,
-        _l("A DKIM key record cannot be used"),
-        _l(
+        gettext_lazy("A DKIM key record cannot be used"),
+        gettext_lazy(
             "Publish the key again as `v=DKIM1; k=rsa; p=<base64 public key>`; a broken record "
             "fails every signature made with that selector."
         ),
@@ -596,8 +603,8 @@ KINDS = [
     Kind(
         "mta_sts.missing",
         LOW,
-        _l("No MTA-STS policy"),
-        _l(
+        gettext_lazy("No MTA-STS policy"),
+        gettext_lazy(
             'Publish `_mta-sts.{domain}. TXT "v=STSv1; id=20240101"` and serve '
             "https://mta-sts.{domain}/.well-known/mta-sts.txt (version: STSv1, mode: testing, "
             "one mx line per MX host, max_age: 604800) so that senders insist on TLS."
@@ -606,14 +613,14 @@ KINDS = [
     Kind(
         "mta_sts.record_invalid",
         MEDIUM,
-        _l("The MTA-STS record is invalid"),
-        _l("The record must read like `v=STSv1; id=20240101` (RFC 8461 3.1)."),
+        gettext_lazy("The MTA-STS record is invalid"),
+        gettext_lazy("The record must read like `v=STSv1; id=20240101` (RFC 8461 3.1)."),
     ),
     Kind(
         "mta_sts.policy_unreachable",
         HIGH,
-        _l("The MTA-STS policy cannot be fetched"),
-        _l(
+        gettext_lazy("The MTA-STS policy cannot be fetched"),
+        gettext_lazy(
             "Senders that cached your policy keep using it, others get none: serve "
             "https://mta-sts.{domain}/.well-known/mta-sts.txt with a valid certificate."
         ),
@@ -621,8 +628,8 @@ KINDS = [
     Kind(
         "mta_sts.policy_invalid",
         MEDIUM,
-        _l("The MTA-STS policy is invalid"),
-        _l(
+        gettext_lazy("The MTA-STS policy is invalid"),
+        gettext_lazy(
             "The policy needs `version: STSv1`, `mode`, `max_age` and an `mx` line per server "
             "(RFC 8461 3.2)."
         ),
@@ -630,8 +637,8 @@ KINDS = [
     Kind(
         "mta_sts.mode_testing",
         LOW,
-        _l("MTA-STS is in testing mode"),
-        _l(
+        gettext_lazy("MTA-STS is in testing mode"),
+        gettext_lazy(
             "In testing mode senders deliver even when TLS fails: switch to `mode: enforce` once "
             "the TLS reports are clean."
         ),
@@ -639,14 +646,14 @@ KINDS = [
     Kind(
         "mta_sts.mode_none",
         LOW,
-        _l("MTA-STS mode is none"),
-        _l("`mode: none` withdraws the policy: use `mode: enforce` (or `testing`)."),
+        gettext_lazy("MTA-STS mode is none"),
+        gettext_lazy("`mode: none` withdraws the policy: use `mode: enforce` (or `testing`)."),
     ),
     Kind(
         "mta_sts.max_age_short",
         LOW,
-        _l("The MTA-STS max_age is short"),
-        _l(
+        gettext_lazy("The MTA-STS max_age is short"),
+        gettext_lazy(
             "A short max_age leaves senders without the policy between fetches: use at least "
             "604800 (one week); RFC 8461 3.2 advises weeks or more."
         ),
@@ -654,8 +661,8 @@ KINDS = [
     Kind(
         "mta_sts.mx_mismatch",
         HIGH,
-        _l("An MX host is not covered by the MTA-STS policy"),
-        _l(
+        gettext_lazy("An MX host is not covered by the MTA-STS policy"),
+        gettext_lazy(
             "Senders that enforce the policy refuse to deliver to an MX it does not list: add an "
             "`mx:` line for every MX host (wildcards like `*.{domain}` allowed)."
         ),
@@ -663,8 +670,8 @@ KINDS = [
     Kind(
         "mta_sts.mx_cert_invalid",
         HIGH,
-        _l("An MX host's certificate fails the MTA-STS policy"),
-        _l(
+        gettext_lazy("An MX host's certificate fails the MTA-STS policy"),
+        gettext_lazy(
             "Under an MTA-STS policy senders require a certificate that chains to a public CA, "
             "has not expired and names the MX host (RFC 8461 4.2); in enforce mode they refuse "
             "to deliver otherwise. Install such a certificate on every MX (e.g. from Let's "
@@ -675,8 +682,8 @@ KINDS = [
     Kind(
         "tls_rpt.missing",
         LOW,
-        _l("No SMTP TLS reporting (TLS-RPT) record"),
-        _l(
+        gettext_lazy("No SMTP TLS reporting (TLS-RPT) record"),
+        gettext_lazy(
             'Publish `_smtp._tls.{domain}. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@{domain}"` to '
             "learn when senders cannot reach you over TLS."
         ),
@@ -684,15 +691,17 @@ KINDS = [
     Kind(
         "tls_rpt.invalid",
         MEDIUM,
-        _l("The TLS-RPT record is invalid"),
-        _l("The record must read like `v=TLSRPTv1; rua=mailto:tlsrpt@{domain}` (RFC 8460 3)."),
+        gettext_lazy("The TLS-RPT record is invalid"),
+        gettext_lazy(
+            "The record must read like `v=TLSRPTv1; rua=mailto:tlsrpt@{domain}` (RFC 8460 3)."
+        ),
     ),
     # --- bimi -------------------------------------------------------------------------------
     Kind(
         "bimi.missing",
         INFO,
-        _l("No BIMI record"),
-        _l(
+        gettext_lazy("No BIMI record"),
+        gettext_lazy(
             'Optional: publish `default._bimi.{domain}. TXT "v=BIMI1; '
             'l=https://{domain}/logo.svg"` to show your logo in supporting mail clients (it '
             "needs DMARC enforcement)."
@@ -701,14 +710,14 @@ KINDS = [
     Kind(
         "bimi.invalid",
         LOW,
-        _l("The BIMI record is invalid"),
-        _l("The record must read like `v=BIMI1; l=https://{domain}/logo.svg`."),
+        gettext_lazy("The BIMI record is invalid"),
+        gettext_lazy("The record must read like `v=BIMI1; l=https://{domain}/logo.svg`."),
     ),
     Kind(
         "bimi.dmarc_not_enforced",
         LOW,
-        _l("BIMI without an enforcing DMARC policy"),
-        _l(
+        gettext_lazy("BIMI without an enforcing DMARC policy"),
+        gettext_lazy(
             "Mail clients show the logo only for mail protected by DMARC `p=quarantine` or "
             "`p=reject` applied to all mail (no `pct` below 100): enforce DMARC at "
             "`_dmarc.{domain}`, or remove the BIMI record."
@@ -718,8 +727,8 @@ KINDS = [
     Kind(
         "dnssec.unsigned",
         MEDIUM,
-        _l("The domain is not signed with DNSSEC"),
-        _l(
+        gettext_lazy("The domain is not signed with DNSSEC"),
+        gettext_lazy(
             "Enable DNSSEC at your DNS host and publish the DS record at your registrar: it "
             "protects MX and policy records from forgery and makes DANE possible."
         ),
@@ -727,8 +736,8 @@ KINDS = [
     Kind(
         "dnssec.bogus",
         CRITICAL,
-        _l("DNSSEC validation fails"),
-        _l(
+        gettext_lazy("DNSSEC validation fails"),
+        gettext_lazy(
             "Validating resolvers cannot resolve this zone at all, so mail to it fails. Fix the "
             "chain: the DS at the parent must match a key that signs the zone, with valid "
             "signatures."
@@ -737,8 +746,8 @@ KINDS = [
     Kind(
         "dnssec.mx_unsigned",
         LOW,
-        _l("An MX host's zone is not signed"),
-        _l(
+        gettext_lazy("An MX host's zone is not signed"),
+        gettext_lazy(
             "Without DNSSEC on the mail servers' zone, DANE cannot protect deliveries to them: "
             "sign it; if a mail provider runs them, only the provider can (it weighs nothing "
             "then)."
@@ -747,15 +756,17 @@ KINDS = [
     Kind(
         "dnssec.mx_bogus",
         HIGH,
-        _l("DNSSEC validation fails for an MX host's zone"),
-        _l("Validating senders cannot find the mail server: fix the DNSSEC chain of that zone."),
+        gettext_lazy("DNSSEC validation fails for an MX host's zone"),
+        gettext_lazy(
+            "Validating senders cannot find the mail server: fix the DNSSEC chain of that zone."
+        ),
     ),
     # --- dane -------------------------------------------------------------------------------
     Kind(
         "dane.missing",
         LOW,
-        _l("No DANE TLSA record for an MX host"),
-        _l(
+        gettext_lazy("No DANE TLSA record for an MX host"),
+        gettext_lazy(
             "Publish `_25._tcp.<mx host>. TLSA 3 1 1 <sha256 of the server's public key>` in the "
             "signed zone of the MX host; if a mail provider runs it, only the provider can (it "
             "weighs nothing then)."
@@ -764,14 +775,16 @@ KINDS = [
     Kind(
         "dane.without_dnssec",
         MEDIUM,
-        _l("TLSA records without DNSSEC"),
-        _l("TLSA records count only in a DNSSEC-signed zone: sign the zone, or remove them."),
+        gettext_lazy("TLSA records without DNSSEC"),
+        gettext_lazy(
+            "TLSA records count only in a DNSSEC-signed zone: sign the zone, or remove them."
+        ),
     ),
     Kind(
         "dane.bad_parameters",
         MEDIUM,
-        _l("A TLSA record has unsuitable parameters"),
-        _l(
+        gettext_lazy("A TLSA record has unsuitable parameters"),
+        gettext_lazy(
             "For SMTP use `3 1 1` (DANE-EE, public key, SHA-256) or `2 1 1` (DANE-TA); usages "
             "0/1 and full-data matching (0) are not meant for SMTP (RFC 7672 3.1)."
         ),
@@ -779,8 +792,8 @@ KINDS = [
     Kind(
         "dane.mismatch",
         CRITICAL,
-        _l("The TLSA records do not match the certificate served"),
-        _l(
+        gettext_lazy("The TLSA records do not match the certificate served"),
+        gettext_lazy(
             "DANE senders refuse to deliver to a server whose certificate chain matches none of "
             "its TLSA records (RFC 7672 2.2). Publish a TLSA record for the certificate really "
             "served (`3 1 1` with the SHA-256 of its public key), or serve the certificate the "
@@ -792,8 +805,8 @@ KINDS = [
     Kind(
         "dns.lookup_failed",
         HIGH,
-        _l("A DNS lookup failed"),
-        _l(
+        gettext_lazy("A DNS lookup failed"),
+        gettext_lazy(
             "Could not test. If this persists, check that every name server of the zone answers "
             "(no timeouts, SERVFAIL or REFUSED); validating resolvers see the same failure."
         ),
@@ -801,8 +814,8 @@ KINDS = [
     Kind(
         "dns.partial_lookup_failed",
         INFO,
-        _l("A DNS lookup failed: some verdicts were not tested"),
-        _l(
+        gettext_lazy("A DNS lookup failed: some verdicts were not tested"),
+        gettext_lazy(
             "The categories keep the verdicts their answered lookups support; the ones named "
             "were not tested. If this persists, check that every name server of the zone answers "
             "(no timeouts, SERVFAIL or REFUSED)."
@@ -811,8 +824,8 @@ KINDS = [
     Kind(
         "dns.resolver_broken",
         HIGH,
-        _l("The resolver cannot be trusted: nothing was tested"),
-        _l(
+        gettext_lazy("The resolver cannot be trusted: nothing was tested"),
+        gettext_lazy(
             "Not the domain's fault. Point mailsec at a resolver that answers truthfully and "
             "hands over DNSSEC signatures (`MAILSEC_DNS_NAMESERVERS`, or `--nameserver` for "
             "`check_domain`): a captive portal, a filtering resolver or a middlebox that strips "

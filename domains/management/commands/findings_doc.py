@@ -1,11 +1,11 @@
 from django.core.management.base import BaseCommand
 from django.utils.translation import gettext as _
-from django.utils.translation import override
+from django.utils.translation import gettext_lazy, override
 
 from domains.findings import KINDS, SEVERITY_LABELS
 
-# The English header (docs/findings.md); the French one is its translation in the catalogue.
-HEADER = """# Findings
+HEADER = gettext_lazy(
+    """# Findings
 
 Every finding mailsec reports, by category. The id is stable: pages, alerts, history and the
 `check_domain --json` output use it. Severity is the usual one; a few findings take another when
@@ -18,27 +18,13 @@ about the resolver when that cannot be trusted (`dns.resolver_broken`).
 This file is generated from `domains/findings.py` by `python manage.py findings_doc >
 docs/findings.md`; a test keeps the two in step.
 """
-HEADER_FR = """# Constats
-
-Tous les constats que mailsec signale, par catégorie. L'identifiant est stable : les pages, les
-alertes, l'historique et la sortie `check_domain --json` l'utilisent. La gravité indiquée est la
-gravité habituelle ; quelques constats en prennent une autre quand la preuve ou le reste de la
-vérification le justifie (la correction le signale ; docs/scoring.md, « Severity in context »,
-en donne les règles). Une requête DNS en échec n'est jamais prise pour un enregistrement absent :
-elle annule les verdicts qui dépendent de sa réponse (toute une catégorie, alors « test
-impossible »), et la vérification la signale une fois par zone en échec (`dns.lookup_failed`,
-`dns.partial_lookup_failed`), ou une fois pour le résolveur quand on ne peut pas s'y fier
-(`dns.resolver_broken`).
-
-Ce fichier est généré depuis `domains/findings.py` par `python manage.py findings_doc --lang fr >
-docs/findings.fr.md` ; un test vérifie que les deux concordent.
-"""
-LANGUAGES = {"en": HEADER, "fr": HEADER_FR}
+)
+LANGUAGES = ["en", "fr"]
 
 
 def render(lang: str = "en") -> str:
     with override(lang):
-        lines = [LANGUAGES[lang]]
+        lines = [str(HEADER)]
         category = None
         for kind in KINDS:
             if kind.category != category:
@@ -61,7 +47,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--lang", choices=sorted(LANGUAGES), default="en")
+        parser.add_argument("--lang", choices=LANGUAGES, default="en")
 
     def handle(self, *args, **options):
         self.stdout.write(render(options["lang"]), ending="")
