@@ -852,12 +852,19 @@ class Message(NamedTuple):
         return {"text": self.text, "args": self.args}
 
 
+def english(message: Message) -> str:
+    with override("en"):
+        return message.render()
+
+
 def msg(text: str, **args) -> Message:
     return Message(text, {name: _plain(value) for name, value in args.items()})
 
 
 def _plain(value):
-    """An argument as JSON can store it."""
+    """An argument as JSON can store it (a Message as its dict: rendered in turn)."""
+    if isinstance(value, Message):
+        return value.as_json()
     if isinstance(value, bool | int | float) or value is None:
         return value
     if isinstance(value, list | tuple | set | frozenset):
@@ -866,6 +873,8 @@ def _plain(value):
 
 
 def _shown(value) -> str:
+    if isinstance(value, dict) and "text" in value:
+        return Message(value["text"], value.get("args") or {}).render()
     if isinstance(value, float):
         return number_format(value, use_l10n=True)
     return "" if value is None else str(value)

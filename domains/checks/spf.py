@@ -71,7 +71,7 @@ class SpfCheck(Check):
         result.findings += [
             finding(
                 i.kind,
-                i.detail,
+                i.message or i.detail,
                 domain=domain,
                 severity=Severity(i.severity) if i.severity else None,
             )
@@ -119,19 +119,48 @@ def _facts(record: Record) -> dict:
 def _verdicts(tree: Tree, domain: str) -> list:
     """What a sender the domain lists nowhere gets, by the path that decides it: one finding
     per kind, naming each family when IPv4 and IPv6 senders reach different terms."""
-    details: dict[str, list[str]] = {}
+    details: dict[str, list] = {}
     for family in FAMILIES:
         outcome = tree.outcome[family]
         same = [f for f in FAMILIES if tree.outcome[f] == outcome]
         if same[0] != family:
             continue  # said with the first family
-        senders = "every host" if len(same) == len(FAMILIES) else f"every {family} host"
+        every = len(same) == len(FAMILIES)
         where = f'{outcome.trail} ("{outcome.record}")'
         if outcome.result == "pass":
-            details.setdefault("spf.all_pass", []).append(f"{senders} passes: {where}")
+            kind = "spf.all_pass"
+            text = (
+                gettext_noop("every host passes: %(where)s")
+                if every
+                else gettext_noop("every %(family)s host passes: %(where)s")
+            )
         elif outcome.result == "neutral" and outcome.implicit:
-            text = f"{senders} gets neutral: {where} ends with neither all nor redirect"
-            details.setdefault("spf.no_all", []).append(text)
+            kind = "spf.no_all"
+            text = (
+                gettext_noop(
+                    "every host gets neutral: %(where)s ends with neither all nor redirect"
+                )
+                if every
+                else gettext_noop(
+                    "every %(family)s host gets neutral: %(where)s ends with neither all nor "
+                    "redirect"
+                )
+            )
         elif outcome.result == "neutral":
-            details.setdefault("spf.neutral_all", []).append(f"{senders} gets neutral: {where}")
-    return [finding(kind, "; ".join(texts), domain=domain) for kind, texts in details.items()]
+            kind = "spf.neutral_all"
+            text = (
+                gettext_noop("every host gets neutral: %(where)s")
+                if every
+                else gettext_noop("every %(family)s host gets neutral: %(where)s")
+            )
+        else:
+            continue
+        details.setdefault(kind, []).append(msg(text, family=family, where=where))
+    return [finding(kind, _joined(texts), domain=domain) for kind, texts in details.items()]
+
+
+def _joined(texts: list):
+    """One family's evidence, or both, one after the other."""
+    if len(texts) == 1:
+        return texts[0]
+    return msg(gettext_noop("%(first)s; %(second)s"), first=texts[0], second=texts[1])
