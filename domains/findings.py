@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from django.utils.formats import number_format
 from django.utils.functional import Promise, lazy
-from django.utils.translation import gettext, gettext_lazy, override, pgettext_lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop, override, pgettext_lazy
 
 from domains.checks.base import Finding, Severity
 
@@ -857,6 +857,12 @@ def english(message: Message) -> str:
         return message.render()
 
 
+def lines(parts: list[Message]) -> Message:
+    """Evidence lines (one per server, say) in the order of their English, each once."""
+    unique = {english(part): part for part in parts}
+    return msg(gettext_noop("%(lines)s."), lines=[unique[key] for key in sorted(unique)])
+
+
 def msg(text: str, **args) -> Message:
     return Message(text, {name: _plain(value) for name, value in args.items()})
 
@@ -867,6 +873,8 @@ def _plain(value):
         return value.as_json()
     if isinstance(value, bool | int | float) or value is None:
         return value
+    if isinstance(value, list | tuple) and any(isinstance(v, Message) for v in value):
+        return [_plain(v) for v in value]  # evidence lines: shown one after the other
     if isinstance(value, list | tuple | set | frozenset):
         return ", ".join(str(v) for v in value)
     return str(value)
@@ -875,6 +883,8 @@ def _plain(value):
 def _shown(value) -> str:
     if isinstance(value, dict) and "text" in value:
         return Message(value["text"], value.get("args") or {}).render()
+    if isinstance(value, list):
+        return "; ".join(_shown(v) for v in value)
     if isinstance(value, float):
         return number_format(value, use_l10n=True)
     return "" if value is None else str(value)
