@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.utils.formats import number_format
-from django.utils.functional import Promise, lazy
-from django.utils.translation import gettext, gettext_lazy, gettext_noop, override, pgettext_lazy
+from django.utils.translation import gettext, gettext_noop, pgettext_lazy
 
 from domains.checks.base import Finding, Severity
 
@@ -29,32 +28,56 @@ SEVERITY_LABELS = {
 }
 
 
-def _filled(template, **params) -> str:
+def _filled(template: str, params: dict) -> str:
     """The template with each {name} replaced: not str.format, so that the {domain} of a
     remediation stays for finding() to fill in."""
-    text = str(template)
     for name, value in params.items():
-        text = text.replace("{" + name + "}", str(value))
-    return text
+        template = template.replace("{" + name + "}", value)
+    return template
 
 
-fill = lazy(_filled, str)
+@dataclass(frozen=True)
+class Text:
+    """A title or fix of the catalogue: its English (the msgid, marked with gettext_noop) and
+    the {placeholders} filled in for a kind (a service's name). str() translates it into the
+    active language; `english` needs no translation machinery (the engine's worker processes
+    have none)."""
+
+    msgid: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    def __str__(self) -> str:
+        return _filled(gettext(self.msgid), dict(self.params))
+
+    @property
+    def english(self) -> str:
+        return _filled(self.msgid, dict(self.params))
+
+
+def fill(msgid: str, **params: str) -> Text:
+    return Text(msgid, tuple(params.items()))
 
 
 @dataclass(frozen=True)
 class Kind:
     id: str
     severity: Severity
-    title: str | Promise  # translated lazily: str() reads it in the active language
-    remediation: str | Promise
+    title: Text  # str() reads it in the active language
+    remediation: Text
+
+    def __post_init__(self):
+        for name in ("title", "remediation"):
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, Text(getattr(self, name)))
 
     @property
     def category(self) -> str:
         return self.id.split(".", 1)[0]
 
-    def fix(self, domain: str = "") -> str:
-        """The remediation in the active language, for this domain."""
-        return str(self.remediation).replace("{domain}", domain or "example.com")
+    def fix(self, domain: str = "", *, english: bool = False) -> str:
+        """The remediation for this domain, in the active language (or in English)."""
+        text = self.remediation.english if english else str(self.remediation)
+        return text.replace("{domain}", domain or "example.com")
 
 
 # --- protocol probes: smtp, submission, imap, pop3 (see docs/scoring.md for the severities) ---
@@ -74,17 +97,17 @@ def _probe_kinds(service: str) -> list[Kind]:
     label = SERVICES[service]
     severity = PROBE_SEVERITIES[service]
     if service == "smtp":
-        tls_fix = gettext_lazy(
+        tls_fix = gettext_noop(
             "Offer STARTTLS on port 25 with a certificate for the MX name (Postfix: "
             "`smtpd_tls_security_level = may` with `smtpd_tls_cert_file`/`smtpd_tls_key_file`)."
         )
-        auth_fix = gettext_lazy(
+        auth_fix = gettext_noop(
             "Do not advertise AUTH before STARTTLS (Postfix: `smtpd_tls_auth_only = yes`); users "
             "should submit on port 465 or 587 anyway."
         )
     else:
         tls_fix = fill(
-            gettext_lazy(
+            gettext_noop(
                 "Serve {label} with TLS: implicit TLS on its own port (RFC 8314 recommends it), "
                 "or {start} that works, with a certificate for the host name."
             ),
@@ -92,15 +115,15 @@ def _probe_kinds(service: str) -> list[Kind]:
             start="STARTTLS" if service != "pop3" else "STLS",
         )
         auth_fix = {
-            "submission": gettext_lazy(
+            "submission": gettext_noop(
                 "Advertise AUTH only after STARTTLS (Postfix: `smtpd_tls_auth_only = yes`), or "
                 "offer submission on port 465 (implicit TLS) only."
             ),
-            "imap": gettext_lazy(
+            "imap": gettext_noop(
                 "Refuse logins before TLS: dovecot `auth_allow_cleartext = no` (2.4) or "
                 "`disable_plaintext_auth = yes` (2.3), so the server announces LOGINDISABLED."
             ),
-            "pop3": gettext_lazy(
+            "pop3": gettext_noop(
                 "Refuse USER/PASS before TLS: dovecot `auth_allow_cleartext = no` (2.4) or "
                 "`disable_plaintext_auth = yes` (2.3)."
             ),
@@ -110,19 +133,19 @@ def _probe_kinds(service: str) -> list[Kind]:
             f"{service}.unreachable",
             severity["unreachable"],
             {
-                "smtp": gettext_lazy("An MX host does not answer"),
-                "submission": gettext_lazy("A submission server does not answer"),
-                "imap": gettext_lazy("An IMAP server does not answer"),
-                "pop3": gettext_lazy("A POP3 server does not answer"),
+                "smtp": gettext_noop("An MX host does not answer"),
+                "submission": gettext_noop("A submission server does not answer"),
+                "imap": gettext_noop("An IMAP server does not answer"),
+                "pop3": gettext_noop("A POP3 server does not answer"),
             }[service],
             fill(
-                gettext_lazy(
+                gettext_noop(
                     "Make sure the {label} service listens on every address published for it and "
                     "that no firewall drops or refuses the port; mail servers delivering to you "
                     "cannot connect otherwise."
                 )
                 if service == "smtp"
-                else gettext_lazy(
+                else gettext_noop(
                     "Make sure the {label} service listens on every address published for it and "
                     "that no firewall drops or refuses the port; your users' mail programs "
                     "cannot connect otherwise."
@@ -133,20 +156,20 @@ def _probe_kinds(service: str) -> list[Kind]:
         Kind(
             f"{service}.tls_missing",
             HIGH,
-            fill(gettext_lazy("{label} without working TLS"), label=label),
+            fill(gettext_noop("{label} without working TLS"), label=label),
             tls_fix,
         ),
         Kind(
             f"{service}.plaintext_auth",
             HIGH,
-            fill(gettext_lazy("{label} accepts passwords before TLS"), label=label),
+            fill(gettext_noop("{label} accepts passwords before TLS"), label=label),
             auth_fix,
         ),
         Kind(
             f"{service}.tls_outdated",
             MEDIUM,
-            fill(gettext_lazy("{label} accepts TLS 1.0 or 1.1"), label=label),
-            gettext_lazy(
+            fill(gettext_noop("{label} accepts TLS 1.0 or 1.1"), label=label),
+            gettext_noop(
                 "TLS 1.0 and 1.1 are deprecated (RFC 8996): accept TLS 1.2 and 1.3 only "
                 "(Postfix: `smtpd_tls_protocols = >=TLSv1.2`; dovecot: `ssl_min_protocol = "
                 "TLSv1.2`)."
@@ -155,8 +178,8 @@ def _probe_kinds(service: str) -> list[Kind]:
         Kind(
             f"{service}.cert_untrusted",
             severity["cert"],
-            fill(gettext_lazy("{label} certificate is not trusted"), label=label),
-            gettext_lazy(
+            fill(gettext_noop("{label} certificate is not trusted"), label=label),
+            gettext_noop(
                 "Serve a certificate from a public CA with its whole chain (the intermediate "
                 "certificates too), e.g. from Let's Encrypt; a self-signed certificate is "
                 "trusted only through DANE."
@@ -165,8 +188,8 @@ def _probe_kinds(service: str) -> list[Kind]:
         Kind(
             f"{service}.cert_name_mismatch",
             severity["cert"],
-            fill(gettext_lazy("{label} certificate does not name the host"), label=label),
-            gettext_lazy(
+            fill(gettext_noop("{label} certificate does not name the host"), label=label),
+            gettext_noop(
                 "Serve a certificate whose subjectAltName lists the host name clients connect to "
                 "(the MX or SRV target name), or point the record at a name the certificate has."
             ),
@@ -174,8 +197,8 @@ def _probe_kinds(service: str) -> list[Kind]:
         Kind(
             f"{service}.cert_expired",
             severity["cert"],
-            fill(gettext_lazy("{label} certificate has expired"), label=label),
-            gettext_lazy(
+            fill(gettext_noop("{label} certificate has expired"), label=label),
+            gettext_noop(
                 "Renew the certificate and reload the server; automate renewal (e.g. certbot or "
                 "acme.sh with a reload hook)."
             ),
@@ -183,8 +206,8 @@ def _probe_kinds(service: str) -> list[Kind]:
         Kind(
             f"{service}.cert_expiring",
             severity["cert_expiring"],
-            fill(gettext_lazy("{label} certificate expires within 14 days"), label=label),
-            gettext_lazy(
+            fill(gettext_noop("{label} certificate expires within 14 days"), label=label),
+            gettext_noop(
                 "Renew the certificate now and reload the server; if renewal is automated, check "
                 "why it has not happened (renewals normally run 30 days ahead)."
             ),
@@ -192,21 +215,21 @@ def _probe_kinds(service: str) -> list[Kind]:
         Kind(
             f"{service}.no_hosts",
             INFO,
-            fill(gettext_lazy("No {label} server to probe"), label=label),
+            fill(gettext_noop("No {label} server to probe"), label=label),
             {
-                "smtp": gettext_lazy("Nothing to do: the domain publishes no MX host to probe."),
-                "submission": gettext_lazy(
+                "smtp": gettext_noop("Nothing to do: the domain publishes no MX host to probe."),
+                "submission": gettext_noop(
                     "Publish where users submit mail (RFC 6186/8314), e.g. "
                     "`_submissions._tcp.{domain}. SRV 0 1 465 mail.{domain}.`, or list the hosts "
                     "under “mail access hosts” on the domain's settings. `SRV 0 0 0 .` says the "
                     "service is not offered."
                 ),
-                "imap": gettext_lazy(
+                "imap": gettext_noop(
                     "Publish where users read mail (RFC 6186/8314), e.g. `_imaps._tcp.{domain}. "
                     "SRV 0 1 993 mail.{domain}.`, or list the hosts under “mail access hosts” on "
                     "the domain's settings. `SRV 0 0 0 .` says the service is not offered."
                 ),
-                "pop3": gettext_lazy(
+                "pop3": gettext_noop(
                     "Publish it (RFC 6186/8314), e.g. `_pop3s._tcp.{domain}. SRV 0 1 995 "
                     "mail.{domain}.`, or list the hosts under “mail access hosts” on the "
                     "domain's settings. `SRV 0 0 0 .` says the service is not offered."
@@ -221,8 +244,8 @@ PROBE_KINDS = [
     Kind(
         "smtp.open_relay",
         CRITICAL,
-        gettext_lazy("An MX host is an open relay"),
-        gettext_lazy(
+        gettext_noop("An MX host is an open relay"),
+        gettext_noop(
             "The server accepted a recipient in another domain from an unauthenticated sender: "
             "anyone can send spam through it, and it will be blocklisted. Relay only for your "
             "own domains and for authenticated users (Postfix: `smtpd_relay_restrictions = "
@@ -233,8 +256,8 @@ PROBE_KINDS = [
     Kind(
         "smtp.banner_mismatch",
         LOW,
-        gettext_lazy("The SMTP banner does not name the server's address"),
-        gettext_lazy(
+        gettext_noop("The SMTP banner does not name the server's address"),
+        gettext_noop(
             "Make the name in the 220 greeting and the EHLO reply the one the address's PTR "
             "record gives (Postfix: `myhostname`), and make that name resolve back to the "
             "address."
@@ -246,8 +269,8 @@ PROBE_KINDS = [
     Kind(
         "probe.not_tested",
         INFO,
-        gettext_lazy("Could not test the mail servers"),
-        gettext_lazy(
+        gettext_noop("Could not test the mail servers"),
+        gettext_noop(
             "Nothing to fix on the servers if they work for others. Outbound port 25 is blocked "
             "in many hosting networks: run mailsec's probes from a machine that can reach port "
             "25 (see the README, “Protocol probes”)."
@@ -260,8 +283,8 @@ KINDS = [
     Kind(
         "mx.missing",
         MEDIUM,
-        gettext_lazy("No MX record"),
-        gettext_lazy(
+        gettext_noop("No MX record"),
+        gettext_noop(
             "Without MX, senders deliver to the domain's A/AAAA address (RFC 5321 5.1). Publish "
             "the mail servers, for example: `{domain}. MX 10 mx1.{domain}.` If the domain "
             "receives no mail, publish a null MX instead: `{domain}. MX 0 .`"
@@ -270,14 +293,14 @@ KINDS = [
     Kind(
         "mx.null",
         INFO,
-        gettext_lazy("Null MX: the domain accepts no mail"),
-        gettext_lazy("Nothing to do if the domain really receives no mail (RFC 7505)."),
+        gettext_noop("Null MX: the domain accepts no mail"),
+        gettext_noop("Nothing to do if the domain really receives no mail (RFC 7505)."),
     ),
     Kind(
         "mx.null_mixed",
         HIGH,
-        gettext_lazy("Null MX published together with other MX records"),
-        gettext_lazy(
+        gettext_noop("Null MX published together with other MX records"),
+        gettext_noop(
             "RFC 7505 forbids other MX records beside `MX 0 .`: remove either the null MX or the "
             "others."
         ),
@@ -285,16 +308,16 @@ KINDS = [
     Kind(
         "mx.host_unresolvable",
         HIGH,
-        gettext_lazy("An MX host has no address"),
-        gettext_lazy(
+        gettext_noop("An MX host has no address"),
+        gettext_noop(
             "Give the host an A and/or AAAA record, or point the MX at a host that has one."
         ),
     ),
     Kind(
         "mx.cname",
         MEDIUM,
-        gettext_lazy("An MX record points to a CNAME"),
-        gettext_lazy(
+        gettext_noop("An MX record points to a CNAME"),
+        gettext_noop(
             "MX targets must be host names with A/AAAA records, not aliases (RFC 2181 10.3): "
             "point the MX at the canonical name."
         ),
@@ -302,8 +325,8 @@ KINDS = [
     Kind(
         "mx.ip_literal",
         HIGH,
-        gettext_lazy("An MX record points to an IP address"),
-        gettext_lazy(
+        gettext_noop("An MX record points to an IP address"),
+        gettext_noop(
             "An MX target must be a host name (RFC 5321 5.1). Give the server a name, for "
             "example: `mx1.{domain}. A 192.0.2.25` Then point the MX at that name: `{domain}. MX "
             "10 mx1.{domain}.`"
@@ -312,8 +335,8 @@ KINDS = [
     Kind(
         "mx.no_ipv6",
         LOW,
-        gettext_lazy("No MX host is reachable over IPv6"),
-        gettext_lazy(
+        gettext_noop("No MX host is reachable over IPv6"),
+        gettext_noop(
             "Add AAAA records for the mail servers so IPv6-only senders can deliver; if a mail "
             "provider runs them, only the provider can (it weighs nothing then)."
         ),
@@ -321,8 +344,8 @@ KINDS = [
     Kind(
         "mx.ptr_mismatch",
         LOW,
-        gettext_lazy("An MX address lacks forward-confirmed reverse DNS"),
-        gettext_lazy(
+        gettext_noop("An MX address lacks forward-confirmed reverse DNS"),
+        gettext_noop(
             "Ask the address's owner (your hosting or ISP) to set a PTR record naming the host, "
             "and make that name resolve back to the same address."
         ),
@@ -331,8 +354,8 @@ KINDS = [
     Kind(
         "spf.missing",
         CRITICAL,
-        gettext_lazy("No SPF record"),
-        gettext_lazy(
+        gettext_noop("No SPF record"),
+        gettext_noop(
             "Publish the servers allowed to send for the domain, for example: `{domain}. TXT "
             '"v=spf1 mx include:_spf.example.net -all"` A domain that sends no mail publishes '
             'this instead: `{domain}. TXT "v=spf1 -all"`'
@@ -341,8 +364,8 @@ KINDS = [
     Kind(
         "spf.multiple_records",
         CRITICAL,
-        gettext_lazy("Several SPF records"),
-        gettext_lazy(
+        gettext_noop("Several SPF records"),
+        gettext_noop(
             "Receivers treat several `v=spf1` records at one name as a permanent error (RFC 7208 "
             "4.5), also at an included or redirected name (the evidence shows the path): merge "
             "them into one record."
@@ -351,8 +374,8 @@ KINDS = [
     Kind(
         "spf.syntax_error",
         CRITICAL,
-        gettext_lazy("The SPF record has a syntax error"),
-        gettext_lazy(
+        gettext_noop("The SPF record has a syntax error"),
+        gettext_noop(
             "Fix the quoted term (RFC 7208 12 gives the grammar) so that receivers can evaluate "
             "the record; until then they treat it as a permanent error, as if there were none. "
             "An error in an included record breaks the including one too."
@@ -361,8 +384,8 @@ KINDS = [
     Kind(
         "spf.too_many_lookups",
         HIGH,
-        gettext_lazy("SPF needs more than 10 DNS lookups"),
-        gettext_lazy(
+        gettext_noop("SPF needs more than 10 DNS lookups"),
+        gettext_noop(
             "Receivers stop at 10 DNS-querying terms (include, a, mx, ptr, exists, redirect; RFC "
             "7208 4.6.4) and fail the check: drop unused includes, or replace `a`/`mx` with "
             "`ip4:`/`ip6:` ranges."
@@ -371,8 +394,8 @@ KINDS = [
     Kind(
         "spf.too_many_void_lookups",
         HIGH,
-        gettext_lazy("SPF has more than 2 void lookups"),
-        gettext_lazy(
+        gettext_noop("SPF has more than 2 void lookups"),
+        gettext_noop(
             "Lookups that return no records count against a limit of 2 (RFC 7208 4.6.4): remove "
             "includes and mechanisms that point at names without records. For IPv6 senders an "
             "`a:` whose host has no AAAA record is one: use `ip4:` for IPv4-only hosts (medium "
@@ -382,8 +405,8 @@ KINDS = [
     Kind(
         "spf.include_loop",
         HIGH,
-        gettext_lazy("SPF includes or redirects loop"),
-        gettext_lazy(
+        gettext_noop("SPF includes or redirects loop"),
+        gettext_noop(
             "An include or redirect leads back to a record already being evaluated (the evidence "
             "shows the path): remove the loop."
         ),
@@ -391,8 +414,8 @@ KINDS = [
     Kind(
         "spf.include_not_found",
         HIGH,
-        gettext_lazy("An SPF include has no SPF record"),
-        gettext_lazy(
+        gettext_noop("An SPF include has no SPF record"),
+        gettext_noop(
             "An `include:` whose target publishes no SPF record is a permanent error (RFC 7208 "
             "5.2): remove it or fix the target."
         ),
@@ -400,8 +423,8 @@ KINDS = [
     Kind(
         "spf.redirect_not_found",
         HIGH,
-        gettext_lazy("An SPF redirect leads to a domain without an SPF record"),
-        gettext_lazy(
+        gettext_noop("An SPF redirect leads to a domain without an SPF record"),
+        gettext_noop(
             "A `redirect=` to a domain that publishes no SPF record is a permanent error (RFC "
             "7208 6.1): point it at the record that lists your senders."
         ),
@@ -409,8 +432,8 @@ KINDS = [
     Kind(
         "spf.too_many_mx",
         HIGH,
-        gettext_lazy("An SPF `mx` names a domain with more than 10 MX records"),
-        gettext_lazy(
+        gettext_noop("An SPF `mx` names a domain with more than 10 MX records"),
+        gettext_noop(
             "Receivers evaluate at most 10 MX hosts per `mx` term and return a permanent error "
             "beyond (RFC 7208 4.6.4): list the senders with `ip4:`/`ip6:` or `include:` instead."
         ),
@@ -418,8 +441,8 @@ KINDS = [
     Kind(
         "spf.all_pass",
         CRITICAL,
-        gettext_lazy("SPF allows the whole internet (+all)"),
-        gettext_lazy(
+        gettext_noop("SPF allows the whole internet (+all)"),
+        gettext_noop(
             "`+all` lets every server send as the domain, whether it stands in the record or is "
             "reached through the `include:`/`redirect=` path in the evidence (so does a term "
             "matching every address, such as `ip4:0.0.0.0/0`). End the record with `-all` (or "
@@ -430,8 +453,8 @@ KINDS = [
     Kind(
         "spf.neutral_all",
         CRITICAL,
-        gettext_lazy("SPF ends with ?all"),
-        gettext_lazy(
+        gettext_noop("SPF ends with ?all"),
+        gettext_noop(
             "`?all` says nothing about other senders, so receivers treat it like no SPF at all "
             "(RFC 7208 8.2): end with `-all` or `~all`."
         ),
@@ -439,8 +462,8 @@ KINDS = [
     Kind(
         "spf.no_all",
         CRITICAL,
-        gettext_lazy("SPF has neither `all` nor `redirect`"),
-        gettext_lazy(
+        gettext_noop("SPF has neither `all` nor `redirect`"),
+        gettext_noop(
             "Without a final `all`, unlisted senders get a neutral result: end the record with "
             "`-all` (or `~all`)."
         ),
@@ -448,8 +471,8 @@ KINDS = [
     Kind(
         "spf.ptr_mechanism",
         LOW,
-        gettext_lazy("SPF uses the ptr mechanism (or the %{p} macro)"),
-        gettext_lazy(
+        gettext_noop("SPF uses the ptr mechanism (or the %{p} macro)"),
+        gettext_noop(
             "`ptr` is slow, unreliable and discouraged (RFC 7208 5.5): list the servers with "
             "`ip4:`, `ip6:`, `a` or `include:` instead."
         ),
@@ -457,8 +480,8 @@ KINDS = [
     Kind(
         "spf.record_too_long",
         LOW,
-        gettext_lazy("The SPF record is very long"),
-        gettext_lazy(
+        gettext_noop("The SPF record is very long"),
+        gettext_noop(
             "Answers over 512 bytes may need TCP and fail with some receivers: shorten the "
             "record, e.g. by moving ranges into an included record."
         ),
@@ -467,8 +490,8 @@ KINDS = [
     Kind(
         "dmarc.missing",
         HIGH,
-        gettext_lazy("No DMARC record"),
-        gettext_lazy(
+        gettext_noop("No DMARC record"),
+        gettext_noop(
             'Publish a policy, starting with monitoring: `_dmarc.{domain}. TXT "v=DMARC1; '
             'p=none; rua=mailto:dmarc@{domain}"` Once the reports show that all your senders '
             "pass, move to `p=quarantine`, then to `p=reject`."
@@ -477,8 +500,8 @@ KINDS = [
     Kind(
         "dmarc.multiple_records",
         HIGH,
-        gettext_lazy("Several DMARC records"),
-        gettext_lazy(
+        gettext_noop("Several DMARC records"),
+        gettext_noop(
             "Receivers ignore DMARC when `_dmarc.{domain}` has several `v=DMARC1` records: keep "
             "one."
         ),
@@ -486,8 +509,8 @@ KINDS = [
     Kind(
         "dmarc.syntax_error",
         HIGH,
-        gettext_lazy("The DMARC record is invalid"),
-        gettext_lazy(
+        gettext_noop("The DMARC record is invalid"),
+        gettext_noop(
             "Receivers ignore an invalid DMARC record, as if there were none. Fix it so that it "
             "reads like this: `v=DMARC1; p=reject; rua=mailto:dmarc@{domain}`"
         ),
@@ -495,8 +518,8 @@ KINDS = [
     Kind(
         "dmarc.policy_none",
         HIGH,
-        gettext_lazy("DMARC policy is p=none (monitoring only)"),
-        gettext_lazy(
+        gettext_noop("DMARC policy is p=none (monitoring only)"),
+        gettext_noop(
             "`p=none` asks receivers to deliver forged mail anyway: against spoofing it is no "
             "better than no DMARC, only with reports. Once the reports show your senders pass, "
             "move to `p=quarantine`, then `p=reject`."
@@ -505,14 +528,14 @@ KINDS = [
     Kind(
         "dmarc.pct_partial",
         LOW,
-        gettext_lazy("DMARC applies to only part of the mail (pct below 100)"),
-        gettext_lazy("Raise `pct` to 100 (or remove it) once the policy has proved itself."),
+        gettext_noop("DMARC applies to only part of the mail (pct below 100)"),
+        gettext_noop("Raise `pct` to 100 (or remove it) once the policy has proved itself."),
     ),
     Kind(
         "dmarc.subdomain_policy_weaker",
         LOW,
-        gettext_lazy("Subdomains get a weaker DMARC policy"),
-        gettext_lazy(
+        gettext_noop("Subdomains get a weaker DMARC policy"),
+        gettext_noop(
             "`sp=` or `np=` is weaker than `p=`, so spoofed subdomains get through: set them to "
             "the same policy or remove them."
         ),
@@ -520,16 +543,16 @@ KINDS = [
     Kind(
         "dmarc.no_rua",
         LOW,
-        gettext_lazy("DMARC asks for no aggregate reports"),
-        gettext_lazy(
+        gettext_noop("DMARC asks for no aggregate reports"),
+        gettext_noop(
             "Add `rua=mailto:dmarc@{domain}` so receivers tell you who sends in your name."
         ),
     ),
     Kind(
         "dmarc.rua_unauthorized",
         MEDIUM,
-        gettext_lazy("An outside DMARC report address has not agreed"),
-        gettext_lazy(
+        gettext_noop("An outside DMARC report address has not agreed"),
+        gettext_noop(
             "Reports to another domain are sent only if it publishes "
             '`{domain}._report._dmarc.<that domain>. TXT "v=DMARC1"` (RFC 7489 7.1): ask its '
             "owner to publish it, or use an address in your domain."
@@ -538,8 +561,8 @@ KINDS = [
     Kind(
         "dmarc.inherited",
         INFO,
-        gettext_lazy("DMARC policy comes from the organisational domain"),
-        gettext_lazy(
+        gettext_noop("DMARC policy comes from the organisational domain"),
+        gettext_noop(
             "The domain has no record of its own, so the parent's policy applies. Publish one at "
             "`_dmarc.{domain}` if it should differ."
         ),
@@ -548,8 +571,8 @@ KINDS = [
     Kind(
         "dkim.no_selector_found",
         MEDIUM,
-        gettext_lazy("No DKIM key found"),
-        gettext_lazy(
+        gettext_noop("No DKIM key found"),
+        gettext_noop(
             "Sign outgoing mail with DKIM and publish the key, for example: "
             '`sel1._domainkey.{domain}. TXT "v=DKIM1; k=rsa; p=<base64 public key>"` If you sign '
             "with a selector mailsec does not know, add it to this domain's DKIM selectors."
@@ -558,8 +581,8 @@ KINDS = [
     Kind(
         "dkim.weak_key",
         MEDIUM,
-        gettext_lazy("A DKIM key is shorter than 2048 bits"),
-        gettext_lazy(
+        gettext_noop("A DKIM key is shorter than 2048 bits"),
+        gettext_noop(
             "Generate a 2048-bit RSA key (or Ed25519 alongside), publish it under a new "
             "selector, switch signing to it, then revoke the old key."
         ),
@@ -567,24 +590,24 @@ KINDS = [
     Kind(
         "dkim.testing_mode",
         LOW,
-        gettext_lazy("A DKIM key is in testing mode (t=y)"),
-        gettext_lazy(
+        gettext_noop("A DKIM key is in testing mode (t=y)"),
+        gettext_noop(
             "Receivers may treat signatures as unsigned: remove `t=y` once signing works."
         ),
     ),
     Kind(
         "dkim.revoked_key",
         INFO,
-        gettext_lazy("A DKIM selector is revoked (empty p=)"),
-        gettext_lazy(
+        gettext_noop("A DKIM selector is revoked (empty p=)"),
+        gettext_noop(
             "Nothing to do if the key was retired on purpose; otherwise publish the key again."
         ),
     ),
     Kind(
         "dkim.sha1_only",
         MEDIUM,
-        gettext_lazy("A DKIM key allows only SHA-1, which verifiers refuse"),
-        gettext_lazy(
+        gettext_noop("A DKIM key allows only SHA-1, which verifiers refuse"),
+        gettext_noop(
             "Verifiers must not accept rsa-sha1 signatures (RFC 8301 3.1), so every signature "
             "made with this key fails: sign with rsa-sha256 and remove `h=sha1` from the key "
             "record (or list `h=sha256`)."
@@ -593,8 +616,8 @@ KINDS = [
     Kind(
         "dkim.invalid_key",
         MEDIUM,
-        gettext_lazy("A DKIM key record cannot be used"),
-        gettext_lazy(
+        gettext_noop("A DKIM key record cannot be used"),
+        gettext_noop(
             "Publish the key again as `v=DKIM1; k=rsa; p=<base64 public key>`; a broken record "
             "fails every signature made with that selector."
         ),
@@ -603,8 +626,8 @@ KINDS = [
     Kind(
         "mta_sts.missing",
         LOW,
-        gettext_lazy("No MTA-STS policy"),
-        gettext_lazy(
+        gettext_noop("No MTA-STS policy"),
+        gettext_noop(
             'Publish `_mta-sts.{domain}. TXT "v=STSv1; id=20240101"` and serve '
             "https://mta-sts.{domain}/.well-known/mta-sts.txt (version: STSv1, mode: testing, "
             "one mx line per MX host, max_age: 604800) so that senders insist on TLS."
@@ -613,14 +636,14 @@ KINDS = [
     Kind(
         "mta_sts.record_invalid",
         MEDIUM,
-        gettext_lazy("The MTA-STS record is invalid"),
-        gettext_lazy("The record must read like `v=STSv1; id=20240101` (RFC 8461 3.1)."),
+        gettext_noop("The MTA-STS record is invalid"),
+        gettext_noop("The record must read like `v=STSv1; id=20240101` (RFC 8461 3.1)."),
     ),
     Kind(
         "mta_sts.policy_unreachable",
         HIGH,
-        gettext_lazy("The MTA-STS policy cannot be fetched"),
-        gettext_lazy(
+        gettext_noop("The MTA-STS policy cannot be fetched"),
+        gettext_noop(
             "Senders that cached your policy keep using it, others get none: serve "
             "https://mta-sts.{domain}/.well-known/mta-sts.txt with a valid certificate."
         ),
@@ -628,8 +651,8 @@ KINDS = [
     Kind(
         "mta_sts.policy_invalid",
         MEDIUM,
-        gettext_lazy("The MTA-STS policy is invalid"),
-        gettext_lazy(
+        gettext_noop("The MTA-STS policy is invalid"),
+        gettext_noop(
             "The policy needs `version: STSv1`, `mode`, `max_age` and an `mx` line per server "
             "(RFC 8461 3.2)."
         ),
@@ -637,8 +660,8 @@ KINDS = [
     Kind(
         "mta_sts.mode_testing",
         LOW,
-        gettext_lazy("MTA-STS is in testing mode"),
-        gettext_lazy(
+        gettext_noop("MTA-STS is in testing mode"),
+        gettext_noop(
             "In testing mode senders deliver even when TLS fails: switch to `mode: enforce` once "
             "the TLS reports are clean."
         ),
@@ -646,14 +669,14 @@ KINDS = [
     Kind(
         "mta_sts.mode_none",
         LOW,
-        gettext_lazy("MTA-STS mode is none"),
-        gettext_lazy("`mode: none` withdraws the policy: use `mode: enforce` (or `testing`)."),
+        gettext_noop("MTA-STS mode is none"),
+        gettext_noop("`mode: none` withdraws the policy: use `mode: enforce` (or `testing`)."),
     ),
     Kind(
         "mta_sts.max_age_short",
         LOW,
-        gettext_lazy("The MTA-STS max_age is short"),
-        gettext_lazy(
+        gettext_noop("The MTA-STS max_age is short"),
+        gettext_noop(
             "A short max_age leaves senders without the policy between fetches: use at least "
             "604800 (one week); RFC 8461 3.2 advises weeks or more."
         ),
@@ -661,8 +684,8 @@ KINDS = [
     Kind(
         "mta_sts.mx_mismatch",
         HIGH,
-        gettext_lazy("An MX host is not covered by the MTA-STS policy"),
-        gettext_lazy(
+        gettext_noop("An MX host is not covered by the MTA-STS policy"),
+        gettext_noop(
             "Senders that enforce the policy refuse to deliver to an MX it does not list: add an "
             "`mx:` line for every MX host (wildcards like `*.{domain}` allowed)."
         ),
@@ -670,8 +693,8 @@ KINDS = [
     Kind(
         "mta_sts.mx_cert_invalid",
         HIGH,
-        gettext_lazy("An MX host's certificate fails the MTA-STS policy"),
-        gettext_lazy(
+        gettext_noop("An MX host's certificate fails the MTA-STS policy"),
+        gettext_noop(
             "Under an MTA-STS policy senders require a certificate that chains to a public CA, "
             "has not expired and names the MX host (RFC 8461 4.2); in enforce mode they refuse "
             "to deliver otherwise. Install such a certificate on every MX (e.g. from Let's "
@@ -682,8 +705,8 @@ KINDS = [
     Kind(
         "tls_rpt.missing",
         LOW,
-        gettext_lazy("No SMTP TLS reporting (TLS-RPT) record"),
-        gettext_lazy(
+        gettext_noop("No SMTP TLS reporting (TLS-RPT) record"),
+        gettext_noop(
             'Publish `_smtp._tls.{domain}. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@{domain}"` to '
             "learn when senders cannot reach you over TLS."
         ),
@@ -691,8 +714,8 @@ KINDS = [
     Kind(
         "tls_rpt.invalid",
         MEDIUM,
-        gettext_lazy("The TLS-RPT record is invalid"),
-        gettext_lazy(
+        gettext_noop("The TLS-RPT record is invalid"),
+        gettext_noop(
             "The record must read like `v=TLSRPTv1; rua=mailto:tlsrpt@{domain}` (RFC 8460 3)."
         ),
     ),
@@ -700,8 +723,8 @@ KINDS = [
     Kind(
         "bimi.missing",
         INFO,
-        gettext_lazy("No BIMI record"),
-        gettext_lazy(
+        gettext_noop("No BIMI record"),
+        gettext_noop(
             'Optional: publish `default._bimi.{domain}. TXT "v=BIMI1; '
             'l=https://{domain}/logo.svg"` to show your logo in supporting mail clients (it '
             "needs DMARC enforcement)."
@@ -710,14 +733,14 @@ KINDS = [
     Kind(
         "bimi.invalid",
         LOW,
-        gettext_lazy("The BIMI record is invalid"),
-        gettext_lazy("The record must read like `v=BIMI1; l=https://{domain}/logo.svg`."),
+        gettext_noop("The BIMI record is invalid"),
+        gettext_noop("The record must read like `v=BIMI1; l=https://{domain}/logo.svg`."),
     ),
     Kind(
         "bimi.dmarc_not_enforced",
         LOW,
-        gettext_lazy("BIMI without an enforcing DMARC policy"),
-        gettext_lazy(
+        gettext_noop("BIMI without an enforcing DMARC policy"),
+        gettext_noop(
             "Mail clients show the logo only for mail protected by DMARC `p=quarantine` or "
             "`p=reject` applied to all mail (no `pct` below 100): enforce DMARC at "
             "`_dmarc.{domain}`, or remove the BIMI record."
@@ -727,8 +750,8 @@ KINDS = [
     Kind(
         "dnssec.unsigned",
         MEDIUM,
-        gettext_lazy("The domain is not signed with DNSSEC"),
-        gettext_lazy(
+        gettext_noop("The domain is not signed with DNSSEC"),
+        gettext_noop(
             "Enable DNSSEC at your DNS host and publish the DS record at your registrar: it "
             "protects MX and policy records from forgery and makes DANE possible."
         ),
@@ -736,8 +759,8 @@ KINDS = [
     Kind(
         "dnssec.bogus",
         CRITICAL,
-        gettext_lazy("DNSSEC validation fails"),
-        gettext_lazy(
+        gettext_noop("DNSSEC validation fails"),
+        gettext_noop(
             "Validating resolvers cannot resolve this zone at all, so mail to it fails. Fix the "
             "chain: the DS at the parent must match a key that signs the zone, with valid "
             "signatures."
@@ -746,8 +769,8 @@ KINDS = [
     Kind(
         "dnssec.mx_unsigned",
         LOW,
-        gettext_lazy("An MX host's zone is not signed"),
-        gettext_lazy(
+        gettext_noop("An MX host's zone is not signed"),
+        gettext_noop(
             "Without DNSSEC on the mail servers' zone, DANE cannot protect deliveries to them: "
             "sign it; if a mail provider runs them, only the provider can (it weighs nothing "
             "then)."
@@ -756,8 +779,8 @@ KINDS = [
     Kind(
         "dnssec.mx_bogus",
         HIGH,
-        gettext_lazy("DNSSEC validation fails for an MX host's zone"),
-        gettext_lazy(
+        gettext_noop("DNSSEC validation fails for an MX host's zone"),
+        gettext_noop(
             "Validating senders cannot find the mail server: fix the DNSSEC chain of that zone."
         ),
     ),
@@ -765,8 +788,8 @@ KINDS = [
     Kind(
         "dane.missing",
         LOW,
-        gettext_lazy("No DANE TLSA record for an MX host"),
-        gettext_lazy(
+        gettext_noop("No DANE TLSA record for an MX host"),
+        gettext_noop(
             "Publish `_25._tcp.<mx host>. TLSA 3 1 1 <sha256 of the server's public key>` in the "
             "signed zone of the MX host; if a mail provider runs it, only the provider can (it "
             "weighs nothing then)."
@@ -775,16 +798,16 @@ KINDS = [
     Kind(
         "dane.without_dnssec",
         MEDIUM,
-        gettext_lazy("TLSA records without DNSSEC"),
-        gettext_lazy(
+        gettext_noop("TLSA records without DNSSEC"),
+        gettext_noop(
             "TLSA records count only in a DNSSEC-signed zone: sign the zone, or remove them."
         ),
     ),
     Kind(
         "dane.bad_parameters",
         MEDIUM,
-        gettext_lazy("A TLSA record has unsuitable parameters"),
-        gettext_lazy(
+        gettext_noop("A TLSA record has unsuitable parameters"),
+        gettext_noop(
             "For SMTP use `3 1 1` (DANE-EE, public key, SHA-256) or `2 1 1` (DANE-TA); usages "
             "0/1 and full-data matching (0) are not meant for SMTP (RFC 7672 3.1)."
         ),
@@ -792,8 +815,8 @@ KINDS = [
     Kind(
         "dane.mismatch",
         CRITICAL,
-        gettext_lazy("The TLSA records do not match the certificate served"),
-        gettext_lazy(
+        gettext_noop("The TLSA records do not match the certificate served"),
+        gettext_noop(
             "DANE senders refuse to deliver to a server whose certificate chain matches none of "
             "its TLSA records (RFC 7672 2.2). Publish a TLSA record for the certificate really "
             "served (`3 1 1` with the SHA-256 of its public key), or serve the certificate the "
@@ -805,8 +828,8 @@ KINDS = [
     Kind(
         "dns.lookup_failed",
         HIGH,
-        gettext_lazy("A DNS lookup failed"),
-        gettext_lazy(
+        gettext_noop("A DNS lookup failed"),
+        gettext_noop(
             "Could not test. If this persists, check that every name server of the zone answers "
             "(no timeouts, SERVFAIL or REFUSED); validating resolvers see the same failure."
         ),
@@ -814,8 +837,8 @@ KINDS = [
     Kind(
         "dns.partial_lookup_failed",
         INFO,
-        gettext_lazy("A DNS lookup failed: some verdicts were not tested"),
-        gettext_lazy(
+        gettext_noop("A DNS lookup failed: some verdicts were not tested"),
+        gettext_noop(
             "The categories keep the verdicts their answered lookups support; the ones named "
             "were not tested. If this persists, check that every name server of the zone answers "
             "(no timeouts, SERVFAIL or REFUSED)."
@@ -824,8 +847,8 @@ KINDS = [
     Kind(
         "dns.resolver_broken",
         HIGH,
-        gettext_lazy("The resolver cannot be trusted: nothing was tested"),
-        gettext_lazy(
+        gettext_noop("The resolver cannot be trusted: nothing was tested"),
+        gettext_noop(
             "Not the domain's fault. Point mailsec at a resolver that answers truthfully and "
             "hands over DNSSEC signatures (`MAILSEC_DNS_NAMESERVERS`, or `--nameserver` for "
             "`check_domain`): a captive portal, a filtering resolver or a middlebox that strips "
@@ -846,15 +869,19 @@ class Message(NamedTuple):
     args: dict
 
     def render(self) -> str:
+        """In the active language."""
         return gettext(self.text) % {name: _shown(value) for name, value in self.args.items()}
+
+    def english(self) -> str:
+        """As the English template says, with no translation machinery (worker processes)."""
+        return self.text % {name: _shown(value, True) for name, value in self.args.items()}
 
     def as_json(self) -> dict:
         return {"text": self.text, "args": self.args}
 
 
 def english(message: Message) -> str:
-    with override("en"):
-        return message.render()
+    return message.english()
 
 
 def lines(parts: list[Message]) -> Message:
@@ -880,12 +907,13 @@ def _plain(value):
     return str(value)
 
 
-def _shown(value) -> str:
+def _shown(value, english: bool = False) -> str:
     if isinstance(value, dict) and "text" in value:
-        return Message(value["text"], value.get("args") or {}).render()
+        nested = Message(value["text"], value.get("args") or {})
+        return nested.english() if english else nested.render()
     if isinstance(value, list):
-        return "; ".join(_shown(v) for v in value)
-    if isinstance(value, float):
+        return "; ".join(_shown(v, english) for v in value)
+    if isinstance(value, float) and not english:
         return number_format(value, use_l10n=True)
     return "" if value is None else str(value)
 
@@ -903,25 +931,23 @@ def finding(
     are stored in English; `message` keeps what localized() needs to translate them."""
     kind = CATALOGUE[kind_id]
     message = {"domain": domain}
-    with override("en"):
-        if isinstance(detail, Message):
-            message |= detail.as_json()
-            detail = detail.render()
-        return Finding(
-            id=kind.id,
-            category=category or kind.category,
-            severity=severity or kind.severity,
-            title=str(kind.title),
-            detail=sentence(detail),
-            remediation=kind.fix(domain),
-            message=message,
-        )
+    if isinstance(detail, Message):
+        message |= detail.as_json()
+        detail = detail.english()
+    return Finding(
+        id=kind.id,
+        category=category or kind.category,
+        severity=severity or kind.severity,
+        title=kind.title.english,
+        detail=sentence(detail),
+        remediation=kind.fix(domain, english=True),
+        message=message,
+    )
 
 
 def add_note(f: Finding, note: Message) -> None:
     """Append a sentence to a finding's evidence (scoring.py: why its severity changed)."""
-    with override("en"):
-        f.detail = sentence(f.detail) + " " + note.render()
+    f.detail = sentence(f.detail) + " " + note.english()
     f.message = {
         **(f.message or {}),
         "notes": [*(f.message or {}).get("notes", []), note.as_json()],

@@ -357,7 +357,9 @@ def common_findings(organization: Organization, limit: int = COMMON_FINDINGS) ->
     for row in rows:
         kind = CATALOGUE.get(row["kind"])
         severity = str(kind.severity) if kind else row["worst"]
-        found.append({**row, "severity": severity, "title": kind.title if kind else row["title"]})
+        found.append(
+            {**row, "severity": severity, "title": str(kind.title) if kind else row["title"]}
+        )
     return found
 
 

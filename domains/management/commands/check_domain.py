@@ -3,6 +3,7 @@ import os
 import textwrap
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
@@ -222,8 +223,14 @@ def _report(result) -> str:
             "score": result.score,
         }
     lines = [
-        f"{result.domain}: {verdict} "
-        f"({result.status}; {result.queries} DNS queries, {seconds:.1f} s)",
+        _("%(domain)s: %(verdict)s (%(status)s; %(queries)s DNS queries, %(seconds)s s)")
+        % {
+            "domain": result.domain,
+            "verdict": verdict,
+            "status": result.status,
+            "queries": result.queries,
+            "seconds": number_format(seconds, 1),
+        },
         "  "
         + "  ".join(
             f"{name} {c.status}{'' if c.score is None else f' {c.score}'}"
