@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.utils.formats import number_format
-from django.utils.translation import gettext, gettext_noop, pgettext_lazy
+from django.utils.translation import get_language, gettext, gettext_noop, pgettext_lazy
 
 from domains.checks.base import Finding, Severity
 
@@ -960,11 +960,20 @@ class Texts(NamedTuple):
     remediation: str
 
 
+def reading_english() -> bool:
+    """Whether the active language is English, the language findings are stored in."""
+    return (get_language() or "en").split("-")[0] == "en"
+
+
 def localized(f, domain: str = "") -> Texts:
     """A finding's title, evidence and fix in the active language. `f` is a stored Finding
-    (domains.models), one of a run (checks.base), or its dict. Evidence stored before it had
-    a template stays as stored (English); title and fix come from the catalogue by id."""
+    (domains.models), one of a run (checks.base), or its dict. In English, the texts as they
+    were stored (the run's record). In another language, title and fix come from the catalogue
+    by id, the evidence from its template; evidence stored before it had a template stays as
+    stored (English), and so do all the texts of a kind the catalogue no longer has."""
     get = f.get if isinstance(f, dict) else lambda name, default=None: getattr(f, name, default)
+    if reading_english():
+        return Texts(get("title"), get("detail"), get("remediation"))
     kind_id = get("kind") or get("id")
     message = get("message") or {}
     domain = message.get("domain") or domain
@@ -989,7 +998,8 @@ def event_summary(event: dict) -> str:
     stored summary, changes.py, is English: webhooks send that); others keep theirs."""
     data = event.get("data") or {}
     kind = CATALOGUE.get(data.get("finding", ""))
-    if kind is None or event.get("kind") not in ("finding_appeared", "finding_resolved"):
+    finding_event = event.get("kind") in ("finding_appeared", "finding_resolved")
+    if kind is None or not finding_event or reading_english():
         return event.get("summary", "")
     args = {"title": kind.title, "kind": kind.id}
     if event["kind"] == "finding_resolved":

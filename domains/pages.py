@@ -16,7 +16,7 @@ from django.utils.timesince import timesince
 from domains import charts
 from domains.checks import ORDER
 from domains.checks.base import Severity
-from domains.findings import CATALOGUE, localized
+from domains.findings import CATALOGUE, localized, reading_english
 from domains.models import (
     CheckRun,
     Domain,
@@ -375,7 +375,8 @@ def worst_findings(run_ids: list[int]) -> dict[int, Finding]:
             worst[f.run_id] = f
     for f in worst.values():
         kind = CATALOGUE.get(f.kind)
-        f.title = str(kind.title) if kind else f.title  # in the reader's language
+        if kind and not reading_english():  # as localized() does
+            f.title = str(kind.title)
     return worst
 
 

@@ -192,19 +192,23 @@ def _category(result) -> dict:
 
 
 def server_line(row: dict) -> str:
-    where = f"{row['host']} ({row['address']}) port {row['port']}"
+    """One probed server, in the active language (the reach and DANE states are codes)."""
+    where = _("%(host)s (%(address)s) port %(port)s") % row
     if not row["reachable"]:
         return f"    {where}: {row['reach'].replace('_', ' ')}"
-    parts = [", ".join(row["tls_versions"]) or "no TLS"]
+    parts = [", ".join(row["tls_versions"]) or _("no TLS")]
     cert = row.get("certificate")
     if cert:
-        trusted = "trusted" if cert["trusted"] else "untrusted"
-        parts.append(f"certificate {cert['subject']} until {cert['not_after'][:10]} ({trusted})")
+        shown = {"subject": cert["subject"], "until": cert["not_after"][:10]}
+        if cert["trusted"]:
+            parts.append(_("certificate %(subject)s until %(until)s (trusted)") % shown)
+        else:
+            parts.append(_("certificate %(subject)s until %(until)s (untrusted)") % shown)
     parts.append(f"DANE {row['dane']}")
     if row["plaintext_auth"]:
-        parts.append("password before TLS")
+        parts.append(_("password before TLS"))
     if row.get("open_relay"):
-        parts.append("OPEN RELAY")
+        parts.append(_("OPEN RELAY"))
     return f"    {where}: " + "; ".join(parts)
 
 
@@ -239,7 +243,7 @@ def _report(result) -> str:
     ]
     for name, category in result.categories.items():
         if category.servers:
-            lines.append(f"  {name} servers:")
+            lines.append("  " + _("%(category)s servers:") % {"category": name})
             lines += [server_line(row) for row in category.servers]
     for f in result.findings:
         title, detail, remediation = localized(f, result.domain)
