@@ -191,3 +191,13 @@ def test_the_alert_lines_of_a_finding_in_the_language_of_the_email():
         )
         assert event_summary(resolved) == "Résolu\u00a0: Aucun enregistrement SPF (spf.missing)"
         assert event_summary(other) == other["summary"]
+
+
+def test_the_api_keeps_the_catalogue_in_english(alice, acme):
+    from tests.api.conftest import api_client, token_for
+
+    client = api_client(token_for(alice, acme, "read"))
+    kinds = client.get("/api/v1/finding-kinds/", HTTP_ACCEPT_LANGUAGE="fr").json()
+    spf = next(kind for kind in kinds if kind["id"] == "spf.missing")
+    assert spf["title"] == "No SPF record"
+    assert spf["remediation"].startswith("Publish the servers allowed to send")
