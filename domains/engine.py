@@ -45,7 +45,8 @@ from domains.checks import (  # noqa: F401  (importing a check registers it)
 )
 from domains.checks.base import REGISTRY, CategoryResult, Check, Context, Status
 from domains.dns import DnsSession, LookupFailed, Met, SharedLookups
-from domains.findings import Message, finding, msg
+from domains.findings import finding
+from domains.messages import Message, msg
 from domains.scoring import calibrate, category_score, overall
 
 PROBE_CATEGORIES = [name for name in ORDER if REGISTRY[name].probes]

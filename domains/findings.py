@@ -4,7 +4,7 @@ Ids are stable: pages, alerts and history refer to them. docs/findings.md (and i
 docs/findings.fr.md) lists them (a test keeps them in step). A remediation may use {domain},
 filled in with the domain checked.
 
-Titles and fixes are translated lazily: str() gives the active language. A finding's evidence
+Titles and fixes are Texts (domains/messages.py): str() gives the active language. The evidence
 is a Message, an English template and its arguments: stored as English text (`detail`, what
 the JSON outputs and the API give) and as the template (`message`), so that `localized()` can
 render it in the reader's language.
@@ -13,10 +13,10 @@ render it in the reader's language.
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from django.utils.formats import number_format
-from django.utils.translation import get_language, gettext, gettext_noop, pgettext_lazy
+from django.utils.translation import gettext, gettext_noop, pgettext_lazy
 
 from domains.checks.base import Finding, Severity
+from domains.messages import Message, Text, fill, reading_english
 
 CRITICAL, HIGH, MEDIUM, LOW, INFO = list(Severity)
 SEVERITY_LABELS = {
@@ -26,36 +26,6 @@ SEVERITY_LABELS = {
     LOW: pgettext_lazy("severity", "low"),
     INFO: pgettext_lazy("severity", "info"),
 }
-
-
-def _filled(template: str, params: dict) -> str:
-    """The template with each {name} replaced: not str.format, so that the {domain} of a
-    remediation stays for finding() to fill in."""
-    for name, value in params.items():
-        template = template.replace("{" + name + "}", value)
-    return template
-
-
-@dataclass(frozen=True)
-class Text:
-    """A title or fix of the catalogue: its English (the msgid, marked with gettext_noop) and
-    the {placeholders} filled in for a kind (a service's name). str() translates it into the
-    active language; `english` needs no translation machinery (the engine's worker processes
-    have none)."""
-
-    msgid: str
-    params: tuple[tuple[str, str], ...] = ()
-
-    def __str__(self) -> str:
-        return _filled(gettext(self.msgid), dict(self.params))
-
-    @property
-    def english(self) -> str:
-        return _filled(self.msgid, dict(self.params))
-
-
-def fill(msgid: str, **params: str) -> Text:
-    return Text(msgid, tuple(params.items()))
 
 
 @dataclass(frozen=True)
@@ -860,64 +830,6 @@ KINDS = [
 CATALOGUE: dict[str, Kind] = {kind.id: kind for kind in KINDS}
 
 
-class Message(NamedTuple):
-    """Evidence to translate: `text` is the English template (the msgid, marked for
-    makemessages with gettext_noop at the call site), with %(name)s placeholders for `args`.
-    Arguments are data (names, records, numbers): shown as they are, numbers in the locale."""
-
-    text: str
-    args: dict
-
-    def render(self) -> str:
-        """In the active language."""
-        return gettext(self.text) % {name: _shown(value) for name, value in self.args.items()}
-
-    def english(self) -> str:
-        """As the English template says, with no translation machinery (worker processes)."""
-        return self.text % {name: _shown(value, True) for name, value in self.args.items()}
-
-    def as_json(self) -> dict:
-        return {"text": self.text, "args": self.args}
-
-
-def english(message: Message) -> str:
-    return message.english()
-
-
-def lines(parts: list[Message]) -> Message:
-    """Evidence lines (one per server, say) in the order of their English, each once."""
-    unique = {english(part): part for part in parts}
-    return msg(gettext_noop("%(lines)s."), lines=[unique[key] for key in sorted(unique)])
-
-
-def msg(text: str, **args) -> Message:
-    return Message(text, {name: _plain(value) for name, value in args.items()})
-
-
-def _plain(value):
-    """An argument as JSON can store it (a Message as its dict: rendered in turn)."""
-    if isinstance(value, Message):
-        return value.as_json()
-    if isinstance(value, bool | int | float) or value is None:
-        return value
-    if isinstance(value, list | tuple) and any(isinstance(v, Message) for v in value):
-        return [_plain(v) for v in value]  # evidence lines: shown one after the other
-    if isinstance(value, list | tuple | set | frozenset):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
-def _shown(value, english: bool = False) -> str:
-    if isinstance(value, dict) and "text" in value:
-        nested = Message(value["text"], value.get("args") or {})
-        return nested.english() if english else nested.render()
-    if isinstance(value, list):
-        return "; ".join(_shown(v, english) for v in value)
-    if isinstance(value, float) and not english:
-        return number_format(value, use_l10n=True)
-    return "" if value is None else str(value)
-
-
 def finding(
     kind_id: str,
     detail: "str | Message",
@@ -958,11 +870,6 @@ class Texts(NamedTuple):
     title: str
     detail: str
     remediation: str
-
-
-def reading_english() -> bool:
-    """Whether the active language is English, the language findings are stored in."""
-    return (get_language() or "en").split("-")[0] == "en"
 
 
 def localized(f, domain: str = "") -> Texts:

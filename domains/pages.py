@@ -16,7 +16,8 @@ from django.utils.timesince import timesince
 from domains import charts
 from domains.checks import ORDER
 from domains.checks.base import Severity
-from domains.findings import CATALOGUE, localized, reading_english
+from domains.findings import CATALOGUE, localized
+from domains.messages import reading_english
 from domains.models import (
     CheckRun,
     Domain,

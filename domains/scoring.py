@@ -6,7 +6,8 @@ from django.utils.translation import gettext_noop
 
 from domains.checks.base import CategoryResult, Finding, Severity, Status
 from domains.checks.mx import is_ip_literal
-from domains.findings import Message, add_note, msg
+from domains.findings import add_note
+from domains.messages import Message, msg
 from domains.names import org_domain
 
 # What each category weighs in the domain's score (they add up to 100).

@@ -7,7 +7,8 @@ from django.utils.translation import gettext_noop
 
 from domains.checks.base import CategoryResult, Check, Context, Status, register
 from domains.checks.dmarc import raw_tags
-from domains.findings import finding, msg
+from domains.findings import finding
+from domains.messages import msg
 
 
 def bimi_problem(record: str) -> str | None:

@@ -7,7 +7,8 @@ from django.utils.translation import gettext_noop
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
 from domains.checks.dnssec import BOGUS, INSECURE, SECURE, Validator, mail_hosts
 from domains.checks.mailservers import dane_untested, usable_tlsa
-from domains.findings import finding, msg
+from domains.findings import finding
+from domains.messages import msg
 
 PROBE_CATEGORIES = ("smtp", "submission", "imap", "pop3")
 

@@ -8,7 +8,8 @@ from django.utils.translation import gettext_noop
 from dkim.util import InvalidTagValueList, parse_tag_value
 
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
-from domains.findings import finding, msg
+from domains.findings import finding
+from domains.messages import msg
 
 # Selectors that mail providers and sending services publish (Google Workspace, Microsoft 365,
 # Mailchimp/Mandrill, SendGrid, Mailgun, Mailjet, Postmark, Zendesk, iCloud, Fastmail, Proton,

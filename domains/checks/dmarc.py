@@ -9,7 +9,8 @@ from django.utils.translation import gettext_noop
 
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
 from domains.dns import LIFETIME, OfflineResolver
-from domains.findings import finding, msg
+from domains.findings import finding
+from domains.messages import msg
 
 STRENGTH = {"none": 0, "quarantine": 1, "reject": 2}
 PCT = re.compile(r"[0-9]{1,3}")  # RFC 7489 6.4: 1*3DIGIT, and 6.3 bounds it to 0-100

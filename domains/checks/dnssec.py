@@ -38,7 +38,8 @@ from django.utils.translation import gettext_noop
 from domains.checks.base import CategoryResult, Check, Context, register
 from domains.checks.mx import is_ip_literal
 from domains.dns import DnsSession, name_text
-from domains.findings import Message, english, finding, msg
+from domains.findings import finding
+from domains.messages import Message, english, msg
 
 SECURE, INSECURE, BOGUS = "secure", "insecure", "bogus"
 DIGEST_TYPES = {1: "SHA-1", 2: "SHA-256", 4: "SHA-384"}  # what dns.dnssec.make_ds can compute

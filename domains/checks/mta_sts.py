@@ -13,7 +13,8 @@ from django.utils.translation import gettext_noop
 
 from domains import net
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
-from domains.findings import finding, msg
+from domains.findings import finding
+from domains.messages import msg
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 POLICY_PORT = 443  # RFC 8461 3.3; a module constant only so tests can serve elsewhere

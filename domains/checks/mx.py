@@ -7,7 +7,8 @@ from django.utils.translation import gettext_noop
 
 from domains.checks.base import CategoryResult, Check, Context, register
 from domains.dns import name_text
-from domains.findings import finding, msg
+from domains.findings import finding
+from domains.messages import msg
 
 
 def is_ip_literal(host: str) -> bool:

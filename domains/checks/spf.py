@@ -12,7 +12,8 @@ from domains.checks.base import CategoryResult, Check, Context, Severity, regist
 from domains.checks.spf_syntax import Record, is_spf_record, parse
 from domains.checks.spf_tree import FAMILIES, Tree, walk
 from domains.dns import LookupFailed
-from domains.findings import finding, msg
+from domains.findings import finding
+from domains.messages import msg
 
 # Over this many bytes an answer risks truncation and a TCP retry (RFC 7208 3.4 advises
 # keeping SPF answers within 512 bytes).

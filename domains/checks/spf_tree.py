@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext_noop
 
 from domains.checks.spf_syntax import MACRO, Record, Term, is_spf_record, macro_parts, parse
-from domains.findings import Message, english, msg
+from domains.messages import Message, english, msg
 
 FAMILIES = ("IPv4", "IPv6")
 _NEEDS = {

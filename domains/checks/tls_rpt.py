@@ -4,7 +4,8 @@ import checkdmarc.smtp_tls_reporting as cd_tlsrpt
 from django.utils.translation import gettext_noop
 
 from domains.checks.base import CategoryResult, Check, Context, register
-from domains.findings import finding, msg
+from domains.findings import finding
+from domains.messages import msg
 
 
 def tlsrpt_records(texts: list[str]) -> list[str]:

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from django.utils.translation import gettext_noop
 
 from domains.checks.base import CategoryResult, Finding, Severity, Status
-from domains.findings import Message, finding, msg
-from domains.findings import lines as evidence_lines
+from domains.findings import finding
+from domains.messages import Message, msg
+from domains.messages import lines as evidence_lines
 from domains.probes.results import ProbeResult, Reach, Service, Target, TlsMode
 
 EXPIRING_DAYS = 14
