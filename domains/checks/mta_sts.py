@@ -14,7 +14,7 @@ from django.utils.translation import gettext_noop
 from domains import net
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
 from domains.findings import finding
-from domains.messages import msg
+from domains.messages import Message, msg
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 POLICY_PORT = 443  # RFC 8461 3.3; a module constant only so tests can serve elsewhere
@@ -37,12 +37,23 @@ def uncovered_hosts(hosts: list[str], patterns: list[str]) -> list[str]:
     return [h for h in hosts if not cd_mta_sts.mx_in_mta_sts_patterns(h.rstrip("."), patterns)]
 
 
-def duration(seconds: int) -> str:
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+# How long max_age is, in words: one template for one unit, another for more (whole sentences
+# for the translators; a count is a number in the reader's locale).
+DURATIONS = [
+    (86400, gettext_noop("%(count)s day"), gettext_noop("%(count)s days")),
+    (3600, gettext_noop("%(count)s hour"), gettext_noop("%(count)s hours")),
+    (60, gettext_noop("%(count)s minute"), gettext_noop("%(count)s minutes")),
+]
+
+
+def duration(seconds: int) -> Message:
+    for size, one, many in DURATIONS:
         if seconds >= size:
             count = round(seconds / size, 1)
-            return f"{count:g} {unit}{'' if count == 1 else 's'}"
-    return f"{seconds} second{'' if seconds == 1 else 's'}"
+            count = int(count) if count.is_integer() else count  # 1 day, 1.5 days
+            return msg(one if count == 1 else many, count=count)
+    one, many = gettext_noop("%(count)s second"), gettext_noop("%(count)s seconds")
+    return msg(one if seconds == 1 else many, count=seconds)
 
 
 @register

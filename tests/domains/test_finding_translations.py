@@ -201,3 +201,14 @@ def test_the_api_keeps_the_catalogue_in_english(alice, acme):
     spf = next(kind for kind in kinds if kind["id"] == "spf.missing")
     assert spf["title"] == "No SPF record"
     assert spf["remediation"].startswith("Publish the servers allowed to send")
+
+
+def test_numbers_in_the_evidence_follow_the_readers_locale():
+    from domains.checks.mta_sts import duration
+
+    assert duration(129600).english() == "1.5 days"
+    assert duration(3600).english() == "1 hour"
+    assert duration(1).english() == "1 second"
+    with translation.override("fr"):
+        assert duration(129600).render() == "1,5 jours"
+        assert duration(7200).render() == "2 heures"
