@@ -8,6 +8,7 @@ from domains.checks.base import CategoryResult, Check, Context, Severity, regist
 from domains.checks.dnssec import BOGUS, INSECURE, SECURE, Validator, mail_hosts
 from domains.checks.mailservers import dane_untested, usable_tlsa
 from domains.findings import finding
+from domains.messages import lines as evidence_lines
 from domains.messages import msg
 
 PROBE_CATEGORIES = ("smtp", "submission", "imap", "pop3")
@@ -103,11 +104,18 @@ class DaneCheck(Check):
         for category in PROBE_CATEGORIES:
             for row in ctx.data(category).get("servers", []):
                 if row.get("dane") == "mismatch":
-                    where = f"{row['host']} ({row['address']}) port {row['port']}"
-                    lines.append(f"{where}: {row.get('dane_detail') or 'no TLSA record matches'}")
+                    why = row.get("dane_detail") or msg(gettext_noop("no TLSA record matches"))
+                    line = msg(
+                        gettext_noop("%(host)s (%(address)s) port %(port)s: %(why)s"),
+                        host=row["host"],
+                        address=row["address"],
+                        port=str(row["port"]),
+                        why=why,
+                    )
+                    lines.append(line)
         if not lines:
             return False
-        detail = "; ".join(sorted(set(lines))) + "."
+        detail = evidence_lines(lines)
         result.findings.append(finding("dane.mismatch", detail, domain=ctx.domain))
         result.applicable = True
         return True
