@@ -58,8 +58,12 @@ class SpfCheck(Check):
         record = parse(text)
         result.data = _facts(record)
         if record.errors:
-            errors = "; ".join(str(e) for e in record.errors)
-            detail = f'{domain}: "{text}": {errors}'
+            detail = msg(
+                gettext_noop('%(name)s: "%(record)s": %(errors)s'),
+                name=domain,
+                record=text,
+                errors=[e.translatable() for e in record.errors],
+            )
             result.findings.append(finding("spf.syntax_error", detail, domain=domain))
             return result
         tree = walk(domain, record, _fetcher(ctx), lambda q: ctx.dns.prefetch(*q))

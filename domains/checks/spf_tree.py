@@ -199,8 +199,13 @@ class _Walker:
             return "permerror"
         record = parse(records[0])
         if record.errors:
-            errors = "; ".join(str(e) for e in record.errors)
-            self.tree.add("spf.syntax_error", f'{trail}: "{records[0]}": {errors}')
+            detail = msg(
+                gettext_noop('%(name)s: "%(record)s": %(errors)s'),
+                name=trail,
+                record=records[0],
+                errors=[e.translatable() for e in record.errors],
+            )
+            self.tree.add("spf.syntax_error", detail)
             return "permerror"
         return record
 

@@ -212,3 +212,19 @@ def test_numbers_in_the_evidence_follow_the_readers_locale():
     with translation.override("fr"):
         assert duration(129600).render() == "1,5 jours"
         assert duration(7200).render() == "2 heures"
+
+
+def test_an_spf_syntax_error_reads_in_french_with_the_term_as_it_is():
+    from domains.checks.spf_syntax import parse
+
+    errors = parse("v=spf1 ip4:999.1.1.1 foo -all").errors
+    assert [str(e) for e in errors] == [
+        '"ip4:999.1.1.1": needs a dotted-quad IPv4 address, e.g. ip4:192.0.2.0/24',
+        '"foo": unknown mechanism "foo" (RFC 7208 5)',
+    ]
+    with translation.override("fr"):
+        assert [e.translatable().render() for e in errors] == [
+            "«\u00a0ip4:999.1.1.1\u00a0»\u00a0: demande une adresse IPv4 en notation pointée, "
+            "par exemple ip4:192.0.2.0/24",
+            "«\u00a0foo\u00a0»\u00a0: mécanisme inconnu «\u00a0foo\u00a0» (RFC 7208 5)",
+        ]
