@@ -7,7 +7,7 @@ never looks like "all findings resolved"."""
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from domains.findings import sentence
+from domains.findings import CATALOGUE, sentence
 from domains.models import CheckRun, DomainEvent, EventKind
 from domains.templatetags.domain_labels import SEVERITY_LABELS
 
@@ -201,7 +201,7 @@ def describe(kind: str, data: dict, summary: str) -> str:
 
 def _finding_summary(kind: str, data: dict, summary: str) -> str:
     """ "New high finding: <title> (<id>)" or "Resolved: <title> (<id>)", said again; the title
-    is the one stored with the event."""
+    is the catalogue's in the reader's language, else (a kind gone from it) the one stored."""
     suffix = f" ({data['finding']})"
     if kind == EventKind.FINDING_RESOLVED:
         prefix, severity = "Resolved: ", ""
@@ -212,7 +212,11 @@ def _finding_summary(kind: str, data: dict, summary: str) -> str:
         severity = prefix.removeprefix("New ").removesuffix(" finding: ")
     if not prefix or not summary.startswith(prefix) or not summary.endswith(suffix):
         return summary
-    facts = {"title": summary.removeprefix(prefix).removesuffix(suffix), "finding": data["finding"]}
+    catalogued = CATALOGUE.get(data["finding"])
+    title = (
+        str(catalogued.title) if catalogued else summary.removeprefix(prefix).removesuffix(suffix)
+    )
+    facts = {"title": title, "finding": data["finding"]}
     if kind == EventKind.FINDING_RESOLVED:
         return _("Resolved: %(title)s (%(finding)s)") % facts
     facts["severity"] = SEVERITY_LABELS[severity]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from domains.checks import (  # noqa: F401  (importing a check registers it)
     ORDER,
@@ -46,6 +46,7 @@ from domains.checks import (  # noqa: F401  (importing a check registers it)
 from domains.checks.base import REGISTRY, CategoryResult, Check, Context, Status
 from domains.dns import DnsSession, LookupFailed, Met, SharedLookups
 from domains.findings import finding
+from domains.messages import Message, msg
 from domains.scoring import calibrate, category_score, overall
 
 PROBE_CATEGORIES = [name for name in ORDER if REGISTRY[name].probes]
@@ -299,24 +300,37 @@ def _report_failures(ctx: Context, met: dict[str, list[Met]], results) -> None:
         )
 
 
-def _failure_detail(zone: str, entries: list[tuple[str, Met]]) -> str:
+def _failure_detail(zone: str, entries: list[tuple[str, Met]]) -> Message:
+    """The evidence, to translate (findings.msg); the lookups and what each voids are data."""
     lookups = list(dict.fromkeys(f"{m.failure.query} ({m.failure.reason})" for _, m in entries))
-    shown = "; ".join(lookups[:5]) + (f"; and {len(lookups) - 5} more" if len(lookups) > 5 else "")
+    shown = "; ".join(lookups[:5])
+    if len(lookups) > 5:
+        shown = msg(
+            gettext_noop("%(lookups)s; and %(count)s more"), lookups=shown, count=len(lookups) - 5
+        )
     if not zone:
-        where = "the resolver"
+        text = gettext_noop("No usable answer from the resolver: %(lookups)s.")
     elif "." not in zone:  # a top-level domain fails far less often than a resolver
-        where = f"the resolver (or the name servers of {zone})"
+        text = gettext_noop(
+            "No usable answer from the resolver (or the name servers of %(zone)s): %(lookups)s."
+        )
     else:
-        where = f"the name servers of {zone}"
-    untested = list(dict.fromkeys(m.voids for _, m in entries if m.voids))
-    if len(untested) > 5:
-        untested = [*untested[:5], f"and {len(untested) - 5} more"]
+        text = gettext_noop("No usable answer from the name servers of %(zone)s: %(lookups)s.")
+    detail = msg(text, zone=zone, lookups=shown)
     voided = list(dict.fromkeys(c for c, m in entries if not m.voids))
-    detail = f"No usable answer from {where}: {shown}."
     if voided:
-        detail += f" Could not test: {', '.join(voided)}."
+        voided_text = msg(gettext_noop("Could not test: %(categories)s."), categories=voided)
+        detail = msg(gettext_noop("%(first)s %(second)s"), first=detail, second=voided_text)
+    untested = list(dict.fromkeys(m.voids for _, m in entries if m.voids))
     if untested:  # each says itself what it leaves untested
-        detail += f" {'; '.join(untested)}."
+        shown = "; ".join(untested[:5])
+        if len(untested) > 5:
+            shown = msg(
+                gettext_noop("%(lookups)s; and %(count)s more"),
+                lookups=shown,
+                count=len(untested) - 5,
+            )
+        detail = msg(gettext_noop("%(first)s %(second)s."), first=detail, second=shown)
     return detail
 
 

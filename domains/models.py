@@ -236,6 +236,7 @@ class CheckRunManager(models.Manager):
                 title=f.title,
                 detail=f.detail,
                 remediation=f.remediation,
+                message=f.message or {},
             )
             for f in result.findings
         )
@@ -284,6 +285,9 @@ class Finding(models.Model):
     title = models.CharField(max_length=200)
     detail = models.TextField()
     remediation = models.TextField()
+    # The evidence's template, its arguments and the domain, to show the finding in the
+    # reader's language (domains.findings.localized); {} for findings stored before it.
+    message = models.JSONField(default=dict, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["kind"], name="finding_kind")]

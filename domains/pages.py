@@ -18,7 +18,8 @@ from django.utils.translation import gettext_lazy
 from domains import charts
 from domains.checks import ORDER
 from domains.checks.base import Severity
-from domains.findings import CATALOGUE
+from domains.findings import CATALOGUE, localized
+from domains.messages import reading_english
 from domains.models import (
     CheckRun,
     Domain,
@@ -362,7 +363,9 @@ def common_findings(organization: Organization, limit: int = COMMON_FINDINGS) ->
     for row in rows:
         kind = CATALOGUE.get(row["kind"])
         severity = str(kind.severity) if kind else row["worst"]
-        found.append({**row, "severity": severity, "title": kind.title if kind else row["title"]})
+        found.append(
+            {**row, "severity": severity, "title": str(kind.title) if kind else row["title"]}
+        )
     return found
 
 
@@ -376,6 +379,10 @@ def worst_findings(run_ids: list[int]) -> dict[int, Finding]:
         current = worst.get(f.run_id)
         if current is None or severity_rank(f.severity) < severity_rank(current.severity):
             worst[f.run_id] = f
+    for f in worst.values():
+        kind = CATALOGUE.get(f.kind)
+        if kind and not reading_english():  # as localized() does
+            f.title = str(kind.title)
     return worst
 
 
@@ -500,7 +507,7 @@ def domain_page(domain: Domain, now: datetime) -> DomainPage:
         domain=domain,
         run=run,
         categories=category_rows(run.categories) if run else [],
-        findings=by_severity(findings),
+        findings=by_severity(findings, domain.name),
         chart=mark_safe(chart),  # noqa: S308  (charts.py escapes every text it draws)
         events=list(domain.events.all()[:TIMELINE_LENGTH]),
         records=record_rows(run.categories) if run else [],
@@ -523,7 +530,7 @@ def resolver_trouble() -> Finding | None:
     if latest is None:
         return None
     since = CheckRun.objects.filter(pk__gt=latest.run_id).exclude(status=RunStatus.ERROR)
-    return None if since.exists() else latest
+    return None if since.exists() else shown(latest, latest.run.name)
 
 
 def _in_order(categories: dict) -> list[str]:
@@ -571,10 +578,18 @@ def split_fix(remediation: str) -> list[tuple[str, str]]:
     return parts
 
 
-def by_severity(findings: list[Finding]) -> list[tuple[str, list[FindingView]]]:
+def shown(f: Finding, domain: str = "") -> Finding:
+    """The finding with its title, evidence and fix in the reader's language (in memory only:
+    what is stored stays English)."""
+    f.title, f.detail, f.remediation = localized(f, domain)
+    return f
+
+
+def by_severity(findings: list[Finding], domain: str = "") -> list[tuple[str, list[FindingView]]]:
     groups: dict[str, list[FindingView]] = {}
     ordered = sorted(findings, key=lambda f: (severity_rank(f.severity), f.category, f.kind))
     for f in ordered:
+        shown(f, domain)  # also the resolver_problem the page shows: the same objects
         groups.setdefault(f.severity, []).append(FindingView(f, split_fix(f.remediation)))
     return list(groups.items())
 

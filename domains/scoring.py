@@ -2,9 +2,12 @@
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_noop
+
 from domains.checks.base import CategoryResult, Finding, Severity, Status
 from domains.checks.mx import is_ip_literal
-from domains.findings import sentence
+from domains.findings import add_note
+from domains.messages import Message, msg
 from domains.names import org_domain
 
 # What each category weighs in the domain's score (they add up to 100).
@@ -39,12 +42,53 @@ GRADES = [(90, "A"), (80, "B"), (70, "C"), (55, "D"), (0, "F")]
 A_PLUS_MIN_SCORE = 95
 # SPF findings that let forged mail pass SPF, and with it aligned DMARC: no DMARC policy helps.
 SPF_PASSES_FORGERIES = {"spf.all_pass"}
-# What a finding about the MX hosts becomes when another organisation runs them all.
+# What a finding about the MX hosts becomes when another organisation runs them all: the
+# note added to its evidence, for one host and for several (whole sentences, to translate).
 PROVIDER_HOSTED = {
-    "mx.no_ipv6": "add IPv6",
-    "mx.ptr_mismatch": "set the reverse DNS of its addresses",
-    "dnssec.mx_unsigned": "sign the hosts' zone with DNSSEC",
-    "dane.missing": "publish TLSA records in the hosts' zone",
+    "mx.no_ipv6": (
+        gettext_noop(
+            "The MX host %(hosts)s is run outside %(org)s (by %(providers)s): only that "
+            "provider can add IPv6, so this weighs nothing in the score."
+        ),
+        gettext_noop(
+            "The MX hosts %(hosts)s are run outside %(org)s (by %(providers)s): only that "
+            "provider can add IPv6, so this weighs nothing in the score."
+        ),
+    ),
+    "mx.ptr_mismatch": (
+        gettext_noop(
+            "The MX host %(hosts)s is run outside %(org)s (by %(providers)s): only that "
+            "provider can set the reverse DNS of its addresses, so this weighs nothing in the "
+            "score."
+        ),
+        gettext_noop(
+            "The MX hosts %(hosts)s are run outside %(org)s (by %(providers)s): only that "
+            "provider can set the reverse DNS of its addresses, so this weighs nothing in the "
+            "score."
+        ),
+    ),
+    "dnssec.mx_unsigned": (
+        gettext_noop(
+            "The MX host %(hosts)s is run outside %(org)s (by %(providers)s): only that "
+            "provider can sign the hosts' zone with DNSSEC, so this weighs nothing in the score."
+        ),
+        gettext_noop(
+            "The MX hosts %(hosts)s are run outside %(org)s (by %(providers)s): only that "
+            "provider can sign the hosts' zone with DNSSEC, so this weighs nothing in the score."
+        ),
+    ),
+    "dane.missing": (
+        gettext_noop(
+            "The MX host %(hosts)s is run outside %(org)s (by %(providers)s): only that "
+            "provider can publish TLSA records in the hosts' zone, so this weighs nothing in "
+            "the score."
+        ),
+        gettext_noop(
+            "The MX hosts %(hosts)s are run outside %(org)s (by %(providers)s): only that "
+            "provider can publish TLSA records in the hosts' zone, so this weighs nothing in "
+            "the score."
+        ),
+    ),
 }
 
 
@@ -58,9 +102,13 @@ def calibrate(results: dict[str, CategoryResult], domain: str) -> None:
         # Forged mail fails DMARC whatever SPF says unless SPF passes it: an SPF record that is
         # missing, broken or neutral then costs deliverability and the envelope, not the From.
         where = dmarc.data.get("location") or domain
-        note = (
-            f" DMARC at _dmarc.{where} enforces p={dmarc.data['policy']} on all mail, so "
-            "receivers still refuse mail forged in the domain's name: weighs medium."
+        note = msg(
+            gettext_noop(
+                "DMARC at _dmarc.%(where)s enforces p=%(policy)s on all mail, so receivers "
+                "still refuse mail forged in the domain's name: weighs medium."
+            ),
+            where=where,
+            policy=dmarc.data["policy"],
         )
         for f in _findings(results, "spf"):
             if f.id not in SPF_PASSES_FORGERIES and f.severity.rank < Severity.MEDIUM.rank:
@@ -68,11 +116,12 @@ def calibrate(results: dict[str, CategoryResult], domain: str) -> None:
     outside = _provider_hosts(results, domain)
     for f in [f for name in ("mx", "dnssec", "dane") for f in _findings(results, name)]:
         if f.id in PROVIDER_HOSTED and outside:
-            note = (
-                f" The MX host{'s' if len(outside) > 1 else ''} {', '.join(outside)} "
-                f"{'are' if len(outside) > 1 else 'is'} run outside {org_domain(domain)} (by "
-                f"{', '.join(sorted({org_domain(h) for h in outside}))}): only that provider "
-                f"can {PROVIDER_HOSTED[f.id]}, so this weighs nothing in the score."
+            one, several = PROVIDER_HOSTED[f.id]
+            note = msg(
+                one if len(outside) == 1 else several,
+                hosts=outside,
+                org=org_domain(domain),
+                providers=sorted({org_domain(h) for h in outside}),
             )
             changed |= _reweigh(f, Severity.INFO, note)
     for name in changed:
@@ -84,8 +133,9 @@ def _findings(results: dict[str, CategoryResult], name: str) -> list[Finding]:
     return result.findings if result and result.status != Status.ERROR else []
 
 
-def _reweigh(f: Finding, severity: Severity, note: str) -> set[str]:
-    f.severity, f.detail = severity, sentence(f.detail) + note
+def _reweigh(f: Finding, severity: Severity, note: Message) -> set[str]:
+    f.severity = severity
+    add_note(f, note)
     return {f.category}
 
 

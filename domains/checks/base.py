@@ -35,9 +35,14 @@ class Finding:
     title: str
     detail: str
     remediation: str
+    # The evidence's template and arguments, to translate it (findings.localized); not in
+    # as_dict(): the JSON outputs stay the English texts.
+    message: dict | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "severity": str(self.severity)}
+        found = asdict(self)
+        del found["message"]
+        return {**found, "severity": str(self.severity)}
 
 
 @dataclass

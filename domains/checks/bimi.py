@@ -3,9 +3,12 @@ the DMARC policy lets mail clients show it."""
 
 from urllib.parse import urlsplit
 
+from django.utils.translation import gettext_noop
+
 from domains.checks.base import CategoryResult, Check, Context, Status, register
 from domains.checks.dmarc import raw_tags
 from domains.findings import finding
+from domains.messages import msg
 
 
 def bimi_problem(record: str) -> str | None:
@@ -44,7 +47,11 @@ class BimiCheck(Check):
             return result
         if not records:
             result.findings.append(
-                finding("bimi.missing", f"No v=BIMI1 record at {name}.", domain=ctx.domain)
+                finding(
+                    "bimi.missing",
+                    msg(gettext_noop("No v=BIMI1 record at %(name)s."), name=name),
+                    domain=ctx.domain,
+                )
             )
             return result
         problems = [bimi_problem(r) for r in records]
@@ -63,12 +70,24 @@ class BimiCheck(Check):
         if dmarc is None or dmarc.status == Status.ERROR or dmarc.data.get("enforced"):
             return
         if "policy" not in dmarc.data:
-            why = "the domain has no valid DMARC record"
+            why = gettext_noop(
+                "%(name)s is published, but the domain has no valid DMARC record: mail clients "
+                "do not show the logo."
+            )
         elif dmarc.data.get("pct") is None:
-            why = "the DMARC record's pct= is invalid"
+            why = gettext_noop(
+                "%(name)s is published, but the DMARC record's pct= is invalid: mail clients do "
+                "not show the logo."
+            )
         elif dmarc.data["policy"] == "none":
-            why = "the DMARC policy is p=none"
+            why = gettext_noop(
+                "%(name)s is published, but the DMARC policy is p=none: mail clients do not "
+                "show the logo."
+            )
         else:
-            why = f"the DMARC policy applies to only pct={dmarc.data['pct']} of the mail"
-        detail = f"{name} is published, but {why}: mail clients do not show the logo."
+            why = gettext_noop(
+                "%(name)s is published, but the DMARC policy applies to only pct=%(pct)s of the "
+                "mail: mail clients do not show the logo."
+            )
+        detail = msg(why, name=name, pct=dmarc.data.get("pct"))
         result.findings.append(finding("bimi.dmarc_not_enforced", detail, domain=ctx.domain))

@@ -2,11 +2,14 @@
 that DNSSEC validates (the dnssec check's verdict for each MX host)."""
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
 from domains.checks.dnssec import BOGUS, INSECURE, SECURE, Validator, mail_hosts
 from domains.checks.mailservers import dane_untested, usable_tlsa
 from domains.findings import finding
+from domains.messages import lines as evidence_lines
+from domains.messages import msg
 
 PROBE_CATEGORIES = ("smtp", "submission", "imap", "pop3")
 
@@ -101,11 +104,18 @@ class DaneCheck(Check):
         for category in PROBE_CATEGORIES:
             for row in ctx.data(category).get("servers", []):
                 if row.get("dane") == "mismatch":
-                    where = f"{row['host']} ({row['address']}) port {row['port']}"
-                    lines.append(f"{where}: {row.get('dane_detail') or 'no TLSA record matches'}")
+                    why = row.get("dane_detail") or msg(gettext_noop("no TLSA record matches"))
+                    line = msg(
+                        gettext_noop("%(host)s (%(address)s) port %(port)s: %(why)s"),
+                        host=row["host"],
+                        address=row["address"],
+                        port=str(row["port"]),
+                        why=why,
+                    )
+                    lines.append(line)
         if not lines:
             return False
-        detail = "; ".join(sorted(set(lines))) + "."
+        detail = evidence_lines(lines)
         result.findings.append(finding("dane.mismatch", detail, domain=ctx.domain))
         result.applicable = True
         return True
@@ -142,18 +152,32 @@ class DaneCheck(Check):
         name = tlsa_name(host)
         if not records:
             if zone == SECURE:
-                detail = f"{host} has no TLSA record at {name}, though its zone is signed."
+                detail = msg(
+                    gettext_noop(
+                        "%(host)s has no TLSA record at %(name)s, though its zone is signed."
+                    ),
+                    host=host,
+                    name=name,
+                )
                 return [finding("dane.missing", detail, domain=ctx.domain)]
-            detail = (
-                f"{host} has no TLSA record at {name}; DANE first needs DNSSEC on the zone of "
-                f"{host}, which is not signed."
+            detail = msg(
+                gettext_noop(
+                    "%(host)s has no TLSA record at %(name)s; DANE first needs DNSSEC on the "
+                    "zone of %(host)s, which is not signed."
+                ),
+                host=host,
+                name=name,
             )
             return [finding("dane.missing", detail, domain=ctx.domain, severity=Severity.INFO)]
         texts = ", ".join(f"{name} TLSA {_shown(tlsa_text(r))}" for r in records)
         if zone == INSECURE:
-            detail = (
-                f"{texts}: the zone of {host} is not signed with DNSSEC, so senders ignore "
-                "these records (RFC 7672)."
+            detail = msg(
+                gettext_noop(
+                    "%(records)s: the zone of %(host)s is not signed with DNSSEC, so senders "
+                    "ignore these records (RFC 7672)."
+                ),
+                records=texts,
+                host=host,
             )
             return [finding("dane.without_dnssec", detail, domain=ctx.domain)]
         problems = [(r, tlsa_problems(r)) for r in records]
@@ -162,9 +186,12 @@ class DaneCheck(Check):
             return []
         detail = "; ".join(f"{name} TLSA {_shown(tlsa_text(r))}: {', '.join(p)}" for r, p in bad)
         if len(bad) == len(records):
-            detail += (
-                ". No record is usable, so DANE senders encrypt but authenticate nothing "
-                "(RFC 7672)."
+            detail = msg(
+                gettext_noop(
+                    "%(problems)s. No record is usable, so DANE senders encrypt but authenticate "
+                    "nothing (RFC 7672)."
+                ),
+                problems=detail,
             )
         else:
             detail += "."

@@ -4,10 +4,12 @@ import base64
 import binascii
 
 import dkim
+from django.utils.translation import gettext_noop
 from dkim.util import InvalidTagValueList, parse_tag_value
 
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
 from domains.findings import finding
+from domains.messages import msg
 
 # Selectors that mail providers and sending services publish (Google Workspace, Microsoft 365,
 # Mailchimp/Mandrill, SendGrid, Mailgun, Mailjet, Postmark, Zendesk, iCloud, Fastmail, Proton,
@@ -103,11 +105,21 @@ class DkimCheck(Check):
             result.applicable = False
             return result
         if not keys:
-            detail = f"No key at <selector>._domainkey.{ctx.domain} for the {len(selectors)} "
-            detail += "selectors probed."
+            detail = msg(
+                gettext_noop(
+                    "No key at <selector>._domainkey.%(domain)s for the %(count)s selectors probed."
+                ),
+                domain=ctx.domain,
+                count=len(selectors),
+            )
             if len(selectors) < len(selectors_for(ctx)):
-                detail = f"_domainkey.{ctx.domain} does not exist, so no key can exist below it "
-                detail += "(RFC 8020)."
+                detail = msg(
+                    gettext_noop(
+                        "_domainkey.%(domain)s does not exist, so no key can exist below it (RFC "
+                        "8020)."
+                    ),
+                    domain=ctx.domain,
+                )
             result.findings.append(finding("dkim.no_selector_found", detail, domain=ctx.domain))
         return result
 
@@ -136,14 +148,20 @@ class DkimCheck(Check):
                 continue
             if key["type"] == "rsa" and key["bits"] < MIN_RSA_BITS:
                 severity = Severity.HIGH if key["bits"] < 1024 else Severity.MEDIUM
-                detail = f"{name}: RSA {key['bits']} bits."
+                detail = msg(
+                    gettext_noop("%(name)s: RSA %(bits)s bits."), name=name, bits=key["bits"]
+                )
                 result.findings.append(
                     finding("dkim.weak_key", detail, domain=ctx.domain, severity=severity)
                 )
             if key["hashes"] is not None and "sha256" not in key["hashes"]:
                 # RFC 8301 3.1: verifiers must not accept rsa-sha1 signatures, and sha256 is the
                 # only other hash DKIM defines (also for Ed25519, RFC 8463).
-                detail = f"{evidence} (h={':'.join(key['hashes'])}: no sha256)"
+                detail = msg(
+                    gettext_noop("%(evidence)s (h=%(hashes)s: no sha256)"),
+                    evidence=evidence,
+                    hashes=":".join(key["hashes"]),
+                )
                 result.findings.append(finding("dkim.sha1_only", detail, domain=ctx.domain))
             if key["testing"]:
                 result.findings.append(finding("dkim.testing_mode", evidence, domain=ctx.domain))

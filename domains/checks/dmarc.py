@@ -5,10 +5,12 @@ import re
 
 import checkdmarc.dmarc as cd_dmarc
 from checkdmarc.utils import get_base_domain
+from django.utils.translation import gettext_noop
 
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
 from domains.dns import LIFETIME, OfflineResolver
 from domains.findings import finding
+from domains.messages import msg
 
 STRENGTH = {"none": 0, "quarantine": 1, "reject": 2}
 PCT = re.compile(r"[0-9]{1,3}")  # RFC 7489 6.4: 1*3DIGIT, and 6.3 bounds it to 0-100
@@ -54,7 +56,15 @@ class DmarcCheck(Check):
             )
         except cd_dmarc.DMARCRecordNotFound as exc:
             result.findings.append(
-                finding("dmarc.missing", f"No record at _dmarc.{domain}: {exc}", domain=domain)
+                finding(
+                    "dmarc.missing",
+                    msg(
+                        gettext_noop("No record at _dmarc.%(domain)s: %(error)s"),
+                        domain=domain,
+                        error=exc,
+                    ),
+                    domain=domain,
+                )
             )
             return result
         except cd_dmarc.MultipleDMARCRecords as exc:
@@ -78,7 +88,12 @@ class DmarcCheck(Check):
         result.data = {"policy": effective, "p": p, "sp": sp, "np": np, "location": location}
         evidence = f"_dmarc.{location}: {record}"
         if inherited:
-            detail = f"No record at _dmarc.{domain}; {evidence} applies (sp={sp})."
+            detail = msg(
+                gettext_noop("No record at _dmarc.%(domain)s; %(evidence)s applies (sp=%(sp)s)."),
+                domain=domain,
+                evidence=evidence,
+                sp=sp,
+            )
             result.findings.append(finding("dmarc.inherited", detail, domain=domain))
         if effective == "none":
             result.findings.append(finding("dmarc.policy_none", evidence, domain=domain))
@@ -92,7 +107,12 @@ class DmarcCheck(Check):
             if STRENGTH.get(value, 0) < STRENGTH.get(p, 0)
         ]
         if weaker and not inherited:
-            detail = f"{', '.join(weaker)} while p={p}: {evidence}"
+            detail = msg(
+                gettext_noop("%(weaker)s while p=%(p)s: %(evidence)s"),
+                weaker=weaker,
+                p=p,
+                evidence=evidence,
+            )
             result.findings.append(finding("dmarc.subdomain_policy_weaker", detail, domain=domain))
         rua = [
             uri["address"]
@@ -118,9 +138,13 @@ class DmarcCheck(Check):
         if pct is None:
             return 100
         if not PCT.fullmatch(pct) or int(pct) > 100:
-            detail = (
-                f"pct={pct} is not a whole number from 0 to 100 (RFC 7489 6.3): receivers may "
-                f"discard the record or the tag. {evidence}"
+            detail = msg(
+                gettext_noop(
+                    "pct=%(pct)s is not a whole number from 0 to 100 (RFC 7489 6.3): receivers "
+                    "may discard the record or the tag. %(evidence)s"
+                ),
+                pct=pct,
+                evidence=evidence,
             )
             result.findings.append(finding("dmarc.syntax_error", detail, domain=ctx.domain))
             return None
@@ -129,9 +153,17 @@ class DmarcCheck(Check):
             # RFC 7489 6.6.4: the rest gets the next weaker policy; under quarantine that is
             # none, so forged mail reaches the inbox.
             severity = Severity.MEDIUM if effective == "quarantine" else None
-            detail = f"pct={pct} in {evidence}"
+            detail = msg(gettext_noop("pct=%(pct)s in %(evidence)s"), pct=pct, evidence=evidence)
             if severity:
-                detail += f" ({100 - share}% of forged mail is delivered as if p=none)"
+                detail = msg(
+                    gettext_noop(
+                        "pct=%(pct)s in %(evidence)s (%(rest)s%% of forged mail is delivered as "
+                        "if p=none)"
+                    ),
+                    pct=pct,
+                    evidence=evidence,
+                    rest=100 - share,
+                )
             result.findings.append(
                 finding("dmarc.pct_partial", detail, domain=ctx.domain, severity=severity)
             )
@@ -150,5 +182,9 @@ class DmarcCheck(Check):
                 texts = ctx.dns.lookup(name, "TXT").texts
                 if any(t.replace(" ", "").lower().startswith("v=dmarc1") for t in texts):
                     return
-            detail = f"{address}: no v=DMARC1 record at {names[0]}."
+            detail = msg(
+                gettext_noop("%(address)s: no v=DMARC1 record at %(name)s."),
+                address=address,
+                name=names[0],
+            )
             result.findings.append(finding("dmarc.rua_unauthorized", detail, domain=ctx.domain))

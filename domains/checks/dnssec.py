@@ -33,11 +33,13 @@ import dns.rdataset
 import dns.rdatatype
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_noop
 
 from domains.checks.base import CategoryResult, Check, Context, register
 from domains.checks.mx import is_ip_literal
 from domains.dns import DnsSession, name_text
 from domains.findings import finding
+from domains.messages import Message, english, msg
 
 SECURE, INSECURE, BOGUS = "secure", "insecure", "bogus"
 DIGEST_TYPES = {1: "SHA-1", 2: "SHA-256", 4: "SHA-384"}  # what dns.dnssec.make_ds can compute
@@ -54,7 +56,14 @@ class Verdict:
     # secure: the signed zone holding the name; insecure: the delegation without DS where the
     # chain of trust ends ("" when no trust anchor covers the name); bogus: the failing zone.
     zone: str
-    reason: str = ""  # the evidence, one or more sentences
+    reason: str = ""  # the evidence, one or more sentences (English)
+    message: Message | None = dataclasses.field(default=None, compare=False)  # to translate
+
+
+def _verdict(status: str, zone: str, text: str, /, **args) -> Verdict:
+    """A verdict whose reason is a translatable template (findings.msg) with its arguments."""
+    message = msg(text, **args)
+    return Verdict(status, zone, english(message), message)
 
 
 class _Stop(Exception):
@@ -65,12 +74,6 @@ class _Stop(Exception):
 
 def _text(name: dns.name.Name) -> str:
     return name_text(name) or "."
-
-
-def _zone_phrase(zone: str) -> str:
-    """The zone named in a sentence: "the zone example.com", or "the root zone", since "the
-    zone ." followed by a full stop reads as a typo."""
-    return "the root zone" if zone in ("", ".") else f"the zone {zone}"
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -251,25 +254,40 @@ class Validator:
     def _walk(self, target: dns.name.Name) -> Verdict:
         anchor = self.anchor_for(target)
         if anchor is None:
-            reason = (
-                f"No configured trust anchor (MAILSEC_DNSSEC_TRUST_ANCHORS) covers "
-                f"{_text(target)}, so it cannot be validated."
+            return _verdict(
+                INSECURE,
+                "",
+                gettext_noop(
+                    "No configured trust anchor (MAILSEC_DNSSEC_TRUST_ANCHORS) covers %(name)s, "
+                    "so it cannot be validated."
+                ),
+                name=_text(target),
             )
-            return Verdict(INSECURE, "", reason)
         zone = anchor
-        keys = self._zone_keys(zone, self.anchors[anchor], "the configured trust anchor")
+        keys = self._zone_keys(
+            zone, self.anchors[anchor], msg(gettext_noop("the configured trust anchor"))
+        )
         for depth in range(len(anchor) + 1, len(target) + 1):
             child = target.split(depth)[1]
             ds = self.lookup(child, "DS")
             if ds.exists and ds.rrset.name == child:
                 problem = signature_problem(ds.rrset, rrsigs_for(ds), zone, keys, self.now)
                 if problem:
-                    reason = (
-                        f"The DS RRset of {_text(child)} is not validly signed by the keys of "
-                        f"its parent zone {_text(zone)}: {problem}."
+                    raise _Stop(
+                        _verdict(
+                            BOGUS,
+                            _text(child),
+                            gettext_noop(
+                                "The DS RRset of %(child)s is not validly signed by the keys of "
+                                "its parent zone %(zone)s: %(problem)s."
+                            ),
+                            child=_text(child),
+                            zone=_text(zone),
+                            problem=problem,
+                        )
                     )
-                    raise _Stop(Verdict(BOGUS, _text(child), reason))
-                keys = self._zone_keys(child, list(ds.rrset), f"the DS in {_text(zone)}")
+                source = msg(gettext_noop("the DS in %(zone)s"), zone=_text(zone))
+                keys = self._zone_keys(child, list(ds.rrset), source)
                 zone = child
                 continue
             if ds.status == "nxdomain":
@@ -279,27 +297,46 @@ class Validator:
             # never make forged data look secure.
             soa = self.lookup(child, "SOA")
             if soa.exists and soa.rrset.name == child and not soa.via_cname:
-                reason = (
-                    f"The chain of trust ends at {_text(child)}: its parent zone {_text(zone)} "
-                    f"is signed but has no DS record for it (a delegation to an unsigned zone)."
+                return _verdict(
+                    INSECURE,
+                    _text(child),
+                    gettext_noop(
+                        "The chain of trust ends at %(child)s: its parent zone %(zone)s is "
+                        "signed but has no DS record for it (a delegation to an unsigned zone)."
+                    ),
+                    child=_text(child),
+                    zone=_text(zone),
                 )
-                return Verdict(INSECURE, _text(child), reason)
             if soa.status == "nxdomain":
                 break
         soa = self.lookup(zone, "SOA")
         if not soa.exists or soa.rrset.name != zone:
-            reason = f"The signed zone {_text(zone)} answers no SOA record at its apex."
-            return Verdict(BOGUS, _text(zone), reason)
+            return _verdict(
+                BOGUS,
+                _text(zone),
+                gettext_noop("The signed zone %(zone)s answers no SOA record at its apex."),
+                zone=_text(zone),
+            )
         problem = signature_problem(soa.rrset, rrsigs_for(soa), zone, keys, self.now)
         if problem:
-            reason = (
-                f"The SOA RRset of {_text(zone)} is not validly signed by the zone's keys: "
-                f"{problem}."
+            return _verdict(
+                BOGUS,
+                _text(zone),
+                gettext_noop(
+                    "The SOA RRset of %(zone)s is not validly signed by the zone's keys: "
+                    "%(problem)s."
+                ),
+                zone=_text(zone),
+                problem=problem,
             )
-            return Verdict(BOGUS, _text(zone), reason)
-        return Verdict(SECURE, _text(zone), f"{_text(zone)} validates from the trust anchor.")
+        return _verdict(
+            SECURE,
+            _text(zone),
+            gettext_noop("%(zone)s validates from the trust anchor."),
+            zone=_text(zone),
+        )
 
-    def _zone_keys(self, zone: dns.name.Name, ds_records: list, source: str):
+    def _zone_keys(self, zone: dns.name.Name, ds_records: list, source: Message):
         """The zone's validated DNSKEY rdataset; raises _Stop with the verdict otherwise."""
         known = self._keys.get(zone)
         if known is None:
@@ -312,29 +349,45 @@ class Validator:
             raise _Stop(known)
         return known
 
-    def _validate_keys(self, zone: dns.name.Name, ds_records: list, source: str):
+    def _validate_keys(self, zone: dns.name.Name, ds_records: list, source: Message):
         name = _text(zone)
         usable = [ds for ds in ds_records if ds_supported(ds)]
         if not usable:
             listed = "; ".join(describe_ds(ds) for ds in ds_records)
-            reason = (
-                f"The DS records of {name} ({listed}) use only algorithms or digest types "
-                f"this validator does not support, which makes the zone insecure "
-                f"(RFC 4035 5.2)."
+            raise _Stop(
+                _verdict(
+                    INSECURE,
+                    name,
+                    gettext_noop(
+                        "The DS records of %(name)s (%(listed)s) use only algorithms or digest "
+                        "types this validator does not support, which makes the zone insecure "
+                        "(RFC 4035 5.2)."
+                    ),
+                    name=name,
+                    listed=listed,
+                )
             )
-            raise _Stop(Verdict(INSECURE, name, reason))
         answer = self.lookup(zone, "DNSKEY")
         if not answer.exists or answer.rrset.name != zone:
-            reason = f"{name} has a DS record ({source}) but publishes no DNSKEY records."
-            raise _Stop(Verdict(BOGUS, name, reason))
+            raise _Stop(
+                _verdict(
+                    BOGUS,
+                    name,
+                    gettext_noop(
+                        "%(name)s has a DS record (%(source)s) but publishes no DNSKEY records."
+                    ),
+                    name=name,
+                    source=source,
+                )
+            )
         dnskeys = list(answer.rrset)
         matching = [k for k in dnskeys if any(ds_matches(zone, k, ds) for ds in usable)]
         if not matching:
             wanted = "; ".join(describe_ds(ds) for ds in usable)
             have = ", ".join(describe_key(k) for k in dnskeys)
-            reason = (
-                f"No DNSKEY of {name} matches its DS ({source}: {wanted}); "
-                f"the zone's keys are {have}."
+            text = gettext_noop(
+                "No DNSKEY of %(name)s matches its DS (%(source)s: %(wanted)s); the zone's keys "
+                "are %(have)s."
             )
             same_tag = [
                 k
@@ -345,21 +398,35 @@ class Validator:
                 )
             ]
             if same_tag:
-                tags = ", ".join(str(dns.dnssec.key_id(k)) for k in same_tag)
-                reason += (
-                    f" Key {tags} has the DS's key tag and algorithm, but its digest differs:"
-                    " the DS at the parent is wrong or stale."
+                text = gettext_noop(
+                    "No DNSKEY of %(name)s matches its DS (%(source)s: %(wanted)s); the zone's "
+                    "keys are %(have)s. Key %(tags)s has the DS's key tag and algorithm, but its "
+                    "digest differs: the DS at the parent is wrong or stale."
                 )
-            raise _Stop(Verdict(BOGUS, name, reason))
+            tags = ", ".join(str(dns.dnssec.key_id(k)) for k in same_tag)
+            raise _Stop(
+                _verdict(
+                    BOGUS, name, text, name=name, source=source, wanted=wanted, have=have, tags=tags
+                )
+            )
         trusted = dns.rdataset.from_rdata_list(answer.rrset.ttl, matching)
         problem = signature_problem(answer.rrset, rrsigs_for(answer), zone, trusted, self.now)
         if problem:
             tags = ", ".join(str(dns.dnssec.key_id(k)) for k in matching)
-            reason = (
-                f"The DNSKEY RRset of {name} is not validly signed by a key its DS ({source}) "
-                f"points to (key tag {tags}): {problem}."
+            raise _Stop(
+                _verdict(
+                    BOGUS,
+                    name,
+                    gettext_noop(
+                        "The DNSKEY RRset of %(name)s is not validly signed by a key its DS "
+                        "(%(source)s) points to (key tag %(tags)s): %(problem)s."
+                    ),
+                    name=name,
+                    source=source,
+                    tags=tags,
+                    problem=problem,
+                )
             )
-            raise _Stop(Verdict(BOGUS, name, reason))
         return answer.rrset
 
     # -- for the records ---------------------------------------------------------------------
@@ -418,19 +485,36 @@ class DnssecCheck(Check):
         domain = validator.verdict(ctx.domain)
         result.records = validator.records(domain.zone)
         if domain.status == INSECURE:
-            detail = f"{ctx.domain} is not protected by DNSSEC. {domain.reason}"
+            detail = msg(
+                gettext_noop("%(domain)s is not protected by DNSSEC. %(reason)s"),
+                domain=ctx.domain,
+                reason=domain.message or domain.reason,
+            )
             if domain.zone and result.records["DNSKEY"]:
-                detail += (
-                    f" {domain.zone} does publish DNSKEY records ("
-                    + ", ".join(result.records["DNSKEY"])
-                    + "): the DS record for them is missing at the parent (registrar)."
+                detail = msg(
+                    gettext_noop(
+                        "%(domain)s is not protected by DNSSEC. %(reason)s %(zone)s does publish "
+                        "DNSKEY records (%(keys)s): the DS record for them is missing at the "
+                        "parent (registrar)."
+                    ),
+                    domain=ctx.domain,
+                    reason=domain.message or domain.reason,
+                    zone=domain.zone,
+                    keys=result.records["DNSKEY"],
                 )
             result.findings.append(finding("dnssec.unsigned", detail, domain=ctx.domain))
         elif domain.status == BOGUS:
-            detail = f"{ctx.domain} fails DNSSEC validation in {_zone_phrase(domain.zone)}. "
-            result.findings.append(
-                finding("dnssec.bogus", detail + domain.reason, domain=ctx.domain)
+            detail = msg(
+                gettext_noop("%(domain)s fails DNSSEC validation in the root zone. %(reason)s")
+                if domain.zone in ("", ".")
+                else gettext_noop(
+                    "%(domain)s fails DNSSEC validation in the zone %(zone)s. %(reason)s"
+                ),
+                domain=ctx.domain,
+                zone=domain.zone,
+                reason=domain.message or domain.reason,
             )
+            result.findings.append(finding("dnssec.bogus", detail, domain=ctx.domain))
         mx = {host: validator.verdict(host) for host in hosts}
         result.data = {"domain": domain.status, "mx": {h: v.status for h, v in mx.items()}}
         # One finding per zone, naming its hosts; none for the domain's own zone (reported above).
@@ -443,16 +527,38 @@ class DnssecCheck(Check):
             by_zone.setdefault((verdict.status, verdict.zone), []).append(host)
         for (status, _zone), zone_hosts in by_zone.items():
             verdict = mx[zone_hosts[0]]
-            names = ", ".join(zone_hosts)
-            plural = "s" if len(zone_hosts) > 1 else ""
+            one = len(zone_hosts) == 1
+            root = verdict.zone in ("", ".")
             if status == INSECURE:
-                detail = f"MX host{plural} {names}: not protected by DNSSEC. {verdict.reason}"
+                text = (
+                    gettext_noop("MX host %(names)s: not protected by DNSSEC. %(reason)s")
+                    if one
+                    else gettext_noop("MX hosts %(names)s: not protected by DNSSEC. %(reason)s")
+                )
                 kind = "dnssec.mx_unsigned"
             else:
-                detail = (
-                    f"MX host{plural} {names}: DNSSEC validation fails in "
-                    f"{_zone_phrase(verdict.zone)}. {verdict.reason}"
-                )
+                text = {
+                    (True, True): gettext_noop(
+                        "MX host %(names)s: DNSSEC validation fails in the root zone. %(reason)s"
+                    ),
+                    (True, False): gettext_noop(
+                        "MX host %(names)s: DNSSEC validation fails in the zone %(zone)s. "
+                        "%(reason)s"
+                    ),
+                    (False, True): gettext_noop(
+                        "MX hosts %(names)s: DNSSEC validation fails in the root zone. %(reason)s"
+                    ),
+                    (False, False): gettext_noop(
+                        "MX hosts %(names)s: DNSSEC validation fails in the zone %(zone)s. "
+                        "%(reason)s"
+                    ),
+                }[one, root]
                 kind = "dnssec.mx_bogus"
+            detail = msg(
+                text,
+                names=zone_hosts,
+                zone=verdict.zone,
+                reason=verdict.message or verdict.reason,
+            )
             result.findings.append(finding(kind, detail, domain=ctx.domain))
         return result

@@ -9,10 +9,12 @@ resolver.
 import re
 
 import checkdmarc.mta_sts as cd_mta_sts
+from django.utils.translation import gettext_noop
 
 from domains import net
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
 from domains.findings import finding
+from domains.messages import Message, msg
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 POLICY_PORT = 443  # RFC 8461 3.3; a module constant only so tests can serve elsewhere
@@ -35,12 +37,23 @@ def uncovered_hosts(hosts: list[str], patterns: list[str]) -> list[str]:
     return [h for h in hosts if not cd_mta_sts.mx_in_mta_sts_patterns(h.rstrip("."), patterns)]
 
 
-def duration(seconds: int) -> str:
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+# How long max_age is, in words: one template for one unit, another for more (whole sentences
+# for the translators; a count is a number in the reader's locale).
+DURATIONS = [
+    (86400, gettext_noop("%(count)s day"), gettext_noop("%(count)s days")),
+    (3600, gettext_noop("%(count)s hour"), gettext_noop("%(count)s hours")),
+    (60, gettext_noop("%(count)s minute"), gettext_noop("%(count)s minutes")),
+]
+
+
+def duration(seconds: int) -> Message:
+    for size, one, many in DURATIONS:
         if seconds >= size:
             count = round(seconds / size, 1)
-            return f"{count:g} {unit}{'' if count == 1 else 's'}"
-    return f"{seconds} second{'' if seconds == 1 else 's'}"
+            count = int(count) if count.is_integer() else count  # 1 day, 1.5 days
+            return msg(one if count == 1 else many, count=count)
+    one, many = gettext_noop("%(count)s second"), gettext_noop("%(count)s seconds")
+    return msg(one if seconds == 1 else many, count=seconds)
 
 
 @register
@@ -82,13 +95,22 @@ class MtaStsCheck(Check):
         """The id of the one valid v=STSv1 record, or None with a finding saying why not."""
         if not records:
             result.findings.append(
-                self._finding(ctx, "mta_sts.missing", f"No v=STSv1 TXT record at {name}.")
+                self._finding(
+                    ctx,
+                    "mta_sts.missing",
+                    msg(gettext_noop("No v=STSv1 TXT record at %(name)s."), name=name),
+                )
             )
             return None
         if len(records) > 1:
-            detail = (
-                f"{len(records)} v=STSv1 records at {name} ({' | '.join(records)}): senders "
-                "then assume there is no policy (RFC 8461 3.1)."
+            detail = msg(
+                gettext_noop(
+                    "%(count)s v=STSv1 records at %(name)s (%(records)s): senders then assume "
+                    "there is no policy (RFC 8461 3.1)."
+                ),
+                count=len(records),
+                name=name,
+                records=" | ".join(records),
             )
             result.findings.append(self._finding(ctx, "mta_sts.record_invalid", detail))
             return None
@@ -121,15 +143,23 @@ class MtaStsCheck(Check):
         try:
             text = response.body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            detail = f"{response.url} is not UTF-8 text: {exc}."
+            detail = msg(
+                gettext_noop("%(url)s is not UTF-8 text: %(error)s."), url=response.url, error=exc
+            )
             result.findings.append(self._finding(ctx, "mta_sts.policy_invalid", detail))
             return None
         if response.content_type != "text/plain":
-            served = response.content_type or "no Content-Type"
-            detail = (
-                f"{response.url} is served as {served}, not text/plain: senders that check the "
-                "media type (RFC 8461 3.3) ignore the policy."
-            )
+            if response.content_type:
+                text_ = gettext_noop(
+                    "%(url)s is served as %(served)s, not text/plain: senders that check the "
+                    "media type (RFC 8461 3.3) ignore the policy."
+                )
+            else:
+                text_ = gettext_noop(
+                    "%(url)s is served as no Content-Type, not text/plain: senders that check "
+                    "the media type (RFC 8461 3.3) ignore the policy."
+                )
+            detail = msg(text_, url=response.url, served=response.content_type)
             result.findings.append(
                 self._finding(ctx, "mta_sts.policy_invalid", detail, severity=Severity.LOW)
             )
@@ -138,20 +168,27 @@ class MtaStsCheck(Check):
     def _judge_policy(self, ctx: Context, policy: dict, result: CategoryResult) -> None:
         mode, max_age = policy["mode"], policy["max_age"]
         if mode == "testing":
-            detail = "mode: testing; senders report TLS failures but still deliver."
+            detail = msg(
+                gettext_noop("mode: testing; senders report TLS failures but still deliver.")
+            )
             result.findings.append(self._finding(ctx, "mta_sts.mode_testing", detail))
         elif mode == "none":
-            detail = "mode: none; senders drop any policy they cached."
+            detail = msg(gettext_noop("mode: none; senders drop any policy they cached."))
             result.findings.append(self._finding(ctx, "mta_sts.mode_none", detail))
         if max_age < SHORT_MAX_AGE:
-            detail = f"max_age: {max_age} ({duration(max_age)}), less than a week (604800)."
+            detail = msg(
+                gettext_noop("max_age: %(max_age)s (%(duration)s), less than a week (604800)."),
+                max_age=max_age,
+                duration=duration(max_age),
+            )
             result.findings.append(self._finding(ctx, "mta_sts.max_age_short", detail))
         if mode in ("enforce", "testing"):
             missing = uncovered_hosts(ctx.mx_hosts, policy["mx"])
             if missing:
-                detail = (
-                    f"MX {', '.join(missing)} not matched by the policy's mx: "
-                    f"{', '.join(policy['mx'])}."
+                detail = msg(
+                    gettext_noop("MX %(hosts)s not matched by the policy's mx: %(listed)s."),
+                    hosts=missing,
+                    listed=policy["mx"],
                 )
                 severity = Severity.MEDIUM if mode == "testing" else None
                 result.findings.append(
@@ -185,5 +222,5 @@ class MtaStsCheck(Check):
         return True
 
     @staticmethod
-    def _finding(ctx: Context, kind_id: str, detail: str, *, severity: Severity | None = None):
+    def _finding(ctx: Context, kind_id: str, detail, *, severity: Severity | None = None):
         return finding(kind_id, detail, domain=ctx.domain, severity=severity)

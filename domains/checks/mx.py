@@ -3,10 +3,12 @@
 import ipaddress
 
 import dns.reversename
+from django.utils.translation import gettext_noop
 
 from domains.checks.base import CategoryResult, Check, Context, register
 from domains.dns import name_text
 from domains.findings import finding
+from domains.messages import msg
 
 
 def is_ip_literal(host: str) -> bool:
@@ -38,13 +40,25 @@ class MxCheck(Check):
             result.data["null"] = True
             if len(mx) > 1:
                 records = "; ".join(f"MX {r}" for r in result.records["MX"])
-                detail = f"{ctx.domain} publishes a null MX beside other MX records: {records}."
+                detail = msg(
+                    gettext_noop(
+                        "%(domain)s publishes a null MX beside other MX records: %(records)s."
+                    ),
+                    domain=ctx.domain,
+                    records=records,
+                )
                 result.findings.append(finding("mx.null_mixed", detail, domain=ctx.domain))
             else:
                 result.findings.append(
                     finding(
                         "mx.null",
-                        f"{ctx.domain} publishes a null MX record (MX 0 .) and so accepts no mail.",
+                        msg(
+                            gettext_noop(
+                                "%(domain)s publishes a null MX record (MX 0 .) and so accepts "
+                                "no mail."
+                            ),
+                            domain=ctx.domain,
+                        ),
                         domain=ctx.domain,
                     )
                 )
@@ -55,15 +69,26 @@ class MxCheck(Check):
     def _missing(self, ctx: Context, status: str):
         if status == "nxdomain":
             return finding(
-                "mx.missing", f"{ctx.domain} does not exist (NXDOMAIN).", domain=ctx.domain
+                "mx.missing",
+                msg(gettext_noop("%(domain)s does not exist (NXDOMAIN)."), domain=ctx.domain),
+                domain=ctx.domain,
             )
         fallback = [
             r.to_text() for t in ("A", "AAAA") for r in ctx.dns.lookup(ctx.domain, t).rdatas
         ]
         if fallback:
-            detail = f"No MX; mail would go to {ctx.domain}'s own address ({', '.join(fallback)})."
+            detail = msg(
+                gettext_noop("No MX; mail would go to %(domain)s's own address (%(addresses)s)."),
+                domain=ctx.domain,
+                addresses=fallback,
+            )
         else:
-            detail = f"No MX, and {ctx.domain} has no address either: it cannot receive mail."
+            detail = msg(
+                gettext_noop(
+                    "No MX, and %(domain)s has no address either: it cannot receive mail."
+                ),
+                domain=ctx.domain,
+            )
         return finding("mx.missing", detail, domain=ctx.domain)
 
     def _check_hosts(self, ctx: Context, hosts: list[str], result: CategoryResult) -> None:
@@ -74,7 +99,12 @@ class MxCheck(Check):
                 result.findings.append(
                     finding(
                         "mx.ip_literal",
-                        f"An MX record names {host}: an IP address, not a host name.",
+                        msg(
+                            gettext_noop(
+                                "An MX record names %(host)s: an IP address, not a host name."
+                            ),
+                            host=host,
+                        ),
                         domain=ctx.domain,
                     )
                 )
@@ -84,15 +114,19 @@ class MxCheck(Check):
             addresses[host] = [r.address for a in answers for r in a.rdatas]
             aliased = [a.canonical_name for a in answers if a.exists and a.via_cname]
             if aliased:
-                detail = f"{host} is an alias (CNAME) of {aliased[0]}."
+                detail = msg(
+                    gettext_noop("%(host)s is an alias (CNAME) of %(target)s."),
+                    host=host,
+                    target=aliased[0],
+                )
                 result.findings.append(finding("mx.cname", detail, domain=ctx.domain))
             if not addresses[host]:
-                detail = f"{host} has no A or AAAA record."
+                detail = msg(gettext_noop("%(host)s has no A or AAAA record."), host=host)
                 result.findings.append(finding("mx.host_unresolvable", detail, domain=ctx.domain))
         result.data["addresses"] = addresses
         all_addresses = [a for found in addresses.values() for a in found]
         if all_addresses and not any(":" in a for a in all_addresses):
-            detail = "No AAAA record on " + ", ".join(names) + "."
+            detail = msg(gettext_noop("No AAAA record on %(hosts)s."), hosts=names)
             result.findings.append(finding("mx.no_ipv6", detail, domain=ctx.domain))
         self._check_reverse(ctx, addresses, result)
 
@@ -113,10 +147,15 @@ class MxCheck(Check):
     @staticmethod
     def _judge_reverse(ctx: Context, host, ip, names, confirmed, result: CategoryResult) -> None:
         if not names:
-            detail = f"{ip} ({host}) has no PTR record."
+            detail = msg(gettext_noop("%(ip)s (%(host)s) has no PTR record."), ip=ip, host=host)
         elif not confirmed:
-            detail = (
-                f"{ip} ({host}) points back to {', '.join(names)}, which does not resolve to it."
+            detail = msg(
+                gettext_noop(
+                    "%(ip)s (%(host)s) points back to %(names)s, which does not resolve to it."
+                ),
+                ip=ip,
+                host=host,
+                names=names,
             )
         else:
             return

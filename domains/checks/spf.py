@@ -6,11 +6,14 @@ and its lookups cannot fail a run. The domain's own TXT lookup is the core of th
 a failed lookup deeper in the tree voids only the verdict that needed it.
 """
 
+from django.utils.translation import gettext_noop
+
 from domains.checks.base import CategoryResult, Check, Context, Severity, register
 from domains.checks.spf_syntax import Record, is_spf_record, parse
 from domains.checks.spf_tree import FAMILIES, Tree, walk
 from domains.dns import LookupFailed
 from domains.findings import finding
+from domains.messages import msg
 
 # Over this many bytes an answer risks truncation and a TCP retry (RFC 7208 3.4 advises
 # keeping SPF answers within 512 bytes).
@@ -35,7 +38,11 @@ class SpfCheck(Check):
         domain = ctx.domain
         if not records:
             result.findings.append(
-                finding("spf.missing", f"No v=spf1 TXT record at {domain}.", domain=domain)
+                finding(
+                    "spf.missing",
+                    msg(gettext_noop("No v=spf1 TXT record at %(name)s."), name=domain),
+                    domain=domain,
+                )
             )
             return result
         if len(records) > 1:
@@ -44,13 +51,19 @@ class SpfCheck(Check):
             return result
         text = records[0]
         if len(text.encode()) > LONG_RECORD:
-            detail = f"The record is {len(text.encode())} bytes long."
+            detail = msg(
+                gettext_noop("The record is %(size)s bytes long."), size=len(text.encode())
+            )
             result.findings.append(finding("spf.record_too_long", detail, domain=domain))
         record = parse(text)
         result.data = _facts(record)
         if record.errors:
-            errors = "; ".join(str(e) for e in record.errors)
-            detail = f'{domain}: "{text}": {errors}'
+            detail = msg(
+                gettext_noop('%(name)s: "%(record)s": %(errors)s'),
+                name=domain,
+                record=text,
+                errors=[e.translatable() for e in record.errors],
+            )
             result.findings.append(finding("spf.syntax_error", detail, domain=domain))
             return result
         tree = walk(domain, record, _fetcher(ctx), lambda q: ctx.dns.prefetch(*q))
@@ -63,7 +76,7 @@ class SpfCheck(Check):
         result.findings += [
             finding(
                 i.kind,
-                i.detail,
+                i.message or i.detail,
                 domain=domain,
                 severity=Severity(i.severity) if i.severity else None,
             )
@@ -111,19 +124,48 @@ def _facts(record: Record) -> dict:
 def _verdicts(tree: Tree, domain: str) -> list:
     """What a sender the domain lists nowhere gets, by the path that decides it: one finding
     per kind, naming each family when IPv4 and IPv6 senders reach different terms."""
-    details: dict[str, list[str]] = {}
+    details: dict[str, list] = {}
     for family in FAMILIES:
         outcome = tree.outcome[family]
         same = [f for f in FAMILIES if tree.outcome[f] == outcome]
         if same[0] != family:
             continue  # said with the first family
-        senders = "every host" if len(same) == len(FAMILIES) else f"every {family} host"
+        every = len(same) == len(FAMILIES)
         where = f'{outcome.trail} ("{outcome.record}")'
         if outcome.result == "pass":
-            details.setdefault("spf.all_pass", []).append(f"{senders} passes: {where}")
+            kind = "spf.all_pass"
+            text = (
+                gettext_noop("every host passes: %(where)s")
+                if every
+                else gettext_noop("every %(family)s host passes: %(where)s")
+            )
         elif outcome.result == "neutral" and outcome.implicit:
-            text = f"{senders} gets neutral: {where} ends with neither all nor redirect"
-            details.setdefault("spf.no_all", []).append(text)
+            kind = "spf.no_all"
+            text = (
+                gettext_noop(
+                    "every host gets neutral: %(where)s ends with neither all nor redirect"
+                )
+                if every
+                else gettext_noop(
+                    "every %(family)s host gets neutral: %(where)s ends with neither all nor "
+                    "redirect"
+                )
+            )
         elif outcome.result == "neutral":
-            details.setdefault("spf.neutral_all", []).append(f"{senders} gets neutral: {where}")
-    return [finding(kind, "; ".join(texts), domain=domain) for kind, texts in details.items()]
+            kind = "spf.neutral_all"
+            text = (
+                gettext_noop("every host gets neutral: %(where)s")
+                if every
+                else gettext_noop("every %(family)s host gets neutral: %(where)s")
+            )
+        else:
+            continue
+        details.setdefault(kind, []).append(msg(text, family=family, where=where))
+    return [finding(kind, _joined(texts), domain=domain) for kind, texts in details.items()]
+
+
+def _joined(texts: list):
+    """One family's evidence, or both, one after the other."""
+    if len(texts) == 1:
+        return texts[0]
+    return msg(gettext_noop("%(first)s; %(second)s"), first=texts[0], second=texts[1])

@@ -12,6 +12,10 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext_noop
+
+from domains.messages import Message, msg
+
 VERSION = "v=spf1"
 QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
 MECHANISMS = ("all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists")
@@ -65,10 +69,15 @@ class Term:
 @dataclass(frozen=True)
 class Problem:
     term: str  # the offending term, quoted in the finding
-    reason: str
+    reason: str  # in English
+    message: Message | None = field(default=None, compare=False)  # the reason, to translate
 
     def __str__(self) -> str:
         return f'"{self.term}": {self.reason}'
+
+    def translatable(self) -> Message:
+        reason = self.message or self.reason
+        return msg(gettext_noop('"%(term)s": %(reason)s'), term=self.term, reason=reason)
 
 
 @dataclass
@@ -108,7 +117,8 @@ def parse(text: str) -> Record:
     """Every term of a record that `is_spf_record`, and every reason it is a permerror."""
     record = Record(text)
     if not is_spf_record(text):
-        record.errors.append(Problem(text[:20], 'does not start with "v=spf1 "'))
+        reason = msg(gettext_noop('does not start with "v=spf1 "'))
+        record.errors.append(Problem(text[:20], reason.english(), reason))
         return record
     for word in text[6:].split(" "):
         if not word:  # terms = *( 1*SP ...) and a record may end in spaces
@@ -116,33 +126,43 @@ def parse(text: str) -> Record:
         try:
             record.terms.append(parse_term(word))
         except TermError as exc:
-            record.errors.append(Problem(word, str(exc)))
+            record.errors.append(Problem(word, str(exc), exc.message))
     for name in ("redirect", "exp"):
         extra = [t for t in record.terms if t.modifier and t.name == name][1:]
         for term in extra:  # RFC 7208 6: at most once each
-            record.errors.append(Problem(term.text, f"a second {name}= modifier (RFC 7208 6)"))
+            reason = msg(gettext_noop("a second %(name)s= modifier (RFC 7208 6)"), name=name)
+            record.errors.append(Problem(term.text, reason.english(), reason))
     return record
 
 
 class TermError(ValueError):
-    pass
+    """Why a term is invalid: str() in English, `message` to translate."""
+
+    def __init__(self, text: str, **args):
+        self.message = msg(text, **args)
+        super().__init__(self.message.english())
 
 
 def parse_term(word: str) -> Term:
     bad = [c for c in word if not 0x21 <= ord(c) <= 0x7E]
     if bad:
-        raise TermError(f"character {bad[0]!r} is not allowed (visible ASCII only, RFC 7208 12)")
+        raise TermError(
+            gettext_noop("character %(char)s is not allowed (visible ASCII only, RFC 7208 12)"),
+            char=repr(bad[0]),
+        )
     modifier = _MODIFIER.fullmatch(word)
     if modifier:
         return _modifier(word, modifier.group(1).lower(), modifier.group(2))
     if word[0] in QUALIFIERS and _MODIFIER.fullmatch(word[1:]):
-        raise TermError("a modifier takes no qualifier")
+        raise TermError(gettext_noop("a modifier takes no qualifier"))
     mechanism = _MECHANISM.fullmatch(word)
     if not mechanism:
-        raise TermError("not a mechanism or modifier (RFC 7208 4.6.1)")
+        raise TermError(gettext_noop("not a mechanism or modifier (RFC 7208 4.6.1)"))
     qualifier, name, rest = mechanism.group(1) or "+", mechanism.group(2).lower(), mechanism[3]
     if name not in MECHANISMS:
-        raise TermError(f'unknown mechanism "{mechanism.group(2)}" (RFC 7208 5)')
+        raise TermError(
+            gettext_noop('unknown mechanism "%(name)s" (RFC 7208 5)'), name=mechanism.group(2)
+        )
     return _MECHANISM_PARSERS[name](word, qualifier, name, rest)
 
 
@@ -156,14 +176,14 @@ def _modifier(word: str, name: str, value: str) -> Term:
 
 def _all(word, qualifier, name, rest) -> Term:
     if rest:
-        raise TermError('"all" takes no argument')
+        raise TermError(gettext_noop('"all" takes no argument'))
     return Term(word, name, qualifier=qualifier)
 
 
 def _needs_domain(word, qualifier, name, rest) -> Term:
     """include:domain-spec and exists:domain-spec (no CIDR length)."""
     if not rest.startswith(":"):
-        raise TermError(f'"{name}" needs ":" and a domain')
+        raise TermError(gettext_noop('"%(name)s" needs ":" and a domain'), name=name)
     check_domain_spec(rest[1:])
     return Term(word, name, qualifier=qualifier, domain_spec=rest[1:])
 
@@ -172,7 +192,7 @@ def _ptr(word, qualifier, name, rest) -> Term:
     if not rest:
         return Term(word, name, qualifier=qualifier)
     if not rest.startswith(":"):
-        raise TermError('"ptr" takes only ":" and a domain')
+        raise TermError(gettext_noop('"ptr" takes only ":" and a domain'))
     check_domain_spec(rest[1:])
     return Term(word, name, qualifier=qualifier, domain_spec=rest[1:])
 
@@ -185,22 +205,33 @@ def _a_or_mx(word, qualifier, name, rest) -> Term:
     elif rest.startswith("/") or not rest:
         cidr = rest
     else:
-        raise TermError(f'"{name}" may be followed only by ":domain" or a CIDR length')
+        raise TermError(
+            gettext_noop('"%(name)s" may be followed only by ":domain" or a CIDR length'), name=name
+        )
     lengths = _DUAL_CIDR.fullmatch(cidr)
     if not lengths:
-        raise TermError(f'invalid CIDR length "{cidr}" (0-32 for IPv4, //0-128 for IPv6)')
+        raise TermError(
+            gettext_noop('invalid CIDR length "%(cidr)s" (0-32 for IPv4, //0-128 for IPv6)'),
+            cidr=cidr,
+        )
     four, six = (int(n) if n is not None else None for n in lengths.groups())
     if (four is not None and four > 32) or (six is not None and six > 128):
-        raise TermError(f'invalid CIDR length "{cidr}" (0-32 for IPv4, //0-128 for IPv6)')
+        raise TermError(
+            gettext_noop('invalid CIDR length "%(cidr)s" (0-32 for IPv4, //0-128 for IPv6)'),
+            cidr=cidr,
+        )
     return Term(word, name, qualifier=qualifier, domain_spec=spec, cidr4=four, cidr6=six)
 
 
 def _ip4(word, qualifier, name, rest) -> Term:
     address, slash, length = rest[1:].partition("/")
     if not rest.startswith(":") or not _IP4.fullmatch(address):
-        raise TermError("needs a dotted-quad IPv4 address, e.g. ip4:192.0.2.0/24")
+        raise TermError(gettext_noop("needs a dotted-quad IPv4 address, e.g. ip4:192.0.2.0/24"))
     if slash and not (_IP4_CIDR.fullmatch("/" + length) and int(length) <= 32):
-        raise TermError(f'invalid IPv4 CIDR length "/{length}" (0-32, no leading zero)')
+        raise TermError(
+            gettext_noop('invalid IPv4 CIDR length "/%(length)s" (0-32, no leading zero)'),
+            length=length,
+        )
     network = ipaddress.IPv4Network(f"{address}/{length or 32}", strict=False)
     return Term(word, name, qualifier=qualifier, network=network)
 
@@ -212,9 +243,12 @@ def _ip6(word, qualifier, name, rest) -> Term:
             raise ValueError
         ipaddress.IPv6Address(address)
     except ValueError:
-        raise TermError("needs an IPv6 address, e.g. ip6:2001:db8::/32") from None
+        raise TermError(gettext_noop("needs an IPv6 address, e.g. ip6:2001:db8::/32")) from None
     if slash and not (_IP6_CIDR.fullmatch("/" + length) and int(length) <= 128):
-        raise TermError(f'invalid IPv6 CIDR length "/{length}" (0-128, no leading zero)')
+        raise TermError(
+            gettext_noop('invalid IPv6 CIDR length "/%(length)s" (0-128, no leading zero)'),
+            length=length,
+        )
     network = ipaddress.IPv6Network(f"{address}/{length or 128}", strict=False)
     return Term(word, name, qualifier=qualifier, network=network)
 
@@ -251,7 +285,9 @@ def macro_parts(text: str, *, exp_letters: bool = False) -> list[str]:
             continue
         end = text.find("}", i) if following == "{" else -1
         if end < 0:
-            raise TermError('"%" must start %{...}, %%, %_ or %- (RFC 7208 7.1)')
+            raise TermError(
+                gettext_noop('"%%" must start %%{...}, %%%%, %%_ or %%- (RFC 7208 7.1)')
+            )
         _check_macro(text[i + 2 : end], exp_letters)
         parts.append(text[i : end + 1])
         i = end + 1
@@ -263,11 +299,17 @@ def macro_parts(text: str, *, exp_letters: bool = False) -> list[str]:
 def _check_macro(body: str, exp_letters: bool) -> None:
     macro = MACRO.fullmatch(body)
     if not macro:
-        raise TermError(f'invalid macro "%{{{body}}}" (RFC 7208 7.1)')
+        raise TermError(gettext_noop('invalid macro "%%{%(body)s}" (RFC 7208 7.1)'), body=body)
     if macro.group(1).lower() in EXP_ONLY_LETTERS and not exp_letters:
-        raise TermError(f'macro "%{{{body}}}" is allowed only in explanation text (RFC 7208 7.2)')
+        raise TermError(
+            gettext_noop('macro "%%{%(body)s}" is allowed only in explanation text (RFC 7208 7.2)'),
+            body=body,
+        )
     if macro.group(2) and int(macro.group(2)) == 0:
-        raise TermError(f'macro "%{{{body}}}": the number of parts must not be zero (7.3)')
+        raise TermError(
+            gettext_noop('macro "%%{%(body)s}": the number of parts must not be zero (7.3)'),
+            body=body,
+        )
 
 
 def check_domain_spec(spec: str) -> None:
@@ -277,7 +319,7 @@ def check_domain_spec(spec: str) -> None:
     in all): RFC 7208 leaves either a permerror or no match to the client, and no client
     matches it."""
     if not spec:
-        raise TermError("the domain is empty")
+        raise TermError(gettext_noop("the domain is empty"))
     parts = macro_parts(spec)
     last = parts[-1]
     if last.startswith("%"):
@@ -286,10 +328,17 @@ def check_domain_spec(spec: str) -> None:
     _, dot, toplabel = tail.rpartition(".")
     if not dot or not _TOPLABEL.fullmatch(toplabel):
         raise TermError(
-            f'"{spec}" does not end in a valid top label such as ".com" (RFC 7208 7.1, domain-end)'
+            gettext_noop(
+                '"%(spec)s" does not end in a valid top label such as ".com" (RFC 7208 7.1, '
+                "domain-end)"
+            ),
+            spec=spec,
         )
     empty_label = spec.startswith(".") or any(".." in part for part in parts)
     labels = spec.rstrip(".").split(".")
     too_long = len(parts) == 1 and (any(len(label) > 63 for label in labels) or len(spec) > 253)
     if empty_label or too_long:
-        raise TermError(f'"{spec}" is not a valid domain name (empty or over-long label)')
+        raise TermError(
+            gettext_noop('"%(spec)s" is not a valid domain name (empty or over-long label)'),
+            spec=spec,
+        )

@@ -21,7 +21,10 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext_noop
+
 from domains.checks.spf_syntax import MACRO, Record, Term, is_spf_record, macro_parts, parse
+from domains.messages import Message, english, msg
 
 FAMILIES = ("IPv4", "IPv6")
 _NEEDS = {
@@ -57,8 +60,9 @@ class Outcome:
 @dataclass(frozen=True)
 class Issue:
     kind: str  # the finding id
-    detail: str
+    detail: str  # in English
     severity: str = ""  # when the evidence calls for another than the catalogue's
+    message: Message | None = None  # the evidence to translate (findings.localized)
 
 
 @dataclass
@@ -73,8 +77,11 @@ class Tree:
     authorises: bool = False  # some term can pass a sender
     walked: int = 0
 
-    def add(self, kind: str, detail: str, severity: str = "") -> None:
-        self.issues.append(Issue(kind, detail, severity))
+    def add(self, kind: str, detail: str | Message, severity: str = "") -> None:
+        if isinstance(detail, Message):
+            self.issues.append(Issue(kind, english(detail), severity, detail))
+        else:
+            self.issues.append(Issue(kind, detail, severity))
 
 
 def walk(domain: str, record: Record, fetch, prefetch) -> Tree:
@@ -149,7 +156,10 @@ class _Walker:
         if target is None:
             return {}  # depends on the sender (a macro): cannot be followed here
         if target in stack:
-            self.tree.add("spf.include_loop", f"{ARROW.join(here)} (already evaluated above)")
+            self.tree.add(
+                "spf.include_loop",
+                msg(gettext_noop("%(path)s (already evaluated above)"), path=ARROW.join(here)),
+            )
             return dict.fromkeys(FAMILIES, Outcome("permerror", here))
         record = self._record(target, term, here)
         if isinstance(record, str):
@@ -166,16 +176,36 @@ class _Walker:
         records = [t for t in answer.texts if is_spf_record(t)]
         if not records:
             kind = "spf.redirect_not_found" if term.modifier else "spf.include_not_found"
-            self.tree.add(kind, f"{trail}: {target} has no SPF record")
+            self.tree.add(
+                kind,
+                msg(
+                    gettext_noop("%(trail)s: %(target)s has no SPF record"),
+                    trail=trail,
+                    target=target,
+                ),
+            )
             return "permerror"
         if len(records) > 1:
             listed = " | ".join(records)
-            self.tree.add("spf.multiple_records", f"{trail}: {target} has {listed}")
+            self.tree.add(
+                "spf.multiple_records",
+                msg(
+                    gettext_noop("%(trail)s: %(target)s has %(records)s"),
+                    trail=trail,
+                    target=target,
+                    records=listed,
+                ),
+            )
             return "permerror"
         record = parse(records[0])
         if record.errors:
-            errors = "; ".join(str(e) for e in record.errors)
-            self.tree.add("spf.syntax_error", f'{trail}: "{records[0]}": {errors}')
+            detail = msg(
+                gettext_noop('%(name)s: "%(record)s": %(errors)s'),
+                name=trail,
+                record=records[0],
+                errors=[e.translatable() for e in record.errors],
+            )
+            self.tree.add("spf.syntax_error", detail)
             return "permerror"
         return record
 
@@ -222,7 +252,15 @@ class _Walker:
         if len(answer.rdatas) > MX_LIMIT:
             self.tree.add(
                 "spf.too_many_mx",
-                f"{trail}: {target} has {len(answer.rdatas)} MX records (at most {MX_LIMIT})",
+                msg(
+                    gettext_noop(
+                        "%(trail)s: %(target)s has %(count)s MX records (at most %(limit)s)"
+                    ),
+                    trail=trail,
+                    target=target,
+                    count=len(answer.rdatas),
+                    limit=MX_LIMIT,
+                ),
             )
             return "permerror"  # for everyone: no later term is reached
         if 0 not in (term.cidr4, term.cidr6):
@@ -266,11 +304,25 @@ def _untested(trail: str) -> str:
 
 def _judge_limits(tree: Tree) -> None:
     if len(tree.lookups) > LOOKUP_LIMIT:
-        more = "at least " if len(tree.lookups) > LOOKUP_CAP else ""
+        if len(tree.lookups) > LOOKUP_CAP:
+            text = gettext_noop(
+                "at least %(count)s DNS-querying terms (at most %(limit)s); receivers give up at "
+                "the %(next)sth: %(term)s"
+            )
+        else:
+            text = gettext_noop(
+                "%(count)s DNS-querying terms (at most %(limit)s); receivers give up at the "
+                "%(next)sth: %(term)s"
+            )
         tree.add(
             "spf.too_many_lookups",
-            f"{more}{len(tree.lookups)} DNS-querying terms (at most {LOOKUP_LIMIT}); receivers "
-            f"give up at the {LOOKUP_LIMIT + 1}th: {tree.lookups[LOOKUP_LIMIT]}",
+            msg(
+                text,
+                count=len(tree.lookups),
+                limit=LOOKUP_LIMIT,
+                next=LOOKUP_LIMIT + 1,
+                term=tree.lookups[LOOKUP_LIMIT],
+            ),
         )
     worst = max(FAMILIES, key=lambda f: len(tree.void[f]))
     if len(tree.void[worst]) > VOID_LIMIT:
@@ -281,8 +333,20 @@ def _judge_limits(tree: Tree) -> None:
         # unlisted IPv6 senders get a permerror instead of a fail, which passes nothing.
         tree.add(
             "spf.too_many_void_lookups",
-            f"{len(tree.void[worst])} void lookups for {senders} senders (at most {VOID_LIMIT}): "
-            f"{listed}",
+            msg(
+                gettext_noop(
+                    "%(count)s void lookups for %(senders)s senders (at most %(limit)s): %(listed)s"
+                )
+                if len(families) == 1
+                else gettext_noop(
+                    "%(count)s void lookups for IPv4 and IPv6 senders (at most %(limit)s): "
+                    "%(listed)s"
+                ),
+                count=len(tree.void[worst]),
+                senders=senders,
+                limit=VOID_LIMIT,
+                listed=listed,
+            ),
             "" if "IPv4" in families else "medium",
         )
 

@@ -1,9 +1,11 @@
 """SMTP TLS reporting (RFC 8460): the `_smtp._tls` record, parsed by checkdmarc."""
 
 import checkdmarc.smtp_tls_reporting as cd_tlsrpt
+from django.utils.translation import gettext_noop
 
 from domains.checks.base import CategoryResult, Check, Context, register
 from domains.findings import finding
+from domains.messages import msg
 
 
 def tlsrpt_records(texts: list[str]) -> list[str]:
@@ -28,11 +30,20 @@ class TlsRptCheck(Check):
             return result
         if not records:
             result.findings.append(
-                finding("tls_rpt.missing", f"No v=TLSRPTv1 record at {name}.", domain=ctx.domain)
+                finding(
+                    "tls_rpt.missing",
+                    msg(gettext_noop("No v=TLSRPTv1 record at %(name)s."), name=name),
+                    domain=ctx.domain,
+                )
             )
             return result
         if len(records) > 1:
-            detail = f"{len(records)} records at {name}: {' | '.join(records)}"
+            detail = msg(
+                gettext_noop("%(count)s records at %(name)s: %(records)s"),
+                count=len(records),
+                name=name,
+                records=" | ".join(records),
+            )
             result.findings.append(finding("tls_rpt.invalid", detail, domain=ctx.domain))
             return result
         try:

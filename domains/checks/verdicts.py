@@ -9,22 +9,28 @@ days"; no durations): a finding whose text changes would look new to the timelin
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.utils.translation import gettext_noop
+
 from domains.checks.base import CategoryResult, Finding, Severity, Status
 from domains.findings import finding
+from domains.messages import Message, msg
+from domains.messages import lines as evidence_lines
 from domains.probes.results import ProbeResult, Reach, Service, Target, TlsMode
 
 EXPIRING_DAYS = 14
 OUTDATED_VERSIONS = {"SSLv3", "TLSv1", "TLSv1.0", "TLSv1.1"}
 SILENT = {Reach.REFUSED, Reach.TIMEOUT, Reach.NO_GREETING, Reach.RESET, Reach.BAD_GREETING}
 REACH_WORDS = {
-    Reach.REFUSED: "connection refused",
-    Reach.TIMEOUT: "no TCP connection (timeout)",
-    Reach.NO_GREETING: "connected, but no greeting came (timeout)",
-    Reach.RESET: "the connection was closed or reset",
-    Reach.BAD_GREETING: "answered, but not with a greeting of the protocol",
-    Reach.REFUSED_TARGET: "not probed: a private address (MAILSEC_ALLOW_PRIVATE_TARGETS is off)",
-    Reach.ERROR: "network error",
-    Reach.TLS_FAILED: "the TLS handshake failed",
+    Reach.REFUSED: gettext_noop("connection refused"),
+    Reach.TIMEOUT: gettext_noop("no TCP connection (timeout)"),
+    Reach.NO_GREETING: gettext_noop("connected, but no greeting came (timeout)"),
+    Reach.RESET: gettext_noop("the connection was closed or reset"),
+    Reach.BAD_GREETING: gettext_noop("answered, but not with a greeting of the protocol"),
+    Reach.REFUSED_TARGET: gettext_noop(
+        "not probed: a private address (MAILSEC_ALLOW_PRIVATE_TARGETS is off)"
+    ),
+    Reach.ERROR: gettext_noop("network error"),
+    Reach.TLS_FAILED: gettext_noop("the TLS handshake failed"),
 }
 ORDER = [  # the order of the findings of one category
     "open_relay", "tls_missing", "plaintext_auth", "cert_expired", "cert_untrusted",
@@ -49,10 +55,6 @@ class HostPolicy:
         return any(usage == 2 for usage, *_ in self.tlsa)
 
 
-def where(target: Target) -> str:
-    return f"{target.host} ({target.address}) port {target.port}"
-
-
 def parse_time(text: str) -> datetime:
     when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return when if when.tzinfo else when.replace(tzinfo=UTC)
@@ -66,11 +68,27 @@ def answered(result: ProbeResult | None) -> bool:
     return result.reach in (Reach.OK, Reach.TLS_FAILED)
 
 
-def reach_text(result: ProbeResult) -> str:
-    words = REACH_WORDS.get(result.reach, str(result.reach))
+def _at(target: Target) -> Message:
+    """The server, in a line of evidence: "mx.example.com (192.0.2.1) port 25"."""
+    return msg(
+        gettext_noop("%(host)s (%(address)s) port %(port)s"),
+        host=target.host,
+        address=target.address,
+        port=str(target.port),
+    )
+
+
+def _reach(result: ProbeResult) -> Message:
+    """Why a server did not answer (the error itself is the system's words, untranslated)."""
+    words = msg(REACH_WORDS.get(result.reach, str(result.reach)))
     if result.error and result.reach != Reach.REFUSED_TARGET:
-        return f"{words}: {result.error}"
+        return msg(gettext_noop("%(words)s: %(error)s"), words=words, error=result.error)
     return words
+
+
+def _line(target: Target, text: str, **args) -> Message:
+    """One server's evidence: `text` starts with %(at)s, the server."""
+    return msg(text, at=_at(target), **args)
 
 
 def dane_state(policy: HostPolicy, result: ProbeResult, match) -> tuple[str, str]:
@@ -138,10 +156,10 @@ def server_summary(result: ProbeResult | None, target: Target, policy: HostPolic
 class _Found:
     """Evidence gathered per finding kind, one line per server, and its severity."""
 
-    lines: dict[str, list[str]] = field(default_factory=dict)
+    lines: dict[str, list[Message]] = field(default_factory=dict)
     severity: dict[str, Severity] = field(default_factory=dict)
 
-    def add(self, kind: str, line: str, severity: Severity | None = None) -> None:
+    def add(self, kind: str, line: Message, severity: Severity | None = None) -> None:
         self.lines.setdefault(kind, []).append(line)
         if severity is not None:
             current = self.severity.get(kind)
@@ -190,10 +208,14 @@ def judge(
             _judge_server(service, target, probe, policies.get(target.key), now, found)
         elif probe is not None and probe.reach in SILENT and target.key not in plan.optional:
             severity = Severity.MEDIUM if service != Service.SMTP else None
-            found.add("unreachable", f"{where(target)}: {reach_text(probe)}", severity)
+            found.add(
+                "unreachable",
+                _line(target, gettext_noop("%(at)s: %(reach)s"), reach=_reach(probe)),
+                severity,
+            )
     result.findings = _findings(name, found, domain) + _ptr_failures(plan, probed, domain)
     if untested:
-        detail = "Not tested: " + "; ".join(untested) + "."
+        detail = msg(gettext_noop("Not tested: %(lines)s."), lines=untested)
         result.findings.append(finding("probe.not_tested", detail, domain=domain, category=name))
     return result
 
@@ -209,29 +231,34 @@ def _dane_lines(plan, policies: dict) -> dict:
     }
 
 
-def _untested(plan, probed: dict) -> list[str]:
+def _untested(plan, probed: dict) -> list[Message]:
     """Targets this run says nothing about: not probed yet, refused as private, local errors."""
     lines = []
     for target in plan.targets:
         probe = probed[target.key]
         if probe is None:
-            lines.append(f"{where(target)}: not probed yet")
+            lines.append(_line(target, gettext_noop("%(at)s: not probed yet")))
         elif probe.reach in (Reach.REFUSED_TARGET, Reach.ERROR) and not answered(probe):
-            lines.append(f"{where(target)}: {reach_text(probe)}")
+            lines.append(_line(target, gettext_noop("%(at)s: %(reach)s"), reach=_reach(probe)))
     return lines
 
 
 def _ptr_failures(plan, probed: dict, domain: str) -> list[Finding]:
     """A failed PTR (or forward) lookup of a probed address voids only its banner verdict: one
     finding, as the engine reports the failed lookups that void one verdict."""
-    lines = [
-        f"{where(t)}: {probed[t.key].ptr_error}; banner and FCrDNS of {t.address} not tested"
+    found = [
+        _line(
+            t,
+            gettext_noop("%(at)s: %(error)s; banner and FCrDNS of %(address)s not tested"),
+            error=probed[t.key].ptr_error,
+            address=t.address,
+        )
         for t in plan.targets
         if answered(probed[t.key]) and probed[t.key].ptr_error
     ]
-    if not lines:
+    if not found:
         return []
-    detail = "; ".join(sorted(set(lines))) + "."
+    detail = evidence_lines(found)
     return [finding("dns.partial_lookup_failed", detail, domain=domain, category="smtp")]
 
 
@@ -243,51 +270,73 @@ def _nothing_answered(service, plan, probed, untested, result, domain) -> Catego
     silent = [
         (t, probed[t.key]) for t in plan.targets if probed[t.key] and probed[t.key].reach in SILENT
     ]
-    lines = [f"{where(t)}: {reach_text(p)}" for t, p in silent] + untested
+    said = [_line(t, gettext_noop("%(at)s: %(reach)s"), reach=_reach(p)) for t, p in silent]
+    said += untested
     if plan.targets and all(t.key in plan.optional for t in plan.targets) and not untested:
         result.applicable = False
-        detail = "No configured host answers on the standard ports: " + "; ".join(lines) + "."
+        detail = msg(
+            gettext_noop("No configured host answers on the standard ports: %(lines)s."),
+            lines=said,
+        )
         result.findings = [finding(f"{name}.no_hosts", detail, domain=domain)]
         return result
     if service == Service.SMTP or not silent:
         result.status = Status.ERROR
         if service == Service.SMTP and silent:
-            head = (
+            text = gettext_noop(
                 "No MX host answered on port 25 from mailsec's machine, so nothing could be "
-                "tested (outbound port 25 is blocked in many networks)"
+                "tested (outbound port 25 is blocked in many networks): %(lines)s."
             )
         else:
-            head = "Nothing could be tested"
-        detail = f"{head}: " + "; ".join(lines) + "."
+            text = gettext_noop("Nothing could be tested: %(lines)s.")
+        detail = msg(text, lines=said)
         result.findings = [finding("probe.not_tested", detail, domain=domain, category=name)]
         return result
     found = _Found()
     for target, probe in silent:
         if target.key not in plan.optional:
-            found.add("unreachable", f"{where(target)}: {reach_text(probe)}")
+            found.add(
+                "unreachable", _line(target, gettext_noop("%(at)s: %(reach)s"), reach=_reach(probe))
+            )
     result.findings = _findings(name, found, domain)
     if untested:
-        detail = "Not tested: " + "; ".join(untested) + "."
+        detail = msg(gettext_noop("Not tested: %(lines)s."), lines=untested)
         result.findings.append(finding("probe.not_tested", detail, domain=domain, category=name))
     return result
 
 
 def _no_hosts(service: Service, plan, domain: str) -> Finding:
     name = str(service)
-    if service == Service.SMTP:
-        detail = (
-            "No MX host to probe (null MX, no MX, or MX hosts without addresses: "
-            + (", ".join(plan.no_address) or "none")
-            + ")."
+    if service == Service.SMTP and plan.no_address:
+        detail = msg(
+            gettext_noop(
+                "No MX host to probe (null MX, no MX, or MX hosts without addresses: %(hosts)s)."
+            ),
+            hosts=plan.no_address,
+        )
+    elif service == Service.SMTP:
+        detail = msg(
+            gettext_noop(
+                "No MX host to probe (null MX, no MX, or MX hosts without addresses: none)."
+            )
         )
     elif plan.not_offered and not plan.no_address:
-        detail = f"The SRV records {', '.join(plan.not_offered)} say the service is not offered."
+        detail = msg(
+            gettext_noop("The SRV records %(names)s say the service is not offered."),
+            names=plan.not_offered,
+        )
     elif plan.no_address:
-        detail = f"{', '.join(plan.no_address)}: no A or AAAA record, nothing to probe."
+        detail = msg(
+            gettext_noop("%(hosts)s: no A or AAAA record, nothing to probe."),
+            hosts=plan.no_address,
+        )
     else:
-        detail = (
-            f"No SRV record ({', '.join(_srv_names(service, domain))}) and no mail access host "
-            "configured for this service: mailsec does not guess host names."
+        detail = msg(
+            gettext_noop(
+                "No SRV record (%(names)s) and no mail access host configured for this service: "
+                "mailsec does not guess host names."
+            ),
+            names=_srv_names(service, domain),
         )
     return finding(f"{name}.no_hosts", detail, domain=domain)
 
@@ -300,7 +349,6 @@ def _srv_names(service: Service, domain: str) -> list[str]:
 
 def _judge_server(service, target, probe: ProbeResult, policy, now, found: _Found) -> None:
     policy = policy or HostPolicy()
-    at = where(target)
     smtp = service == Service.SMTP
     tls = probe.tls
     if target.tls_mode == TlsMode.STARTTLS and not probe.starttls_offered:
@@ -308,36 +356,69 @@ def _judge_server(service, target, probe: ProbeResult, policy, now, found: _Foun
             Service.IMAP: ("STARTTLS", "CAPABILITY"),
             Service.POP3: ("STLS", "CAPA"),
         }.get(service, ("STARTTLS", "EHLO"))
-        said = " ".join(probe.capabilities_plain[:12])
+        said = " ".join(probe.capabilities_plain[:12]) or msg(gettext_noop("nothing"))
         if probe.ehlo_refused:  # HELO only: no extensions, so no STARTTLS
-            said = f"refused with {probe.ehlo_refused}; HELO has no extensions"
-        found.add("tls_missing", f"{at}: {command} not offered ({asked} says: {said or 'nothing'})")
+            said = msg(
+                gettext_noop("refused with %(reply)s; HELO has no extensions"),
+                reply=probe.ehlo_refused,
+            )
+        found.add(
+            "tls_missing",
+            _line(
+                target,
+                gettext_noop("%(at)s: %(command)s not offered (%(asked)s says: %(said)s)"),
+                command=command,
+                asked=asked,
+                said=said,
+            ),
+        )
     elif tls is None or not tls.ok:
-        error = (tls.error if tls else "") or probe.error or "no handshake"
-        accepted = ", ".join(tls.accepted_versions) if tls else ""
-        only = f"; it accepts only {accepted}" if accepted else ""
-        found.add("tls_missing", f"{at}: the TLS handshake failed ({error}){only}")
+        error = (tls.error if tls else "") or probe.error or msg(gettext_noop("no handshake"))
+        accepted = tls.accepted_versions if tls else []
+        text = (
+            gettext_noop(
+                "%(at)s: the TLS handshake failed (%(error)s); it accepts only %(versions)s"
+            )
+            if accepted
+            else gettext_noop("%(at)s: the TLS handshake failed (%(error)s)")
+        )
+        found.add("tls_missing", _line(target, text, error=error, versions=accepted))
     if probe.plaintext_auth:
-        found.add("plaintext_auth", f"{at}: {probe.plaintext_auth_evidence or 'login before TLS'}")
+        evidence = probe.plaintext_auth_evidence or msg(gettext_noop("login before TLS"))
+        found.add(
+            "plaintext_auth", _line(target, gettext_noop("%(at)s: %(evidence)s"), evidence=evidence)
+        )
     if tls and tls.accepted_versions:
         old = [v for v in tls.accepted_versions if v in OUTDATED_VERSIONS]
         if old:
-            found.add("tls_outdated", f"{at}: accepts {', '.join(old)}")
+            found.add(
+                "tls_outdated",
+                _line(target, gettext_noop("%(at)s: accepts %(versions)s"), versions=old),
+            )
     if tls and tls.certificate:
-        _judge_certificate(smtp, at, tls.certificate, policy, now, found)
+        _judge_certificate(smtp, target, tls.certificate, policy, now, found)
     if smtp and probe.open_relay:
-        found.add("open_relay", f"{at}: {probe.relay_evidence or 'a relay recipient was accepted'}")
+        evidence = probe.relay_evidence or msg(gettext_noop("a relay recipient was accepted"))
+        found.add(
+            "open_relay", _line(target, gettext_noop("%(at)s: %(evidence)s"), evidence=evidence)
+        )
     if smtp and probe.ehlo_name and probe.ptr_names:
         said = probe.ehlo_name.lower().rstrip(".")
         if said not in [n.lower().rstrip(".") for n in probe.ptr_names]:
             found.add(
                 "banner_mismatch",
-                f"{at}: the server calls itself {probe.ehlo_name}, the address's PTR is "
-                f"{', '.join(probe.ptr_names)}",
+                _line(
+                    target,
+                    gettext_noop(
+                        "%(at)s: the server calls itself %(name)s, the address's PTR is %(ptr)s"
+                    ),
+                    name=probe.ehlo_name,
+                    ptr=probe.ptr_names,
+                ),
             )
 
 
-def _judge_certificate(smtp: bool, at: str, cert, policy: HostPolicy, now, found: _Found):
+def _judge_certificate(smtp: bool, target, cert, policy: HostPolicy, now, found: _Found):
     """Port 25: low, unless an enforced MTA-STS policy (PKIX) or a DANE-TA record (names and
     dates) makes senders require what failed; then high (docs/scoring.md)."""
     enforced = smtp and policy.sts_mode == "enforce"
@@ -347,28 +428,50 @@ def _judge_certificate(smtp: bool, at: str, cert, policy: HostPolicy, now, found
     until = not_after.strftime("%Y-%m-%d %H:%M UTC")
     subject = cert.subject or "(no subject)"
     if not_after <= now:
-        found.add("cert_expired", f"{at}: {subject} expired on {until}", names_required)
-    elif not cert.trusted:
-        reason = cert.trust_error or "the chain does not verify"
-        found.add("cert_untrusted", f"{at}: {subject} issued by {cert.issuer} ({reason})", escalate)
-    if not cert.name_matches:
-        names = ", ".join(cert.names) or "no DNS name"
-        host = at.split(" ", 1)[0]
-        found.add(
-            "cert_name_mismatch", f"{at}: the certificate names {names}, not {host}", names_required
+        line = _line(
+            target,
+            gettext_noop("%(at)s: %(subject)s expired on %(until)s"),
+            subject=subject,
+            until=until,
         )
+        found.add("cert_expired", line, names_required)
+    elif not cert.trusted:
+        reason = cert.trust_error or msg(gettext_noop("the chain does not verify"))
+        line = _line(
+            target,
+            gettext_noop("%(at)s: %(subject)s issued by %(issuer)s (%(reason)s)"),
+            subject=subject,
+            issuer=cert.issuer,
+            reason=reason,
+        )
+        found.add("cert_untrusted", line, escalate)
+    if not cert.name_matches:
+        names = ", ".join(cert.names) or msg(gettext_noop("no DNS name"))
+        line = _line(
+            target,
+            gettext_noop("%(at)s: the certificate names %(names)s, not %(host)s"),
+            names=names,
+            host=target.host,
+        )
+        found.add("cert_name_mismatch", line, names_required)
     if now < not_after and (not_after - now).days < EXPIRING_DAYS:
         severity = Severity.MEDIUM if smtp and (enforced or policy.dane_ta) else None
-        found.add("cert_expiring", f"{at}: {subject} expires on {until}", severity)
+        line = _line(
+            target,
+            gettext_noop("%(at)s: %(subject)s expires on %(until)s"),
+            subject=subject,
+            until=until,
+        )
+        found.add("cert_expiring", line, severity)
 
 
 def _findings(category: str, found: _Found, domain: str) -> list[Finding]:
     findings = []
     for kind in ORDER:
-        lines = found.lines.get(kind)
-        if not lines:
+        found_lines = found.lines.get(kind)
+        if not found_lines:
             continue
-        detail = "; ".join(sorted(set(lines))) + "."
+        detail = evidence_lines(found_lines)
         findings.append(
             finding(f"{category}.{kind}", detail, domain=domain, severity=found.severity.get(kind))
         )

@@ -329,6 +329,6 @@ def kind_data(kind) -> dict:
         "id": kind.id,
         "category": kind.category,
         "severity": str(kind.severity),
-        "title": kind.title,
-        "remediation": kind.remediation,
+        "title": kind.title.english,  # the API stays English (docs/findings.fr.md is French)
+        "remediation": kind.remediation.english,
     }

@@ -12,7 +12,6 @@ import re
 import pytest
 from lxml import html as lxml_html
 
-from domains.checks.dnssec import _zone_phrase
 from domains.dns import DnsSession
 from domains.engine import check_domain
 from domains.findings import CATALOGUE, KINDS, finding
@@ -48,10 +47,11 @@ WRITTEN = {
     "dnssec.mx_unsigned": "MX host mx1.acme.example: not protected by DNSSEC. The chain of trust "
     "ends at acme.example: its parent zone example is signed but has no DS record for it.",
     # As dnssec.py words a failure at the root: a trust anchor that matches no root key.
-    "dnssec.bogus": f"acme.example fails DNSSEC validation in {_zone_phrase('.')}. The DNSKEY "
+    # "the zone ." before a full stop would read as a typo: the root zone is named in words.
+    "dnssec.bogus": "acme.example fails DNSSEC validation in the root zone. The DNSKEY "
     "RRset of . matches no DS of the configured trust anchor.",
-    "dnssec.mx_bogus": f"MX host mx1.acme.example: DNSSEC validation fails in "
-    f"{_zone_phrase('acme.example')}. The SOA RRset of acme.example is not validly signed by the "
+    "dnssec.mx_bogus": "MX host mx1.acme.example: DNSSEC validation fails in "
+    "the zone acme.example. The SOA RRset of acme.example is not validly signed by the "
     "zone's keys: the signature expired on 2024-03-01.",
     "dane.missing": f"No TLSA record at _25._tcp.{MX}.",
     "dane.without_dnssec": f"_25._tcp.{MX} TLSA 3 1 1 0c72ac70b745ac19998811b131d662c9ac69dbdbe7c"
@@ -179,13 +179,8 @@ def test_every_finding_reads_as_whole_sentences(alice, acme, checked_evidence):
 def test_an_example_block_ends_its_sentence(kind):
     """In the catalogue itself: a block is introduced by a colon, and what follows it starts
     a sentence of its own (or nothing follows)."""
-    parts = split_fix(CATALOGUE[kind].remediation.replace("{domain}", "acme.example"))
+    parts = split_fix(CATALOGUE[kind].fix("acme.example", english=True))
     for index, (part_kind, _) in enumerate(parts):
         if part_kind == "record" and index + 1 < len(parts):
             following = parts[index + 1][1].strip()
             assert not following or following[0].isupper(), (kind, following)
-
-
-def test_the_root_zone_is_named_in_words():
-    assert _zone_phrase(".") == "the root zone"
-    assert _zone_phrase("example.com") == "the zone example.com"

@@ -20,3 +20,13 @@ def test_every_finding_id_is_unique_and_documented():
     assert len(ids) == len(set(ids))
     text = DOC.read_text()
     assert all(f"`{kind_id}`" in text for kind_id in ids)
+
+
+def test_the_french_findings_doc_is_the_catalogue_rendered_in_french():
+    french = DOC.with_name("findings.fr.md")
+    assert french.read_text() == render("fr"), (
+        "docs/findings.fr.md differs from domains/findings.py or its French: run "
+        "`.venv/bin/python manage.py findings_doc --lang fr > docs/findings.fr.md`"
+    )
+    assert french.read_text().startswith("# Constats\n")
+    assert all(f"`{kind.id}`" in french.read_text() for kind in KINDS)

@@ -3,9 +3,13 @@ import os
 import textwrap
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import override
 
 from domains.checks import ORDER
 from domains.engine import check_domains
+from domains.findings import SEVERITY_LABELS, localized
 from domains.models import CheckRun, Domain
 from domains.names import DomainNameError, normalize_domain
 from mailsec.env import parse_nameserver
@@ -20,6 +24,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("domains", nargs="+", metavar="DOMAIN")
         parser.add_argument("--json", action="store_true", help="One JSON object per line.")
+        parser.add_argument(
+            "--lang",
+            choices=["en", "fr"],
+            default="en",
+            help="Language of the human-readable output (not of --json, always English).",
+        )
         parser.add_argument(
             "--nameserver",
             action="append",
@@ -40,6 +50,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        if options["json"] and options["lang"] != "en":
+            raise CommandError("--lang: the JSON output is always English; use one or the other")
+        self.lang = options["lang"]
         nameservers = self._nameservers(options["nameserver"])
         categories = self._categories(options["checks"])
         inputs = [(raw, self._normalize(raw)) for raw in options["domains"]]
@@ -155,7 +168,7 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(json.dumps(as_json_line(raw, result)))
             return
-        self.stdout.write(report(result))
+        self.stdout.write(report(result, self.lang))
 
 
 def as_json_line(raw: str, result) -> dict:
@@ -179,31 +192,49 @@ def _category(result) -> dict:
 
 
 def server_line(row: dict) -> str:
-    where = f"{row['host']} ({row['address']}) port {row['port']}"
+    """One probed server, in the active language (the reach and DANE states are codes)."""
+    where = _("%(host)s (%(address)s) port %(port)s") % row
     if not row["reachable"]:
         return f"    {where}: {row['reach'].replace('_', ' ')}"
-    parts = [", ".join(row["tls_versions"]) or "no TLS"]
+    parts = [", ".join(row["tls_versions"]) or _("no TLS")]
     cert = row.get("certificate")
     if cert:
-        trusted = "trusted" if cert["trusted"] else "untrusted"
-        parts.append(f"certificate {cert['subject']} until {cert['not_after'][:10]} ({trusted})")
+        shown = {"subject": cert["subject"], "until": cert["not_after"][:10]}
+        if cert["trusted"]:
+            parts.append(_("certificate %(subject)s until %(until)s (trusted)") % shown)
+        else:
+            parts.append(_("certificate %(subject)s until %(until)s (untrusted)") % shown)
     parts.append(f"DANE {row['dane']}")
     if row["plaintext_auth"]:
-        parts.append("password before TLS")
+        parts.append(_("password before TLS"))
     if row.get("open_relay"):
-        parts.append("OPEN RELAY")
+        parts.append(_("OPEN RELAY"))
     return f"    {where}: " + "; ".join(parts)
 
 
-def report(result) -> str:
+def report(result, lang: str = "en") -> str:
+    with override(lang):
+        return _report(result)
+
+
+def _report(result) -> str:
     seconds = (result.finished_at - result.started_at).total_seconds()
     if result.status == "error":
-        verdict = "could not test"
+        verdict = _("could not test")
     else:
-        verdict = f"grade {result.grade}, score {result.score}/100"
+        verdict = _("grade %(grade)s, score %(score)s/100") % {
+            "grade": result.grade,
+            "score": result.score,
+        }
     lines = [
-        f"{result.domain}: {verdict} "
-        f"({result.status}; {result.queries} DNS queries, {seconds:.1f} s)",
+        _("%(domain)s: %(verdict)s (%(status)s; %(queries)s DNS queries, %(seconds)s s)")
+        % {
+            "domain": result.domain,
+            "verdict": verdict,
+            "status": result.status,
+            "queries": result.queries,
+            "seconds": number_format(seconds, 1),
+        },
         "  "
         + "  ".join(
             f"{name} {c.status}{'' if c.score is None else f' {c.score}'}"
@@ -212,12 +243,16 @@ def report(result) -> str:
     ]
     for name, category in result.categories.items():
         if category.servers:
-            lines.append(f"  {name} servers:")
+            lines.append("  " + _("%(category)s servers:") % {"category": name})
             lines += [server_line(row) for row in category.servers]
     for f in result.findings:
-        lines.append(f"  [{f.severity.upper()}] {f.id}: {f.title}")
-        lines += textwrap.wrap(f.detail, 96, initial_indent="      ", subsequent_indent="      ")
+        title, detail, remediation = localized(f, result.domain)
+        lines.append(f"  [{str(SEVERITY_LABELS[f.severity]).upper()}] {f.id}: {title}")
+        lines += textwrap.wrap(detail, 96, initial_indent="      ", subsequent_indent="      ")
         lines += textwrap.wrap(
-            "Fix: " + f.remediation, 96, initial_indent="      ", subsequent_indent="        "
+            _("Fix: %(fix)s") % {"fix": remediation},
+            96,
+            initial_indent="      ",
+            subsequent_indent="        ",
         )
     return "\n".join(lines) + "\n"
