@@ -69,7 +69,7 @@ def test_the_catalogue_compiles_with_gettexts_checks(tmp_path):
 
 
 def _placeholders(text: str) -> set[str]:
-    return {m.group(1) or m.group(3) or m.group(0) for m in PLACEHOLDER.finditer(text)}
+    return {m.group(1) or m.group(2) or m.group(0) for m in PLACEHOLDER.finditer(text)}
 
 
 def test_each_translation_keeps_the_placeholders_of_its_source(committed):
