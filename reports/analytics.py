@@ -17,13 +17,13 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from domains.models import Domain
-from reports.models import DailyTotal, TlsPolicy, TlsReport
+from reports.models import DailyRollup, DailyTotal, MonthlyRollup, TlsPolicy, TlsReport
 from reports.ranges import DateRange
 
 
@@ -138,6 +138,44 @@ def team_series(organization, date_range: DateRange) -> Series:
     """Every domain the team monitors, day by day: one query."""
     names = Domain.objects.filter(organization=organization).values("name")
     return _daily(_totals(organization, date_range).filter(domain__in=names), date_range)
+
+
+def whole_months(since: date, until: date) -> tuple[date, date]:
+    """[first, end): the first days of the calendar months lying wholly within since..until,
+    the month of `until` left out even when it ends there (it is usually the current month,
+    still filling: its days are read instead). first >= end when there is none."""
+    first = since if since.day == 1 else (since.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return first, until.replace(day=1)
+
+
+def source_sums(organization, name: str, since: date, until: date, sums: dict) -> list[dict]:
+    """Per source address of a policy domain over since..until, the `sums` (name: rollup
+    column) of its messages: one dict per address, with `source_ip`. One query: the range's
+    whole months from MonthlyRollup, UNION ALL its edge days from DailyRollup (both by their
+    identity index), added up here; a year reads a row per source and month, and at most two
+    months of days."""
+    first, end = whole_months(since, until)
+    aggregates = {key: Sum(column) for key, column in sums.items()}
+    days = DailyRollup.objects.filter(organization=organization, domain=name)
+    if first < end:
+        days = days.filter(Q(day__gte=since, day__lt=first) | Q(day__gte=end, day__lte=until))
+    else:
+        days = days.filter(day__gte=since, day__lte=until)
+    rows = days.values("source_ip").annotate(**aggregates).order_by()
+    if first < end:
+        months = MonthlyRollup.objects.filter(
+            organization=organization, domain=name, month__gte=first, month__lt=end
+        )
+        rows = rows.union(months.values("source_ip").annotate(**aggregates).order_by(), all=True)
+    found: dict[str, dict] = {}
+    for row in rows:
+        known = found.get(row["source_ip"])
+        if known is None:
+            found[row["source_ip"]] = row
+        else:
+            for key in sums:
+                known[key] = (known[key] or 0) + (row[key] or 0)
+    return list(found.values())
 
 
 @dataclass(frozen=True)
