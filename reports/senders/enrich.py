@@ -44,7 +44,7 @@ NONE_FOR = timedelta(days=2)
 FAILED_FOR = timedelta(minutes=30)  # a failed lookup: "unknown, retry later"
 BATCH = 1000  # addresses per DNS session: all in flight at once, then stored
 NUDGE_AFTER = 5.0  # seconds: a drain is queued this long after the first report noted
-DRAIN_REPORTS = 20  # reports claimed by a drain at a time
+DRAIN_REPORTS = 5  # reports claimed by a drain at a time (their addresses: up to thousands)
 DRAIN_FOR = 30.0  # seconds a drain task works before it queues the next (parses interleave)
 DUTY = 0.5  # the share of its time a drain works; it sleeps the rest (ingestion's share)
 LEASE = timedelta(minutes=10)  # a claimed report, if its drain dies, is drained again after
