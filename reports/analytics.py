@@ -150,23 +150,37 @@ def whole_months(since: date, until: date) -> tuple[date, date]:
 
 def source_sums(organization, name: str, since: date, until: date, sums: dict) -> list[dict]:
     """Per source address of a policy domain over since..until, the `sums` (name: rollup
-    column) of its messages: one dict per address, with `source_ip`. One query: the range's
-    whole months from MonthlyRollup, UNION ALL its edge days from DailyRollup (both by their
-    identity index), added up here; a year reads a row per source and month, and at most two
-    months of days."""
+    column, "messages" among them) of its messages: one dict per address that sent in the
+    range, with `source_ip`. One query: the range's whole months from MonthlyRollup, UNION ALL
+    its edge days from DailyRollup (both by their identity index), added up here. When the
+    range begins late in a month, that month is read whole and its days before the range
+    taken away (fewer rows than the days after): a year reads a row per source and month, and
+    at most half a month of days at its start and the days of its last month."""
     first, end = whole_months(since, until)
-    aggregates = {key: Sum(column) for key, column in sums.items()}
     days = DailyRollup.objects.filter(organization=organization, domain=name)
+    months = MonthlyRollup.objects.filter(organization=organization, domain=name)
+    taken = None
     if first < end:
-        days = days.filter(Q(day__gte=since, day__lt=first) | Q(day__gte=end, day__lte=until))
+        start = since.replace(day=1)
+        if start < since and (since - start) < (first - since):
+            # Its month whole, less the days before the range.
+            taken = days.filter(day__gte=start, day__lt=since)
+            first = since = start
+        added = days.filter(Q(day__gte=since, day__lt=first) | Q(day__gte=end, day__lte=until))
+        months = months.filter(month__gte=first, month__lt=end)
     else:
-        days = days.filter(day__gte=since, day__lte=until)
-    rows = days.values("source_ip").annotate(**aggregates).order_by()
-    if first < end:
-        months = MonthlyRollup.objects.filter(
-            organization=organization, domain=name, month__gte=first, month__lt=end
-        )
-        rows = rows.union(months.values("source_ip").annotate(**aggregates).order_by(), all=True)
+        added, months = days.filter(day__gte=since, day__lte=until), None
+
+    def summed(rows, sign: int = 1):
+        aggregates = {key: Sum(column) * sign for key, column in sums.items()}
+        return rows.values("source_ip").annotate(**aggregates).order_by()
+
+    parts = [summed(added)]
+    if months is not None:
+        parts.append(summed(months))
+    if taken is not None:
+        parts.append(summed(taken, -1))
+    rows = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
     found: dict[str, dict] = {}
     for row in rows:
         known = found.get(row["source_ip"])
@@ -175,7 +189,8 @@ def source_sums(organization, name: str, since: date, until: date, sums: dict) -
         else:
             for key in sums:
                 known[key] = (known[key] or 0) + (row[key] or 0)
-    return list(found.values())
+    messages = next(key for key, column in sums.items() if column == "messages")
+    return [row for row in found.values() if row[messages]]
 
 
 @dataclass(frozen=True)

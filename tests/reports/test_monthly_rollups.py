@@ -83,7 +83,8 @@ def from_records(team, since: date, until: date) -> dict:
 
 RANGES = [
     (date(2025, 1, 1), date(2025, 12, 31)),  # whole year: whole months, December by days
-    (date(2025, 1, 2), date(2025, 12, 30)),  # both edges by days
+    (date(2025, 1, 2), date(2025, 12, 30)),  # January whole less its 1st; December by days
+    (date(2025, 5, 3), date(2025, 8, 20)),  # May less the 1st and 2nd (the 1st's sources go)
     (date(2025, 3, 10), date(2025, 3, 31)),  # within one month
     (date(2025, 2, 28), date(2025, 4, 1)),  # one whole month, an edge day each side
     (date(2025, 6, 1), date(2025, 7, 31)),  # June whole; July (the last month) by days
