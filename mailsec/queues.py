@@ -19,6 +19,7 @@ ROUTES = {
     "reports.tasks.parse_raw_input": "ingest",
     "reports.tasks.enrich_report_sources": "ingest",
     "reports.tasks.refresh_sources": "ingest",
+    "reports.tasks.drain_pending_senders": "ingest",
     "mailsec.tasks.reap_stale": "dispatch",
 }
 

@@ -324,6 +324,7 @@ CELERY_BEAT_SCHEDULE = {
     "prune-reports": {"task": "reports.tasks.prune_reports", "schedule": 86400.0},
     "reap-stale-work": {"task": "mailsec.tasks.reap_stale", "schedule": 60.0},
     "refresh-sources": {"task": "reports.tasks.refresh_sources", "schedule": 3600.0},
+    "drain-senders": {"task": "reports.tasks.drain_pending_senders", "schedule": 60.0},
 }
 # The REST API (mailsec/api/): tokens or the session; requests per token (or user) and minute.
 MAILSEC_API_RATE = env.int("MAILSEC_API_RATE", 600, minimum=1, maximum=1_000_000)

@@ -17,13 +17,13 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from domains.models import Domain
-from reports.models import DailyTotal, TlsPolicy, TlsReport
+from reports.models import DailyRollup, DailyTotal, MonthlyRollup, TlsPolicy, TlsReport
 from reports.ranges import DateRange
 
 
@@ -138,6 +138,59 @@ def team_series(organization, date_range: DateRange) -> Series:
     """Every domain the team monitors, day by day: one query."""
     names = Domain.objects.filter(organization=organization).values("name")
     return _daily(_totals(organization, date_range).filter(domain__in=names), date_range)
+
+
+def whole_months(since: date, until: date) -> tuple[date, date]:
+    """[first, end): the first days of the calendar months lying wholly within since..until,
+    the month of `until` left out even when it ends there (it is usually the current month,
+    still filling: its days are read instead). first >= end when there is none."""
+    first = since if since.day == 1 else (since.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return first, until.replace(day=1)
+
+
+def source_sums(organization, name: str, since: date, until: date, sums: dict) -> list[dict]:
+    """Per source address of a policy domain over since..until, the `sums` (name: rollup
+    column, "messages" among them) of its messages: one dict per address that sent in the
+    range, with `source_ip`. One query: the range's whole months from MonthlyRollup, UNION ALL
+    its edge days from DailyRollup (both by their identity index), added up here. When the
+    range begins late in a month, that month is read whole and its days before the range
+    taken away (fewer rows than the days after): a year reads a row per source and month, and
+    at most half a month of days at its start and the days of its last month."""
+    first, end = whole_months(since, until)
+    days = DailyRollup.objects.filter(organization=organization, domain=name)
+    months = MonthlyRollup.objects.filter(organization=organization, domain=name)
+    taken = None
+    if first < end:
+        start = since.replace(day=1)
+        if start < since and (since - start) < (first - since):
+            # Its month whole, less the days before the range.
+            taken = days.filter(day__gte=start, day__lt=since)
+            first = since = start
+        added = days.filter(Q(day__gte=since, day__lt=first) | Q(day__gte=end, day__lte=until))
+        months = months.filter(month__gte=first, month__lt=end)
+    else:
+        added, months = days.filter(day__gte=since, day__lte=until), None
+
+    def summed(rows, sign: int = 1):
+        aggregates = {key: Sum(column) * sign for key, column in sums.items()}
+        return rows.values("source_ip").annotate(**aggregates).order_by()
+
+    parts = [summed(added)]
+    if months is not None:
+        parts.append(summed(months))
+    if taken is not None:
+        parts.append(summed(taken, -1))
+    rows = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    found: dict[str, dict] = {}
+    for row in rows:
+        known = found.get(row["source_ip"])
+        if known is None:
+            found[row["source_ip"]] = row
+        else:
+            for key in sums:
+                known[key] = (known[key] or 0) + (row[key] or 0)
+    messages = next(key for key, column in sums.items() if column == "messages")
+    return [row for row in found.values() if row[messages]]
 
 
 @dataclass(frozen=True)

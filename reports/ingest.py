@@ -210,11 +210,10 @@ def store_aggregate(report: types.AggregateReport, raw: models.RawInput) -> Outc
     def create():
         row = models.AggregateReport.objects.create(raw=raw, **identity, **_policy(meta))
         _store_records(row, report)
+        enrich_later(row.pk)  # its senders, in the background (reports/senders/enrich.py)
         return row
 
     row, created = _store_once(models.AggregateReport, identity, create)
-    if created:
-        enrich_later(row.pk)  # its senders, in the background (reports/senders/enrich.py)
     return _aggregate_outcome(row, "imported" if created else "duplicate")
 
 
@@ -339,16 +338,21 @@ class RecordWriter:
 
 
 def add_to_rollups(row: models.AggregateReport) -> None:
-    """Add the report's records to its team's daily rollups (per source) and daily totals, one
-    statement each, in the database, spread over the UTC days its period covers
-    (reports/spread.py). The totals are added to, never recomputed from the rollups: two
+    """Add the report's records to its team's daily rollups (per source), monthly rollups (per
+    source) and daily totals, one statement each, in the database, spread over the UTC days its
+    period covers (reports/spread.py). Each is added to, never recomputed from another: two
     reports of a day stored at once each add their own."""
     days = spread.covered_days(row.begin, row.end)
     with connection.cursor() as cursor:
-        for per_source in (True, False):
+        for per_source, monthly in ((True, False), (True, True), (False, False)):
             cursor.execute(
                 *spread.rollup_statement(
-                    row.organization_id, row.domain, row.pk, days, per_source=per_source
+                    row.organization_id,
+                    row.domain,
+                    row.pk,
+                    days,
+                    per_source=per_source,
+                    monthly=monthly,
                 )
             )
 

@@ -204,6 +204,36 @@ class DailyRollup(models.Model):
         return f"{self.domain} {self.day} {self.source_ip}: {self.messages}"
 
 
+class MonthlyRollup(models.Model):
+    """A team's messages per policy domain, UTC month and source IP: its DailyRollup rows of
+    the month summed, kept by reports.ingest beside them. A long range's sources read the
+    range's whole months here and only its edge days from DailyRollup: a year is a dozen rows
+    per source rather than one per day it sent."""
+
+    organization = team()
+    domain = models.CharField(max_length=253)
+    month = models.DateField()  # its first day
+    source_ip = models.GenericIPAddressField()
+    messages = models.BigIntegerField(default=0)
+    disposition_none = models.BigIntegerField(default=0)
+    disposition_quarantine = models.BigIntegerField(default=0)
+    disposition_reject = models.BigIntegerField(default=0)
+    dmarc_pass = models.BigIntegerField(default=0)
+    dkim_pass = models.BigIntegerField(default=0)
+    spf_pass = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "domain", "month", "source_ip"],
+                name="monthly_rollup_identity",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.domain} {self.month:%Y-%m} {self.source_ip}: {self.messages}"
+
+
 class DailyTotal(models.Model):
     """A team's messages per policy domain and UTC day: its DailyRollup rows summed, kept by
     reports.ingest beside them, so that a year's chart or totals read 365 rows rather than
@@ -610,3 +640,18 @@ class SeenSender(models.Model):
 
     def __str__(self):
         return f"{self.domain}: {self.sender} since {self.first_seen}"
+
+
+class PendingSenders(models.Model):
+    """An aggregate report whose source addresses are still to be looked up and whose senders
+    are still to be noted: ingestion adds the row in the report's own transaction (no broker
+    round trip on its path), the worker drains them in batches (reports/senders/enrich.py)."""
+
+    report = models.OneToOneField(AggregateReport, on_delete=models.CASCADE, related_name="+")
+    noted_at = models.DateTimeField(auto_now_add=True)
+    # A drain's lease on the row: another drain leaves it alone until then (a drain that died
+    # lets it go when the lease ends).
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"senders of report {self.report_id}"

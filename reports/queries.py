@@ -377,9 +377,9 @@ def _zero(expression):
 def summary_of(
     organization, name: str, since: date, until: date | None = None
 ) -> tuple[Summary, list[SourceRow]]:
-    """The team's totals (DailyTotal: a row a day) and its sources (DailyRollup, index
-    daily_rollup_identity: team, domain, day): one GROUP BY gives both the number of sources
-    and the busiest, sorted here."""
+    """The team's totals (DailyTotal: a row a day) and its sources (the per-source rollups,
+    whole months and edge days: analytics.source_sums): one query gives both the number of
+    sources and the busiest, sorted here."""
     days = Q(organization=organization, domain=name, day__gte=since)
     if until is not None:
         days &= Q(day__lte=until)
@@ -391,14 +391,10 @@ def summary_of(
         quarantined=_zero(Sum("disposition_quarantine")),
         rejected=_zero(Sum("disposition_reject")),
     )
-    per_source = (
-        DailyRollup.objects.filter(days)
-        .values("source_ip")
-        .annotate(total=Sum("messages"), passed=Sum("dmarc_pass"))
-        .order_by()
-        .values_list("source_ip", "total", "passed")
+    per_source = analytics.source_sums(
+        organization, name, since, until or date.max, {"total": "messages", "passed": "dmarc_pass"}
     )
-    sources = [SourceRow(*row) for row in per_source]
+    sources = [SourceRow(row["source_ip"], row["total"], row["passed"]) for row in per_source]
     busiest = heapq.nsmallest(TOP_SOURCES, sources, key=lambda s: (-s.messages, s.source_ip))
     return Summary(**totals, sources=len(sources)), busiest
 

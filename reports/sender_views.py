@@ -14,10 +14,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from domains import tenancy
 from domains.models import Domain
-from reports import analytics, charts
+from reports import analytics, charts, queries
 from reports.models import SenderMark, SenderVerdict
 from reports.ranges import PRESETS, DateRange, parse_range
 from reports.senders.report import daily, senders_view
+
+SENDERS_PER_PAGE = 100
 
 
 def _domain(request, domain_pk: int) -> Domain:
@@ -49,7 +51,9 @@ def domain_senders(request, domain_pk: int):
     domain = _domain(request, domain_pk)
     chosen, error = _range(request)
     view = senders_view(domain, chosen.since, chosen.until)
-    context = _context(request, domain, chosen, error) | {"view": view}
+    # The table shows a page of senders (the busiest first); the CSV has them all.
+    pager = queries.paginate(view.senders, request.GET, SENDERS_PER_PAGE)
+    context = _context(request, domain, chosen, error) | {"view": view, "pager": pager}
     return render(request, "reports/senders.html", context)
 
 

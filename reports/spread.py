@@ -75,17 +75,23 @@ def rollup_statement(
     *,
     sign: int = 1,
     per_source: bool = True,
+    monthly: bool = False,
 ) -> tuple[str, list]:
     """SQL and parameters adding a stored report's records to its team's rollups: INSERT ...
     SELECT ... ON CONFLICT, the same on SQLite and PostgreSQL, so the records never leave the
     database. `per_source` False adds them to the day's totals (DailyTotal) instead of the
-    day's rows per source (DailyRollup); `sign` -1 takes them away again (re-spreading rollups
-    made before spreading)."""
-    from reports.models import AggregateRecord, DailyRollup, DailyTotal
+    day's rows per source (DailyRollup); `monthly` adds them to the month's rows per source
+    (MonthlyRollup: each day's share counts on its month's first day); `sign` -1 takes them
+    away again (re-spreading rollups made before spreading)."""
+    from reports.models import AggregateRecord, DailyRollup, DailyTotal, MonthlyRollup
 
-    rollup = (DailyRollup if per_source else DailyTotal)._meta.db_table
+    if monthly:
+        rollup, period = MonthlyRollup._meta.db_table, "month"
+        days = [DayShare(d.day.replace(day=1), d.before, d.through) for d in days]
+    else:
+        rollup, period = (DailyRollup if per_source else DailyTotal)._meta.db_table, "day"
     record = AggregateRecord._meta.db_table
-    source, key = ("source_ip, ", ", source_ip") if per_source else ("", "")
+    source, key = ("source_ip, ", ", source_ip") if per_source or monthly else ("", "")
     total = days[-1].through
     names = ", ".join(COLUMNS)
     sums = ", ".join(COLUMNS.values())
@@ -101,12 +107,12 @@ def rollup_statement(
         joined = f" CROSS JOIN ({' UNION ALL '.join([each] * len(days))}) d"
         joined_params = [value for d in days for value in (d.day, d.before, d.through)]
     sql = (
-        f"INSERT INTO {rollup} (organization_id, domain, day, {source}{names}) "  # noqa: S608
+        f"INSERT INTO {rollup} (organization_id, domain, {period}, {source}{names}) "  # noqa: S608
         f"SELECT %s, %s, day, {source}{sums} FROM ("
         f"SELECT {source}disposition, dkim, spf, {spread} FROM ("
         f"SELECT {source}disposition, dkim, spf, CAST(SUM(count) AS BIGINT) AS n "
         f"FROM {record} WHERE report_id = %s GROUP BY {source}disposition, dkim, spf"
         f") g{joined}) s WHERE share <> 0 GROUP BY day{key} "
-        f"ON CONFLICT (organization_id, domain, day{key}) DO UPDATE SET {updates}"
+        f"ON CONFLICT (organization_id, domain, {period}{key}) DO UPDATE SET {updates}"
     )
     return sql, [organization_id, domain, *spread_params, report_pk, *joined_params]

@@ -67,14 +67,26 @@ def prune_reports() -> dict:
     soft_time_limit=1740,
 )
 def enrich_report_sources(report_id: int) -> int:
-    """After a report is stored: look up its new source addresses, then note its senders
-    (reports/senders/). A report deleted meanwhile has nothing to look up."""
+    """One report's addresses looked up, then its senders noted (reports/senders/): what
+    ingestion queued before the drain; kept for tasks queued before an upgrade."""
     report = AggregateReport.objects.filter(pk=report_id).first()
     if report is None:
         return 0
     looked = sum(enrich.enrich_report(report_id).values())
     news.note_senders(report)
     return looked
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, time_limit=600, soft_time_limit=540)
+def drain_pending_senders() -> int:
+    """Queued by ingestion (at most one per few seconds) and every minute by beat: look up the
+    addresses of the reports stored since, and note their senders (enrich.drain). Works for
+    DRAIN_FOR seconds, then, if reports are left, queues its successor behind the parses
+    waiting on the same queue."""
+    result = enrich.drain()
+    if result["pending"] and result["done"]:
+        drain_pending_senders.delay()
+    return result["done"]
 
 
 @shared_task(time_limit=3600, soft_time_limit=3500)

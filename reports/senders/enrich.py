@@ -1,8 +1,11 @@
 """The worker's part: what reverse DNS and the registries say of each source address.
 
-Runs on the `ingest` queue after a report is stored (reports/tasks.py), never while a page
-is asked for. Every lookup goes through domains/dns.py; a lookup that fails (timeout,
-SERVFAIL) is stored as failed and asked again after FAILED_FOR, never taken for "no PTR".
+Ingestion only notes a stored report in PendingSenders, in the report's own transaction (one
+row; at most one task published per NUDGE_AFTER seconds per process, so no broker round trip
+per report); the worker drains them in batches on the `ingest` queue (reports/tasks.py), paced
+so that it leaves the machine's CPU and the database's write lock to ingestion half the time,
+never while a page is asked for. Every lookup goes through domains/dns.py; a lookup that fails
+(timeout, SERVFAIL) is stored as failed and asked again after FAILED_FOR, never "no PTR".
 The country is the one a Regional Internet Registry assigned the address block to, from the
 `iptocc` package's embedded data: no network at run time.
 """
@@ -11,25 +14,40 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 import dns.reversename
 import iptocc
-from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from domains.dns import DnsSession, LookupFailed, name_text
 from domains.names import org_domain
-from reports.models import AggregateRecord, DailyRollup, PtrStatus, SourceAddress
+from reports.models import (
+    AggregateRecord,
+    AggregateReport,
+    DailyRollup,
+    PendingSenders,
+    PtrStatus,
+    SourceAddress,
+)
+from reports.senders import news
 
 logger = logging.getLogger(__name__)
 
 FOUND_FOR = timedelta(days=7)  # a PTR record (or its absence) is looked up again after this
 NONE_FOR = timedelta(days=2)
 FAILED_FOR = timedelta(minutes=30)  # a failed lookup: "unknown, retry later"
-BATCH = 2000  # addresses per DNS session: all in flight at once, then stored
+BATCH = 1000  # addresses per DNS session: all in flight at once, then stored
+NUDGE_AFTER = 5.0  # seconds: a drain is queued this long after the first report noted
+DRAIN_REPORTS = 5  # reports claimed by a drain at a time (their addresses: up to thousands)
+DRAIN_FOR = 30.0  # seconds a drain task works before it queues the next (parses interleave)
+DUTY = 0.5  # the share of its time a drain works; it sleeps the rest (ingestion's share)
+LEASE = timedelta(minutes=10)  # a claimed report, if its drain dies, is drained again after
 NAMES_PER_ADDRESS = 3  # PTR names whose forward records are asked (almost always one)
 RECENT_DAYS = 30  # addresses refreshed by the periodic task: those seen this recently
 
@@ -161,10 +179,65 @@ def enrich_report(report_id: int, *, nameservers=None) -> dict[str, int]:
 
 
 def enrich_later(report_id: int) -> None:
-    """Queue the lookups of a stored report's addresses for when its transaction commits."""
-    from reports.tasks import enrich_report_sources  # the tasks import this module
+    """Note a stored report for the drain, in the caller's transaction; once it commits, make
+    sure a drain is queued."""
+    PendingSenders.objects.bulk_create([PendingSenders(report_id=report_id)], ignore_conflicts=True)
+    transaction.on_commit(_nudge)
 
-    transaction.on_commit(lambda: enrich_report_sources.delay(report_id))
+
+_nudged = {"until": 0.0}
+
+
+def _nudge() -> None:
+    """Queue a drain to run NUDGE_AFTER seconds from now, unless this process queued one that
+    has not run yet: it drains every report committed before it runs. Beat drains every
+    minute anyway (a lost task, a broker down: the reports wait, nothing is lost)."""
+    now = time.monotonic()
+    if now < _nudged["until"]:
+        return
+    _nudged["until"] = now + NUDGE_AFTER
+    from reports.tasks import drain_pending_senders  # the tasks import this module
+
+    try:
+        drain_pending_senders.apply_async(countdown=NUDGE_AFTER)
+    except OperationalError:
+        logger.warning("Could not queue the senders' drain: beat's will take the reports")
+
+
+def _claim(count: int, now) -> list[int]:
+    """Up to `count` pending reports no other drain holds, leased to this one."""
+    free = Q(claimed_until=None) | Q(claimed_until__lt=now)
+    with transaction.atomic():
+        rows = PendingSenders.objects.filter(free).order_by("pk")
+        if connection.features.has_select_for_update_skip_locked:
+            rows = rows.select_for_update(skip_locked=True)
+        pks = list(rows.values_list("pk", flat=True)[:count])
+        PendingSenders.objects.filter(pk__in=pks).update(claimed_until=now + LEASE)
+    return pks
+
+
+def drain(*, nameservers=None, budget: float = DRAIN_FOR, duty: float = DUTY) -> dict[str, int]:
+    """Look up the due addresses of pending reports, then note their senders (news.py), batch
+    after batch until none is left or `budget` seconds have gone; sleeps (1 - duty) / duty of
+    each batch's time after it. Returns the reports done and those still pending."""
+    started, done = time.monotonic(), 0
+    while time.monotonic() - started < budget:
+        pks = _claim(DRAIN_REPORTS, timezone.now())
+        if not pks:
+            break
+        pending = PendingSenders.objects.filter(pk__in=pks)
+        reports = list(pending.values_list("report_id", flat=True))
+        records = AggregateRecord.objects.filter(report_id__in=reports)
+        ips = due(records.values_list("source_ip", flat=True).distinct())
+        for start in range(0, len(ips), BATCH):
+            began = time.monotonic()
+            enrich(ips[start : start + BATCH], nameservers=nameservers)
+            time.sleep((time.monotonic() - began) * (1 - duty) / duty)
+        for report in AggregateReport.objects.filter(pk__in=reports):
+            news.note_senders(report)
+        pending.delete()
+        done += len(pks)
+    return {"done": done, "pending": PendingSenders.objects.count()}
 
 
 def refresh(limit: int = 20_000, now=None) -> dict[str, int]:

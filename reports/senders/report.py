@@ -13,6 +13,7 @@ from datetime import date
 from django.db.models import Sum
 
 from domains.models import Domain
+from reports.analytics import source_sums
 from reports.models import (
     AggregateReport,
     DailyRollup,
@@ -142,11 +143,10 @@ def rollups(organization_id: int, name: str, since: date, until: date):
 def senders_between(
     organization_id: int, name: str, since: date, until: date, marks: dict | None = None
 ) -> list[Sender]:
-    """The senders of a policy domain in a team's reports, most messages first (2 queries)."""
-    rows = rollups(organization_id, name, since, until)
-    per_ip = rows.values("source_ip").annotate(**{k: Sum(v) for k, v in SUMS.items()})
-    known = SourceAddress.objects.filter(ip__in=rows.values("source_ip"))
-    addresses = {a.ip: a for a in known}
+    """The senders of a policy domain in a team's reports, most messages first (2 queries:
+    the sums per address, from the monthly and daily rollups, then the addresses known)."""
+    per_ip = source_sums(organization_id, name, since, until, SUMS)
+    addresses = _addresses([row["source_ip"] for row in per_ip])
     senders: dict[str, Sender] = {}
     for sums in per_ip:
         ip = sums["source_ip"]
@@ -167,6 +167,17 @@ def senders_between(
             forwarding_service=bool(sender.service and sender.service.forwards),
         )
     return sorted(senders.values(), key=lambda s: (-s.messages, s.label))
+
+
+def _addresses(ips: list[str]) -> dict[str, SourceAddress]:
+    """What enrichment found of `ips`: one query (a query per 10,000 past that, as SQLite
+    limits a statement's parameters)."""
+    found: dict[str, SourceAddress] = {}
+    fields = ("ip", "ptr_status", "ptr", "fcrdns", "base_domain", "country")
+    for start in range(0, len(ips), 10_000):
+        chunk = ips[start : start + 10_000]
+        found.update((a.ip, a) for a in SourceAddress.objects.filter(ip__in=chunk).only(*fields))
+    return found
 
 
 def marks_of(domain: Domain) -> dict[str, str]:

@@ -57,6 +57,11 @@ def service_for(base_domain: str) -> Service | None:
 
 def block_of(ip: str) -> str:
     """The address block a sender without a confirmed name is shown as: 192.0.2.0/24."""
+    parts = ip.split(".")
+    if len(parts) == 4 and all(p.isdigit() and str(int(p)) == p and int(p) < 256 for p in parts):
+        # A plain dotted quad (as the database gives them): a page may hold thousands, and
+        # this is a tenth of ipaddress's time.
+        return f"{parts[0]}.{parts[1]}.{parts[2]}.0/{IPV4_BLOCK}"
     address = ipaddress.ip_address(ip)
     prefix = IPV4_BLOCK if address.version == 4 else IPV6_BLOCK
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))

@@ -22,6 +22,7 @@ from reports.models import (
     DailyRollup,
     DailyTotal,
     FailureReport,
+    MonthlyRollup,
     RawInput,
     TlsPolicy,
     TlsReport,
@@ -141,7 +142,8 @@ def make_failure(domain, *, source_ip="192.0.2.9", auth_failure="dmarc", team=RE
 def make_rollup(
     domain, days_ago, ip, messages, passed, *, dkim=0, spf=0, quarantine=0, reject=0, team=None
 ):
-    """A rollup row, and its share of the day's total, as reports.ingest keeps both."""
+    """A rollup row, and its share of the day's total and of the month's row of the source,
+    as reports.ingest keeps them."""
     counts = {
         "messages": messages,
         "dmarc_pass": passed,
@@ -155,6 +157,10 @@ def make_rollup(
     day = timezone.now().date() - timedelta(days=days_ago)
     total, _ = DailyTotal.objects.get_or_create(organization=team, domain=domain, day=day)
     DailyTotal.objects.filter(pk=total.pk).update(**{k: F(k) + v for k, v in counts.items()})
+    month, _ = MonthlyRollup.objects.get_or_create(
+        organization=team, domain=domain, month=day.replace(day=1), source_ip=ip
+    )
+    MonthlyRollup.objects.filter(pk=month.pk).update(**{k: F(k) + v for k, v in counts.items()})
     return DailyRollup.objects.create(
         organization=team, domain=domain, day=day, source_ip=ip, **counts
     )

@@ -49,8 +49,11 @@ def old_report(team, n: int, records: int = 30):
 
 
 def rollup_rows(team) -> set:
+    """The team's rollups of both grains (per source and day, per source and month)."""
     rows = models.DailyRollup.objects.filter(organization=team)
-    return set(rows.values_list("domain", "day", "source_ip", "messages", "dmarc_pass"))
+    months = models.MonthlyRollup.objects.filter(organization=team)
+    fields = ("domain", "source_ip", "messages", "dmarc_pass")
+    return set(rows.values_list("day", *fields)) | set(months.values_list("month", *fields))
 
 
 def age_inputs(days: int) -> None:

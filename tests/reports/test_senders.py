@@ -308,3 +308,51 @@ def test_a_new_sender_above_the_threshold_is_an_event(example, acme, nameservers
 def imported_bytes(team, data: bytes):
     outcomes = ingest.ingest_input(data, "again.xml", via=InputSource.COMMAND, organization=team)
     return [o.report_pk for o in outcomes if o.status == "imported"]
+
+
+# --- the drain: ingestion notes reports, the worker looks their addresses up ----------------
+
+
+def test_ingestion_notes_its_reports_and_the_drain_looks_up_and_notes_senders(
+    acme, nameservers, monkeypatch
+):
+    from reports.models import AggregateRecord, PendingSenders
+
+    Domain.objects.create(organization=acme, name="example.com")
+    reports = imported(acme, NICE, ZOHO, OUTLOOK)
+    pending = PendingSenders.objects.all()
+    assert sorted(pending.values_list("report_id", flat=True)) == sorted(reports)
+    assert not SourceAddress.objects.exists()  # nothing looked up on ingestion's path
+    monkeypatch.setattr(enrich, "DRAIN_REPORTS", 2)  # two batches
+    assert enrich.drain(nameservers=nameservers, duty=1.0) == {"done": 3, "pending": 0}
+    ips = set(AggregateRecord.objects.values_list("source_ip", flat=True))
+    assert set(SourceAddress.objects.exclude(looked_up_at=None).values_list("ip", flat=True)) == ips
+    assert SeenSender.objects.filter(domain="example.com").count() == 5  # senders noted
+    assert SourceAddress.objects.get(ip="54.240.48.110").fcrdns is True
+    assert enrich.drain(nameservers=nameservers) == {"done": 0, "pending": 0}
+
+
+def test_a_drain_leaves_the_reports_another_holds_until_its_lease_ends(acme):
+    from django.utils import timezone
+
+    from reports.models import PendingSenders
+
+    imported(acme, NICE, ZOHO, OUTLOOK)
+    now = timezone.now()
+    first = enrich._claim(1, now)
+    others = enrich._claim(10, now)
+    assert len(first) == 1 and len(others) == 2 and not set(first) & set(others)
+    assert enrich._claim(10, now) == []
+    # A drain that died lets its reports go when the lease ends.
+    later = now + enrich.LEASE + timezone.timedelta(seconds=1)
+    assert sorted(enrich._claim(10, later)) == sorted(
+        PendingSenders.objects.values_list("pk", flat=True)
+    )
+
+
+def test_a_report_noted_twice_is_drained_once(acme):
+    from reports.models import PendingSenders
+
+    [report] = imported(acme, OUTLOOK)
+    enrich.enrich_later(report)  # as staff assigning it would
+    assert PendingSenders.objects.filter(report_id=report).count() == 1
