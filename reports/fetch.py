@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -100,6 +100,16 @@ def run_pass(
         return _finish(run, MailboxPass.State.FAILED)
     except MailboxGone:
         return run
+    except DatabaseError as exc:
+        # The database dropped the connection mid-pass (a restart, a failover): every later
+        # query on it fails. A fresh one records the pass as failed and frees the lease, so
+        # the task's retry claims the mailbox at once instead of after the lease (5 minutes)
+        # and the pass is not left "running" for an hour.
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+        run.error = f"Database error during the pass: {exc}"[:500]
+        _finish(run, MailboxPass.State.FAILED)
+        raise
     finally:
         release(mailbox.pk)
     return _finish(run, MailboxPass.State.DONE)
