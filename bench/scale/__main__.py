@@ -110,7 +110,14 @@ def main(argv=None) -> int:
             if result.web.get("p95_ms", 0) > 200:
                 problems.append(f"page p95 {result.web['p95_ms']} ms > 200 ms")
         figures["costs"] = observe.costs(harness.cluster.sql)
-        figures["redis_used_memory"] = harness.cluster.redis().info("memory")["used_memory"]
+        r = harness.cluster.redis()
+        figures["redis"] = {
+            "used_memory": r.info("memory")["used_memory"],
+            "keys": r.dbsize(),
+            "task_results": sum(1 for _ in r.scan_iter("celery-task-meta-*", count=1000)),
+        }
+        if options.web:  # where each page's time goes, queries counted (bench/scale/pages.py)
+            figures["pages"] = harness.cluster.profile_pages(harness.pages())
     finally:
         harness.stop()
         if not args.workdir:

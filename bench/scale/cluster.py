@@ -195,6 +195,19 @@ class Cluster:
             raise RuntimeError(f"seed:\n{result.stdout}{result.stderr}")
         return json.loads(result.stdout.strip().splitlines()[-1])
 
+    def profile_pages(self, paths: list[str]) -> dict:
+        """Each page's time and queries, rendered against this database (bench/scale/pages.py)."""
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.scale.pages", *paths],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"pages:\n{result.stdout}{result.stderr}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
     # --- mailsec's processes -----------------------------------------------------------
 
     def start_worker(self, name: str, queues: list[str], concurrency: int, env=None) -> Worker:
