@@ -248,6 +248,11 @@ def store(
             statuses = [o.status for o in outcomes]
             remember(_status(statuses))
     except Exception:
+        if not connection.is_usable():
+            # The database went away (a restart), not this message: the pass fails and the
+            # task retries it at once, rather than calling every message left "not stored"
+            # until the next poll.
+            raise
         log.exception("mailbox %s: %s could not be stored", mailbox.pk, what)
         stats.error = f"{what} could not be stored (see the worker's log)"
         return False
