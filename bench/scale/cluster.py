@@ -8,6 +8,7 @@ Nothing listens or connects beyond 127.0.0.0/8.
 """
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -129,6 +130,10 @@ class Cluster:
         self.start_redis()
         self.knot = KnotServer(
             self.workdir / "knot", self.world.zones, signed=["test"], broken=self.world.broken_zones
+        )
+        # Signing 10,000 names takes knot more than the tests' 10 s on a loaded machine.
+        self.knot._wait_until_serving = functools.partial(
+            self.knot._wait_until_serving, timeout=180
         )
         self.knot.start()
         self._start_forwarder()
@@ -317,7 +322,7 @@ class Cluster:
                 self.forwarder.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.forwarder.kill()
-        if self.knot is not None:
+        if self.knot is not None and self.knot.process is not None:
             os.kill(self.knot.process.pid, signal.SIGCONT)  # a pause must not outlive us
             self.knot.stop()
         self.stop_redis()
