@@ -195,9 +195,10 @@ def test_column_links_toggle_the_sort(alice, portfolio):
     assert columns["name"].aria_sort == ""
 
 
-def test_common_findings_are_kept_until_a_run_or_a_domain_changes_them(alice, acme):
-    """The summary is kept in the cache (it reads every domain's latest findings), and a new
-    run, a new domain or a removed one shows at once."""
+def test_common_findings_are_kept_until_a_domain_or_a_grade_changes_them(alice, acme, monkeypatch):
+    """The summary is kept in the cache a minute (it reads every domain's latest findings); a
+    new domain, a removed one or a changed grade shows at once."""
+    monkeypatch.setattr(pages, "COMMON_FINDINGS_KEPT", 10**9)  # no minute ends in the test
     one = Domain.objects.create(organization=acme, name="one.example")
     add_run(one, days_ago=0.5, findings=[NO_STS])
     client = client_for(alice)
@@ -210,7 +211,7 @@ def test_common_findings_are_kept_until_a_run_or_a_domain_changes_them(alice, ac
     with CaptureQueriesContext(connection) as queries:
         assert common() == [("mta_sts.missing", 1)]
     assert not [q for q in queries.captured_queries if "COUNT(DISTINCT" in q["sql"]]
-    add_run(one, findings=[NO_DMARC])
+    add_run(one, score=70, grade="C", findings=[NO_DMARC])
     assert common() == [("dmarc.missing", 1)]
     two = Domain.objects.create(organization=acme, name="two.example")
     add_run(two, findings=[NO_DMARC])
