@@ -100,16 +100,21 @@ def run_pass(
         return _finish(run, MailboxPass.State.FAILED)
     except MailboxGone:
         return run
-    except DatabaseError as exc:
+    except Exception as exc:
+        if not isinstance(exc, DatabaseError) and connection.is_usable():
+            raise
         # The database dropped the connection mid-pass (a restart, a failover): every later
         # query on it fails. A fresh one records the pass as failed and frees the lease, so
         # the task's retry claims the mailbox at once instead of after the lease (5 minutes)
-        # and the pass is not left "running" for an hour.
-        if not connection.in_atomic_block:
-            connection.close_if_unusable_or_obsolete()
+        # and the pass is not left "running" for an hour. The records' COPY runs on
+        # psycopg's own cursor: its errors are not Django's, and are retried as theirs.
+        if not connection.in_atomic_block and not connection.is_usable():
+            connection.close()
         run.error = f"Database error during the pass: {exc}"[:500]
         _finish(run, MailboxPass.State.FAILED)
-        raise
+        if isinstance(exc, DatabaseError):
+            raise
+        raise DatabaseError(str(exc)) from exc
     finally:
         release(mailbox.pk)
     return _finish(run, MailboxPass.State.DONE)
