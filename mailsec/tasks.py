@@ -13,12 +13,12 @@ def heartbeat(self) -> str:
     return hostname
 
 
-@shared_task(time_limit=600, soft_time_limit=540)
+@shared_task(ignore_result=True, time_limit=600, soft_time_limit=540)
 def prune_audit_log() -> int:
     return AuditEvent.prune()
 
 
-@shared_task(time_limit=120, soft_time_limit=100)
+@shared_task(ignore_result=True, time_limit=120, soft_time_limit=100)
 def reap_stale() -> dict[str, int]:
     """Every minute (beat): settle and queue again what a dead worker left (mailsec/reaper.py)."""
     from mailsec import reaper

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -100,6 +100,21 @@ def run_pass(
         return _finish(run, MailboxPass.State.FAILED)
     except MailboxGone:
         return run
+    except Exception as exc:
+        if not isinstance(exc, DatabaseError) and connection.is_usable():
+            raise
+        # The database dropped the connection mid-pass (a restart, a failover): every later
+        # query on it fails. A fresh one records the pass as failed and frees the lease, so
+        # the task's retry claims the mailbox at once instead of after the lease (5 minutes)
+        # and the pass is not left "running" for an hour. The records' COPY runs on
+        # psycopg's own cursor: its errors are not Django's, and are retried as theirs.
+        if not connection.in_atomic_block and not connection.is_usable():
+            connection.close()
+        run.error = f"Database error during the pass: {exc}"[:500]
+        _finish(run, MailboxPass.State.FAILED)
+        if isinstance(exc, DatabaseError):
+            raise
+        raise DatabaseError(str(exc)) from exc
     finally:
         release(mailbox.pk)
     return _finish(run, MailboxPass.State.DONE)
@@ -238,6 +253,11 @@ def store(
             statuses = [o.status for o in outcomes]
             remember(_status(statuses))
     except Exception:
+        if not connection.is_usable():
+            # The database went away (a restart), not this message: the pass fails and the
+            # task retries it at once, rather than calling every message left "not stored"
+            # until the next poll.
+            raise
         log.exception("mailbox %s: %s could not be stored", mailbox.pk, what)
         stats.error = f"{what} could not be stored (see the worker's log)"
         return False

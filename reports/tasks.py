@@ -1,4 +1,7 @@
-"""Celery tasks: thin wrappers that take ids and call plain functions."""
+"""Celery tasks: thin wrappers that take ids and call plain functions.
+
+Their results are not kept (ignore_result, as domains/tasks.py says why).
+"""
 
 from celery import shared_task
 from django.db import DatabaseError
@@ -8,7 +11,7 @@ from reports.models import AggregateReport, RawInput
 from reports.senders import enrich, news
 
 
-@shared_task(time_limit=55, soft_time_limit=50)
+@shared_task(ignore_result=True, time_limit=55, soft_time_limit=50)
 def poll_mailboxes() -> int:
     """Every minute (beat): queue a pass for each mailbox whose interval has run out."""
     due = fetch.due_mailboxes()
@@ -18,6 +21,7 @@ def poll_mailboxes() -> int:
 
 
 @shared_task(
+    ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(DatabaseError, ConnectionError),
@@ -33,6 +37,7 @@ def fetch_mailbox(mailbox_id: int, pass_id: int | None = None) -> int | None:
 
 
 @shared_task(
+    ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
     time_limit=uploads.TIME_LIMIT,
@@ -44,20 +49,27 @@ def parse_upload_file(file_id: int) -> str | None:
     return file.state if file else None
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, time_limit=1800, soft_time_limit=1740)
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=1800,
+    soft_time_limit=1740,
+)
 def parse_raw_input(raw_id: int) -> int:
     """Parse an input kept but never parsed (its import was killed): the reaper queues these."""
     raw = RawInput.objects.filter(pk=raw_id).first()
     return len(ingest.ingest_kept(raw, raw.name)) if raw else 0
 
 
-@shared_task(time_limit=3600, soft_time_limit=3500)
+@shared_task(ignore_result=True, time_limit=3600, soft_time_limit=3500)
 def prune_reports() -> dict:
     """The report retention beat task (reports/retention.py)."""
     return retention.prune_reports()
 
 
 @shared_task(
+    ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(DatabaseError,),
@@ -77,7 +89,13 @@ def enrich_report_sources(report_id: int) -> int:
     return looked
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, time_limit=600, soft_time_limit=540)
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=600,
+    soft_time_limit=540,
+)
 def drain_pending_senders() -> int:
     """Queued by ingestion (at most one per few seconds) and every minute by beat: look up the
     addresses of the reports stored since, and note their senders (enrich.drain). Works for
@@ -89,7 +107,7 @@ def drain_pending_senders() -> int:
     return result["done"]
 
 
-@shared_task(time_limit=3600, soft_time_limit=3500)
+@shared_task(ignore_result=True, time_limit=3600, soft_time_limit=3500)
 def refresh_sources() -> int:
     """Hourly (beat): look up again the addresses whose lookup expired or failed."""
     return sum(enrich.refresh().values())

@@ -55,6 +55,9 @@ def main(argv=None) -> int:
     parser.add_argument("--reports", type=int, default=100, help="per mailbox")
     parser.add_argument("--records", type=int, default=5, help="per report")
     parser.add_argument("--no-faults", action="store_true")
+    parser.add_argument(
+        "--no-throughput", action="store_true", help="only the pass with faults and ingestion"
+    )
     parser.add_argument("--fault-every", type=float, default=20.0, help="seconds")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--json", type=Path, help="write the figures here too")
@@ -76,7 +79,7 @@ def main(argv=None) -> int:
     problems = []
     try:
         harness.start()
-        for count in counts:
+        for count in [] if args.no_throughput else counts:
             result = harness.throughput_pass(count)
             figures["passes"].append(
                 {
@@ -110,7 +113,14 @@ def main(argv=None) -> int:
             if result.web.get("p95_ms", 0) > 200:
                 problems.append(f"page p95 {result.web['p95_ms']} ms > 200 ms")
         figures["costs"] = observe.costs(harness.cluster.sql)
-        figures["redis_used_memory"] = harness.cluster.redis().info("memory")["used_memory"]
+        r = harness.cluster.redis()
+        figures["redis"] = {
+            "used_memory": r.info("memory")["used_memory"],
+            "keys": r.dbsize(),
+            "task_results": sum(1 for _ in r.scan_iter("celery-task-meta-*", count=1000)),
+        }
+        if options.web:  # where each page's time goes, queries counted (bench/scale/pages.py)
+            figures["pages"] = harness.cluster.profile_pages(harness.pages())
     finally:
         harness.stop()
         if not args.workdir:

@@ -8,6 +8,7 @@ Nothing listens or connects beyond 127.0.0.0/8.
 """
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -130,6 +131,10 @@ class Cluster:
         self.knot = KnotServer(
             self.workdir / "knot", self.world.zones, signed=["test"], broken=self.world.broken_zones
         )
+        # Signing 10,000 names takes knot more than the tests' 10 s on a loaded machine.
+        self.knot._wait_until_serving = functools.partial(
+            self.knot._wait_until_serving, timeout=180
+        )
         self.knot.start()
         self._start_forwarder()
         self.env = {
@@ -193,6 +198,19 @@ class Cluster:
         )
         if result.returncode != 0:
             raise RuntimeError(f"seed:\n{result.stdout}{result.stderr}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def profile_pages(self, paths: list[str]) -> dict:
+        """Each page's time and queries, rendered against this database (bench/scale/pages.py)."""
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.scale.pages", *paths],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"pages:\n{result.stdout}{result.stderr}")
         return json.loads(result.stdout.strip().splitlines()[-1])
 
     # --- mailsec's processes -----------------------------------------------------------
@@ -304,7 +322,7 @@ class Cluster:
                 self.forwarder.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.forwarder.kill()
-        if self.knot is not None:
+        if self.knot is not None and self.knot.process is not None:
             os.kill(self.knot.process.pid, signal.SIGCONT)  # a pause must not outlive us
             self.knot.stop()
         self.stop_redis()

@@ -218,6 +218,8 @@ class Harness:
                 self.pages(),
             )
             page_load.start()
+        ingesters = [w for n, w in c.workers.items() if n.startswith("ingest")]
+        ingest_cpu = observe.cpu_seconds(self._pids(ingesters))
         started = time.monotonic()
         since = self.make_all_due()
         if ingest and self.ids["mailboxes"]:
@@ -288,9 +290,18 @@ class Harness:
         result.web = web
         result.alerts = {"events_alerted": len(self.sink.events), "sent_twice": self.sink.twice}
         result.reports = self.report_counts() if ingest else {}
+        if result.reports.get("records"):
+            # The ingest workers did nothing else: fetching, parsing, storing and enriching.
+            # Only the workers that lived through the pass count (one killed would undercount).
+            spent = observe.cpu_seconds(self._pids(ingesters)) - ingest_cpu
+            result.reports["cpu_ms_per_record"] = round(spent * 1000 / result.reports["records"], 2)
         result.beats = self.beats_seen()
         result.restarts = {n: w.restarts for n, w in c.workers.items() if w.restarts}
         return result
+
+    @staticmethod
+    def _pids(workers) -> list[int]:
+        return [p for w in workers if w.process for p in [w.process.pid, *w.pool_children()]]
 
     def pages(self) -> list[str]:
         detail = f"/domains/{self.ids['some_domain']}/"

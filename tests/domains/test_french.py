@@ -191,7 +191,8 @@ def test_the_timeline_says_what_changed_in_french(alice, acme_domain):
     }
     page = french(alice).get(f"/domains/{acme_domain.pk}/").content.decode()
     assert "Note A → D (score 90 → 40)" in page
-    assert f"Nouveau constat (gravité critique){NBSP}: Aucun enregistrement SPF (spf.missing)" in page
+    appeared = f"Nouveau constat (gravité critique){NBSP}: Aucun enregistrement SPF (spf.missing)"
+    assert appeared in page
     assert "New critical finding" not in page and "Grade A → D" not in page
     Profile.objects.filter(user=alice).update(language="en")
     page = client_for(alice).get(f"/domains/{acme_domain.pk}/").content.decode()

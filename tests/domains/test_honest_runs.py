@@ -315,7 +315,9 @@ def test_a_long_lived_worker_sees_a_changed_record(
 
     def run_once() -> CheckRun:
         try:
-            run_id = check_domain_task.delay(domain.pk).get(timeout=90)
+            run_id = check_domain_task.apply_async((domain.pk,), ignore_result=False).get(
+                timeout=90
+            )
         except Exception as exc:
             pytest.fail(f"the check failed ({exc!r}); worker log:\n{worker.output()}")
         return CheckRun.objects.get(pk=run_id)

@@ -195,6 +195,31 @@ def test_column_links_toggle_the_sort(alice, portfolio):
     assert columns["name"].aria_sort == ""
 
 
+def test_common_findings_are_kept_until_a_domain_or_a_grade_changes_them(alice, acme, monkeypatch):
+    """The summary is kept in the cache a minute (it reads every domain's latest findings); a
+    new domain, a removed one or a changed grade shows at once."""
+    monkeypatch.setattr(pages, "COMMON_FINDINGS_KEPT", 10**9)  # no minute ends in the test
+    one = Domain.objects.create(organization=acme, name="one.example")
+    add_run(one, days_ago=0.5, findings=[NO_STS])
+    client = client_for(alice)
+
+    def common():
+        listing = client.get("/domains/").context["listing"]
+        return [(f["kind"], f["domains"]) for f in listing.common_findings]
+
+    assert common() == [("mta_sts.missing", 1)]
+    with CaptureQueriesContext(connection) as queries:
+        assert common() == [("mta_sts.missing", 1)]
+    assert not [q for q in queries.captured_queries if "COUNT(DISTINCT" in q["sql"]]
+    add_run(one, score=70, grade="C", findings=[NO_DMARC])
+    assert common() == [("dmarc.missing", 1)]
+    two = Domain.objects.create(organization=acme, name="two.example")
+    add_run(two, findings=[NO_DMARC])
+    assert common() == [("dmarc.missing", 2)]
+    two.delete()
+    assert common() == [("dmarc.missing", 1)]
+
+
 def test_filter_by_finding_from_the_summary(alice, acme):
     for name, findings in [("one.example", [NO_STS]), ("two.example", [NO_DMARC])]:
         add_run(Domain.objects.create(organization=acme, name=name), findings=findings)

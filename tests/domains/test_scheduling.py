@@ -102,7 +102,7 @@ def test_a_dispatched_check_runs_on_a_real_worker(celery_worker, acme):
     domain = Domain.objects.create(organization=acme, name="good.test")
     try:
         # A new domain is due for both: its DNS check and its probe run.
-        assert dispatch_due_checks.delay().get(timeout=60) == 2
+        assert dispatch_due_checks.apply_async(ignore_result=False).get(timeout=60) == 2
     except Exception as exc:
         pytest.fail(f"dispatch failed ({exc!r}); worker log:\n{celery_worker.output()}")
     deadline = time.monotonic() + 90

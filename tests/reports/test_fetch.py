@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import OperationalError
 from django.utils import timezone
 
 from reports import fetch, secrets
@@ -157,6 +158,34 @@ def test_a_dropped_connection_mid_pass_then_a_new_pass(acme, imap_account, monke
     resumed = fetch.run_pass(mailbox.pk)
     assert resumed.state == "done"
     assert broken.fetched + resumed.fetched == GOOD + BAD
+    assert_final_state(imap_account, mailbox)
+
+
+def test_a_database_error_mid_pass_fails_the_pass_and_frees_the_mailbox(
+    acme, imap_account, monkeypatch
+):
+    """The database dropping its connections (a restart) fails the pass for the task's retry
+    to run at once: not left "running", its lease not held for five minutes."""
+    fill(imap_account)
+    mailbox = make_mailbox(acme, imap_account)
+    monkeypatch.setattr(fetch, "BATCH", 3)
+    batches = []
+
+    def drop_after_the_first_batch(run):
+        batches.append(run.fetched)
+        if len(batches) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+
+    with pytest.raises(OperationalError):  # the task's autoretry_for takes it from here
+        fetch.run_pass(mailbox.pk, progress=drop_after_the_first_batch)
+    broken = MailboxPass.objects.get(mailbox=mailbox)
+    assert broken.state == "failed" and "server closed the connection" in broken.error
+    mailbox.refresh_from_db()
+    assert mailbox.locked_until is None
+
+    retried = fetch.run_pass(mailbox.pk)
+    assert retried.state == "done"
+    assert broken.fetched + retried.fetched == GOOD + BAD
     assert_final_state(imap_account, mailbox)
 
 
