@@ -6,6 +6,7 @@ import html
 import io
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,7 @@ def test_the_senders_and_one_sender_in_french(fr, example):  # noqa: F811
     for english in ("Move to", "Policy readiness", "Classification", "Authorised", "Not ours"):
         assert english not in text
     # The stable English beside it: the page's advice is a translation, not what is stored.
-    view = senders_view(example, *(ALL_TIME[k] for k in ("since", "until")))
+    view = senders_view(example, *(date.fromisoformat(ALL_TIME[k]) for k in ("since", "until")))
     assert view.readiness.recommendation.startswith("Move to p=quarantine: 99.7% of your mail")
 
     key = "service:Amazon SES"
