@@ -13,9 +13,10 @@ from tests.domains import dns_world
 from tests.knot import KnotServer
 from tests.mailservers import lab_trust, mail_lab  # noqa: F401  (fixtures, shared)
 from tests.reports import senders_world
-from tests.servers import CeleryWorker, RedisServer, database_url
+from tests.servers import CeleryWorker, RedisServer, database_url, stop_orphaned_servers
 
 netguard.install()
+stop_orphaned_servers()  # those of a test run killed before its teardown
 
 
 # --- real servers --------------------------------------------------------------------------

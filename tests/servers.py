@@ -2,14 +2,51 @@
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+
+# Servers the fixtures start in a pytest temporary directory (their configuration or data is
+# there), which a killed test run leaves running.
+ORPHAN_BINARIES = {"dovecot", "knotd", "redis-server"}
+
+
+def stop_orphaned_servers() -> int:
+    """A test run killed outright (SIGKILL, a timeout) leaves the servers it started running,
+    adopted by PID 1 and holding the fixed loopback ports of the next run. Stop those: a server
+    of a test run still going has that run's pytest as its parent, not PID 1."""
+    marker = os.path.join(tempfile.gettempdir(), "pytest-of-")
+    stopped = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            args = [
+                a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0")
+            ]
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent != 1 or not args[0] or Path(args[0].split()[0]).name not in ORPHAN_BINARIES:
+            continue
+        try:
+            where = os.readlink(proc / "cwd")  # redis rewrites its title, not its directory
+        except OSError:
+            where = ""
+        if any(marker in text for text in (*args, where)):
+            try:
+                os.kill(int(proc.name), signal.SIGTERM)
+                stopped += 1
+            except OSError:
+                pass
+    return stopped
 
 
 def free_port() -> int:
