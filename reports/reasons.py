@@ -177,6 +177,41 @@ PATTERNS = [
     gettext_noop("%(host)s refused %(command)s: %(error)s"),
     gettext_noop("certificate for %(host)s not valid: %(error)s"),
     gettext_noop("TLS with %(host)s failed: %(error)s"),
+    gettext_noop("folder name %(folder)s has an empty part"),
+    gettext_noop("%(host)s has no folder hierarchy: %(folder)s cannot be nested"),
+    gettext_noop(
+        "folder name %(folder)s contains %(separator)s, the separator of %(host)s's folders: "
+        "use '/' between the parts of a folder name"
+    ),
+    gettext_noop("%(host)s gave no UIDVALIDITY for folder %(folder)s"),
+    gettext_noop("%(host)s sent %(what)s at %(command)s"),
+    gettext_noop("the user name or password contains a line break, which POP3 cannot send"),
+    gettext_noop("%(host)s answered %(command)s with %(line)s"),
+    gettext_noop("%(host)s sent no POP3 greeting within %(seconds)s s"),
+    gettext_noop("%(host)s did not greet as a POP3 server: %(error)s"),
+    gettext_noop(
+        "%(host)s does not give unique message ids (UIDL): without them mailsec cannot tell a "
+        "message it has stored from a new one. Use IMAP if the provider offers it, or ask them "
+        "to enable UIDL (%(error)s)"
+    ),
+    gettext_noop("%(host)s gave an unusable unique id %(uid)s"),
+    gettext_noop(
+        "%(host)s offers no login mailsec supports (USER/PASS, SASL PLAIN or APOP; its SASL "
+        "mechanisms: %(offered)s)"
+    ),
+    gettext_noop(
+        "%(host)s port %(port)s does not offer %(command)s, and the password is never sent "
+        "without TLS: use implicit TLS (usually port %(implicit)s), or ask the provider to "
+        "enable it"
+    ),
+    gettext_noop("%(host)s is not a valid host name: %(error)s"),
+    gettext_noop("unknown TLS mode %(mode)s"),
+    gettext_noop(
+        "the password for %(user)s would be sent to %(host)s without encryption: choose TLS or "
+        "STARTTLS, or explicitly allow plaintext for this mailbox"
+    ),
+    gettext_noop("no TLS handshake with %(host)s within %(seconds)s s"),
+    gettext_noop("DNS lookup for %(host)s failed (%(error)s): try again later"),
 ]
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 

@@ -2,8 +2,10 @@
 reasons, the mailbox connection test's steps, new-sender events. What is stored (and what the
 command line and the API give) stays English."""
 
+import ast
 import html
 import re
+from pathlib import Path
 
 from django.utils import timezone, translation
 
@@ -96,3 +98,44 @@ def test_a_new_sender_event_in_french(acme_domain):
         )
     event.refresh_from_db()
     assert event.summary.startswith("New sender 100.24.189.0/24: 1250 messages")  # stored
+
+
+SOURCES = ["ingest.py", "mailbox.py", "pop3.py", "mailserver.py", "parsing"]
+
+
+def written_texts():
+    """Every text the reports side raises as a refusal or a mailbox failure (Refused(...),
+    MailboxError(stage, ...)), its variable parts as "X"."""
+    root = Path(reasons.__file__).parent
+    files = [
+        p for s in SOURCES for p in ([root / s] if s.endswith(".py") else (root / s).glob("*.py"))
+    ]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+                continue
+            if node.func.id == "Refused" and node.args:
+                text = node.args[0]
+            elif node.func.id == "MailboxError" and len(node.args) == 2:
+                text = node.args[1]
+            else:
+                continue
+            if isinstance(text, ast.Constant) and isinstance(text.value, str):
+                yield path.name, text.value
+            elif isinstance(text, ast.JoinedStr):
+                yield (
+                    path.name,
+                    "".join(
+                        part.value if isinstance(part, ast.Constant) else "X"
+                        for part in text.values
+                    ),
+                )
+
+
+def test_every_written_reason_has_its_translation():
+    texts = list(written_texts())
+    assert len(texts) > 80
+    with translation.override("fr"):
+        unknown = [(name, text) for name, text in texts if reasons.shown(text) == text]
+    # Texts that are only a variable part (a library's own message) cannot be translated.
+    assert [t for t in unknown if t[1] not in ("X", "X: X")] == []
