@@ -5,7 +5,7 @@ could not be tested in either run says nothing about findings or records there, 
 never looks like "all findings resolved"."""
 
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from domains.findings import CATALOGUE, sentence
 from domains.models import CheckRun, DomainEvent, EventKind
@@ -195,6 +195,23 @@ def describe(kind: str, data: dict, summary: str) -> str:
                 "service": data["category"].upper(),
                 "server": data["server"],
                 "facts": ", ".join(str(SERVER_FACT_LABELS.get(n, n)) for n in changed),
+            }
+    elif kind == EventKind.NEW_SENDER and {"label", "messages", "dmarc_pass"} <= data.keys():
+        # Imported here: reports depends on domains, not the other way round.
+        from mailsec.templatetags.localized import number, percent
+        from reports.senders.classify import Classification
+
+        if data.get("classification") in {c.value for c in Classification} and data["messages"]:
+            count = data["messages"]
+            return ngettext(
+                "New sender %(sender)s: %(count)s message, %(rate)s DMARC pass (%(class)s)",
+                "New sender %(sender)s: %(count)s messages, %(rate)s DMARC pass (%(class)s)",
+                count,
+            ) % {
+                "sender": data["label"],
+                "count": number(count),
+                "rate": percent(100.0 * data["dmarc_pass"] / count, 0),
+                "class": Classification(data["classification"]).display.lower(),
             }
     return summary
 

@@ -2,12 +2,14 @@
 
 from django import template
 
-from reports import uploads
+from reports import reasons, uploads
 
 register = template.Library()
 
 
 @register.filter
 def shown_error(text):
-    """An upload's stored (English) error, translated when it is one of the upload's own."""
-    return uploads.shown_error(text)
+    """A stored (English) error or refusal reason, or a mailbox test step's name or detail,
+    in the reader's language when it is a known one; any other text as it is."""
+    own = uploads.shown_error(text)
+    return own if own != text else reasons.shown(text)
