@@ -39,6 +39,19 @@ DANE_LINES = [
     gettext_noop("no certificate was served (no TLS)"),
 ]
 
+# What a failed optional lookup leaves untested (the checks' `ctx.dns.optional(...)`), shown
+# in the evidence of a partly failed lookup.
+VOIDS = [
+    gettext_noop("FCrDNS of %(address)s (%(host)s) not tested"),
+    gettext_noop("SPF beyond %(trail)s not evaluated"),
+    gettext_noop("SPF term %(trail)s not evaluated (void lookups not fully counted)"),
+    gettext_noop("whether %(target)s accepts reports for %(domain)s not checked"),
+    gettext_noop("%(rdtype)s of %(host)s not probed"),
+    gettext_noop("DANE of %(host)s:%(port)s not tested"),
+    gettext_noop("DKIM selector %(selector)s not probed"),
+    gettext_noop("_domainkey.%(domain)s unknown, so every selector probed"),
+]
+
 # Arguments that may hold one of the sentences above in turn.
 _NESTED = ("evidence", "error")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -85,3 +98,8 @@ def dane_worded(text: str) -> Message | str:
     if not all(parts):
         return text
     return msg(gettext_noop("%(name)s: %(lines)s"), name=name, lines=parts)
+
+
+def void_worded(text: str) -> Message | str:
+    """What a failed optional lookup voids, as a Message (English unchanged)."""
+    return _match(text or "", VOIDS) or text

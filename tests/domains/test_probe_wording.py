@@ -6,12 +6,13 @@ Check-now rate limit and the resolver's problem, English for the CLI and API."""
 
 from django.utils import translation
 
+from domains.checks.mailservers import dane_untested
 from domains.findings import localized
 from domains.messages import Message, msg
 from domains.names import DomainNameError, normalize_domain, normalize_selector
 from domains.net import refusal_reason, refusal_sentence
 from domains.probes.protocols import Imap, Pop3, Smtp
-from domains.probes.wording import dane_worded, worded
+from domains.probes.wording import dane_worded, void_worded, worded
 from domains.scheduling import RateLimited
 from tests.domains.test_french import APOS, NBSP, french
 from tests.domains.test_probe_verdicts import cert, probe, run
@@ -133,3 +134,11 @@ def test_the_rate_limit_english_for_the_api_french_for_the_page():
     assert french_of(limited.message) == (
         f"acme.example a été vérifié il y a moins d{APOS}une minute."
     )
+
+
+def test_what_a_failed_optional_lookup_voids_reads_in_french():
+    stored = dane_untested("mx.example.com", 25)
+    message = void_worded(stored)
+    assert message.english() == stored
+    assert french_of(message) == "DANE de mx.example.com:25 non testé"
+    assert void_worded("something the checks never say") == "something the checks never say"
