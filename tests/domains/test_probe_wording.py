@@ -4,9 +4,10 @@ the stored text byte for byte and whose French is French; the library's or serve
 inside stay as they are. Also the domain-name errors, the refused-address sentences, the
 Check-now rate limit and the resolver's problem, English for the CLI and API."""
 
+import pytest
 from django.utils import translation
 
-from domains.checks.mailservers import dane_untested
+from domains.checks.mailservers import AccessHostError, dane_untested, parse_access_host
 from domains.findings import localized
 from domains.messages import Message, msg
 from domains.names import DomainNameError, normalize_domain, normalize_selector
@@ -142,3 +143,9 @@ def test_what_a_failed_optional_lookup_voids_reads_in_french():
     assert message.english() == stored
     assert french_of(message) == "DANE de mx.example.com:25 non testé"
     assert void_worded("something the checks never say") == "something the checks never say"
+
+
+def test_a_mail_access_host_refused_in_french():
+    with translation.override("fr"), pytest.raises(AccessHostError) as refused:
+        parse_access_host("mail.example.com:2525")
+    assert str(refused.value).startswith(f"«{NBSP}mail.example.com:2525{NBSP}»{NBSP}: le port 2525")
