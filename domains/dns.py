@@ -43,6 +43,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 from django.conf import settings
+from django.utils.translation import gettext_noop
+
+from domains.messages import Message, msg
 
 ATTEMPT_TIMEOUT = 1.0  # one UDP try; then the next server, or the same one again
 LIFETIME = 3.0  # the most one lookup may take, all tries included
@@ -570,11 +573,12 @@ class DnsSession:
             return candidates[i - 1] if i > 0 else candidate
         return ""
 
-    def resolver_problem(self, signed_zones: list[str] = ()) -> str:
-        """What makes the resolvers unfit to judge by, or "": the root zone's SOA and NS must
-        be answered (a filtering or captive resolver says NXDOMAIN to everything), and the keys
-        of each of `signed_zones` (the trust anchors' zones) must come with their RRSIG when
-        asked with DO (a resolver that strips signatures makes every signed domain bogus)."""
+    def resolver_problem(self, signed_zones: list[str] = ()) -> Message | None:
+        """What makes the resolvers unfit to judge by (a Message), or None: the root zone's SOA
+        and NS must be answered (a filtering or captive resolver says NXDOMAIN to everything),
+        and the keys of each of `signed_zones` (the trust anchors' zones) must come with their
+        RRSIG when asked with DO (a resolver that strips signatures makes every signed domain
+        bogus)."""
         self.prefetch(("", "SOA"), ("", "NS"))
         self.prefetch(*[(zone, "DNSKEY") for zone in signed_zones], cd=True)
         servers = ", ".join(f"{host}:{port}" for host, port in self.nameservers)
@@ -582,41 +586,64 @@ class DnsSession:
             try:
                 answer = self.lookup("", rdtype)
             except LookupFailed as failed:
-                return (
-                    f"The resolver ({servers}) could not resolve the root zone's {rdtype}: "
-                    f"{failed.reason}."
+                return msg(
+                    gettext_noop(
+                        "The resolver (%(servers)s) could not resolve the root zone's "
+                        "%(rdtype)s: %(reason)s."
+                    ),
+                    servers=servers,
+                    rdtype=rdtype,
+                    reason=failed.reason,
                 )
             if not answer.exists:
-                return (
-                    f"The resolver ({servers}) answers {answer.status.upper()} for the root "
-                    f"zone's {rdtype}, which every resolver can see: it does not tell the truth "
-                    "(a captive portal or a filtering resolver?)."
+                return msg(
+                    gettext_noop(
+                        "The resolver (%(servers)s) answers %(status)s for the root zone's "
+                        "%(rdtype)s, which every resolver can see: it does not tell the truth "
+                        "(a captive portal or a filtering resolver?)."
+                    ),
+                    servers=servers,
+                    status=answer.status.upper(),
+                    rdtype=rdtype,
                 )
         for zone in signed_zones:
             try:
                 answer = self.lookup(zone, "DNSKEY", cd=True)
             except LookupFailed as failed:
-                return (
-                    f"The resolver ({servers}) could not resolve DNSKEY {zone or '.'}: "
-                    f"{failed.reason}."
+                return msg(
+                    gettext_noop(
+                        "The resolver (%(servers)s) could not resolve DNSKEY %(zone)s: %(reason)s."
+                    ),
+                    servers=servers,
+                    zone=zone or ".",
+                    reason=failed.reason,
                 )
             signed = answer.response is not None and any(
                 rrset.rdtype == dns.rdatatype.RRSIG for rrset in answer.response.answer
             )
             if not answer.exists:
-                return (
-                    f"The resolver ({servers}) says {zone or '.'}, whose key is a configured "
-                    f"trust anchor, has no DNSKEY ({answer.status.upper()}): it strips DNSSEC "
-                    "records (or MAILSEC_DNSSEC_TRUST_ANCHORS names the wrong zone), so every "
-                    "signed domain would look bogus."
+                return msg(
+                    gettext_noop(
+                        "The resolver (%(servers)s) says %(zone)s, whose key is a configured "
+                        "trust anchor, has no DNSKEY (%(status)s): it strips DNSSEC records (or "
+                        "MAILSEC_DNSSEC_TRUST_ANCHORS names the wrong zone), so every signed "
+                        "domain would look bogus."
+                    ),
+                    servers=servers,
+                    zone=zone or ".",
+                    status=answer.status.upper(),
                 )
             if not signed:
-                return (
-                    f"The resolver ({servers}) answers DNSKEY {zone or '.'} without its RRSIG "
-                    "although asked with DO: it strips DNSSEC signatures, so every signed "
-                    "domain would look bogus."
+                return msg(
+                    gettext_noop(
+                        "The resolver (%(servers)s) answers DNSKEY %(zone)s without its RRSIG "
+                        "although asked with DO: it strips DNSSEC signatures, so every signed "
+                        "domain would look bogus."
+                    ),
+                    servers=servers,
+                    zone=zone or ".",
                 )
-        return ""
+        return None
 
     @property
     def queries(self) -> int:

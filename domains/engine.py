@@ -47,6 +47,7 @@ from domains.checks.base import REGISTRY, CategoryResult, Check, Context, Status
 from domains.dns import DnsSession, LookupFailed, Met, SharedLookups
 from domains.findings import finding
 from domains.messages import Message, msg
+from domains.probes.wording import void_worded
 from domains.scoring import calibrate, category_score, overall
 
 PROBE_CATEGORIES = [name for name in ORDER if REGISTRY[name].probes]
@@ -323,7 +324,10 @@ def _failure_detail(zone: str, entries: list[tuple[str, Met]]) -> Message:
         detail = msg(gettext_noop("%(first)s %(second)s"), first=detail, second=voided_text)
     untested = list(dict.fromkeys(m.voids for _, m in entries if m.voids))
     if untested:  # each says itself what it leaves untested
-        shown = "; ".join(untested[:5])
+        shown = [void_worded(void) for void in untested[:5]]
+        if not any(isinstance(void, Message) for void in shown):
+            # None recognised: as stored (msg() would join a list of plain text with commas).
+            shown = "; ".join(untested[:5])
         if len(untested) > 5:
             shown = msg(
                 gettext_noop("%(lookups)s; and %(count)s more"),

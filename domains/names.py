@@ -12,6 +12,7 @@ from functools import cache
 import idna
 from confusable_homoglyphs import categories, confusables
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 from publicsuffixlist import PublicSuffixList
 
 MAX_NAME_LENGTH = 253
@@ -49,40 +50,55 @@ def normalize_domain(raw: str) -> str:
     """Return the stored (ASCII) form of `raw`, or raise DomainNameError saying why not."""
     text = (raw or "").strip()
     if not text:
-        raise DomainNameError("Enter a domain name.")
+        raise DomainNameError(_("Enter a domain name."))
     if len(text) > MAX_INPUT_LENGTH:
-        raise DomainNameError(f"A domain name may be at most {MAX_NAME_LENGTH} characters.")
+        raise DomainNameError(
+            _("A domain name may be at most %(most)s characters."),
+            params={"most": MAX_NAME_LENGTH},
+        )
     if "://" in text or "/" in text:
-        raise DomainNameError("Enter a bare domain name such as example.com, not a URL.")
+        raise DomainNameError(_("Enter a bare domain name such as example.com, not a URL."))
     if "@" in text:
-        raise DomainNameError("Enter the domain only (example.com), not an e-mail address.")
+        raise DomainNameError(_("Enter the domain only (example.com), not an e-mail address."))
     if _is_ip_literal(text):
-        raise DomainNameError(f"{text} is an IP address, not a domain name.")
+        raise DomainNameError(
+            _("%(text)s is an IP address, not a domain name."), params={"text": text}
+        )
     if any(ch.isspace() for ch in text):
-        raise DomainNameError("A domain name cannot contain spaces.")
+        raise DomainNameError(_("A domain name cannot contain spaces."))
     name = text.translate(LABEL_SEPARATORS).lower().removesuffix(".")
     labels = name.split(".")
     if "" in labels:
-        raise DomainNameError(f"{text!r} has an empty label (two dots in a row, or a leading dot).")
+        raise DomainNameError(
+            _("%(text)s has an empty label (two dots in a row, or a leading dot)."),
+            params={"text": repr(text)},
+        )
     ascii_labels = [_ascii_label(label) for label in labels]
     name = ".".join(ascii_labels)
     if name == "localhost" or name.endswith(".localhost"):
-        raise DomainNameError("localhost is not a mail domain on the internet.")
+        raise DomainNameError(_("localhost is not a mail domain on the internet."))
     if len(ascii_labels) == 1:
         raise DomainNameError(
-            f"{text!r} is a single label: enter a full domain name such as example.com."
+            _("%(text)s is a single label: enter a full domain name such as example.com."),
+            params={"text": repr(text)},
         )
     if len(name) > MAX_NAME_LENGTH:
         raise DomainNameError(
-            f"A domain name may be at most {MAX_NAME_LENGTH} characters; this one has {len(name)}."
+            _("A domain name may be at most %(most)s characters; this one has %(length)s."),
+            params={"most": MAX_NAME_LENGTH, "length": len(name)},
         )
     if ascii_labels[-1].isdigit():
-        raise DomainNameError(f"The last label {ascii_labels[-1]!r} cannot be all digits.")
+        raise DomainNameError(
+            _("The last label %(label)s cannot be all digits."),
+            params={"label": repr(ascii_labels[-1])},
+        )
     if public_suffixes().is_public(name):
         raise DomainNameError(
-            f"{unicode_domain(name)} is a public suffix: anyone can register names under it "
-            f"(such as example.{unicode_domain(name)}), so it is nobody's mail domain. Enter "
-            "your own domain."
+            _(
+                "%(name)s is a public suffix: anyone can register names under it (such as "
+                "example.%(name)s), so it is nobody's mail domain. Enter your own domain."
+            ),
+            params={"name": unicode_domain(name)},
         )
     return name
 
@@ -145,16 +161,21 @@ def normalize_selector(raw: str) -> str:
     ValidationError) says why not."""
     name = raw.strip().lower().removesuffix(".")
     if not name:
-        raise DomainNameError("Empty DKIM selector.")
+        raise DomainNameError(_("Empty DKIM selector."))
     if name.endswith("._domainkey") or "._domainkey." in name:
-        raise DomainNameError(f"{raw!r}: give the selector only, without ._domainkey.")
+        raise DomainNameError(
+            _("%(raw)s: give the selector only, without ._domainkey."), params={"raw": repr(raw)}
+        )
     for label in name.split("."):
         if len(label) > MAX_LABEL_LENGTH or not SELECTOR_LABEL.match(label):
             raise DomainNameError(
-                f"{raw!r} is not a valid DKIM selector: use letters, digits, '-' and '_'."
+                _("%(raw)s is not a valid DKIM selector: use letters, digits, '-' and '_'."),
+                params={"raw": repr(raw)},
             )
     if len(name) > MAX_NAME_LENGTH // 2:
-        raise DomainNameError(f"{raw!r} is too long for a DKIM selector.")
+        raise DomainNameError(
+            _("%(raw)s is too long for a DKIM selector."), params={"raw": repr(raw)}
+        )
     return name
 
 
@@ -173,26 +194,39 @@ def _ascii_label(label: str) -> str:
             encoded = idna.encode(label, uts46=True).decode("ascii")
         except idna.IDNAError as exc:
             raise DomainNameError(
-                f"{label!r} is not a valid internationalised label: {exc}"
+                _("%(label)s is not a valid internationalised label: %(error)s"),
+                params={"label": repr(label), "error": exc},
             ) from None
         if "." in encoded:  # UTS 46 maps a few characters to ones with a dot (U+2488 is "1.")
-            raise DomainNameError(f"{label!r} is not a valid label: it holds a full stop.")
+            raise DomainNameError(
+                _("%(label)s is not a valid label: it holds a full stop."),
+                params={"label": repr(label)},
+            )
         return encoded
     if len(label) > MAX_LABEL_LENGTH:
         raise DomainNameError(
-            f"The label {label[:20]}... has {len(label)} characters; at most "
-            f"{MAX_LABEL_LENGTH} are allowed."
+            _("The label %(label)s... has %(length)s characters; at most %(most)s are allowed."),
+            params={"label": label[:20], "length": len(label), "most": MAX_LABEL_LENGTH},
         )
     if not LDH_LABEL.match(label):
         raise DomainNameError(
-            f"The label {label!r} is invalid: use letters, digits and hyphens, "
-            "not starting or ending with a hyphen."
+            _(
+                "The label %(label)s is invalid: use letters, digits and hyphens, not starting "
+                "or ending with a hyphen."
+            ),
+            params={"label": repr(label)},
         )
     if label.startswith("xn--"):
         try:
             idna.decode(label)
         except idna.IDNAError as exc:
-            raise DomainNameError(f"The label {label!r} is not valid punycode: {exc}") from None
+            raise DomainNameError(
+                _("The label %(label)s is not valid punycode: %(error)s"),
+                params={"label": repr(label), "error": exc},
+            ) from None
     elif label[2:4] == "--":
-        raise DomainNameError(f"The label {label!r} has '--' in the third and fourth places.")
+        raise DomainNameError(
+            _("The label %(label)s has '--' in the third and fourth places."),
+            params={"label": repr(label)},
+        )
     return label

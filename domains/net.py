@@ -22,6 +22,7 @@ import contextlib
 import http.client
 import io
 import ipaddress
+import re
 import socket
 import ssl
 import time
@@ -29,6 +30,7 @@ import warnings
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext, gettext_lazy
 
 from domains.dns import DnsSession
 
@@ -148,6 +150,52 @@ def refusal_reason(address: str) -> str | None:
         if flagged:
             return reason
     return None
+
+
+# Whole sentences per kind of address refused (a form's error), in the reader's language.
+_CONNECT = {
+    "unspecified": gettext_lazy("mailsec does not connect to unspecified addresses."),
+    "loopback": gettext_lazy("mailsec does not connect to loopback addresses."),
+    "link-local": gettext_lazy("mailsec does not connect to link-local addresses."),
+    "multicast": gettext_lazy("mailsec does not connect to multicast addresses."),
+    "reserved": gettext_lazy("mailsec does not connect to reserved addresses."),
+    "private": gettext_lazy("mailsec does not connect to private addresses."),
+    "not globally routable": gettext_lazy(
+        "mailsec does not connect to addresses that are not globally routable."
+    ),
+    "local-use NAT64": gettext_lazy("mailsec does not connect to local-use NAT64 addresses."),
+    "Teredo tunnel": gettext_lazy("mailsec does not connect to Teredo tunnel addresses."),
+}
+_SEND = {
+    "unspecified": gettext_lazy("mailsec does not send to unspecified addresses."),
+    "loopback": gettext_lazy("mailsec does not send to loopback addresses."),
+    "link-local": gettext_lazy("mailsec does not send to link-local addresses."),
+    "multicast": gettext_lazy("mailsec does not send to multicast addresses."),
+    "reserved": gettext_lazy("mailsec does not send to reserved addresses."),
+    "private": gettext_lazy("mailsec does not send to private addresses."),
+    "not globally routable": gettext_lazy(
+        "mailsec does not send to addresses that are not globally routable."
+    ),
+    "local-use NAT64": gettext_lazy("mailsec does not send to local-use NAT64 addresses."),
+    "Teredo tunnel": gettext_lazy("mailsec does not send to Teredo tunnel addresses."),
+}
+_WRAPPED = re.compile(r"^(?P<kind>.+) \((?P<form>6to4|NAT64) of (?P<address>.+)\)$")
+
+
+def refusal_sentence(reason: str, *, sending: bool = False) -> str:
+    """refusal_reason()'s answer as a form's error, in the active language."""
+    wrapped = _WRAPPED.match(reason)
+    kind = wrapped["kind"] if wrapped else reason
+    sentence = (_SEND if sending else _CONNECT).get(kind)
+    if sentence is None:  # a kind added to refusal_reason() without its sentences
+        return gettext("mailsec does not connect to such addresses (%(kind)s).") % {"kind": reason}
+    sentence = str(sentence)
+    if wrapped:
+        sentence += " " + gettext("The address is the %(form)s form of %(address)s.") % {
+            "form": wrapped["form"],
+            "address": wrapped["address"],
+        }
+    return sentence
 
 
 def _wrapped_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | str | None:

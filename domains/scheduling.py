@@ -13,8 +13,10 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from domains import changes, engine
+from domains.messages import Message, msg
 from domains.models import CheckRun, Domain, DomainEvent, ManualCheck
 from domains.probing import LiveProbes, StoredProbes
 from reports.models import ReportedSelector
@@ -30,7 +32,11 @@ USER_LIMIT, USER_WINDOW = 10, timedelta(minutes=10)
 
 
 class RateLimited(Exception):
-    pass
+    """str() is the English (the API's answer); `message` renders in the reader's language."""
+
+    def __init__(self, message: Message):
+        super().__init__(message.english())
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -125,10 +131,20 @@ def request_check(domain: Domain, user) -> ManualCheck:
 
     now = timezone.now()
     if ManualCheck.objects.filter(domain=domain, requested_at__gt=now - DOMAIN_COOLDOWN).exists():
-        raise RateLimited(f"{domain.display_name} was checked less than a minute ago.")
+        raise RateLimited(
+            msg(
+                gettext_noop("%(domain)s was checked less than a minute ago."),
+                domain=domain.display_name,
+            )
+        )
     recent = ManualCheck.objects.filter(user=user, requested_at__gt=now - USER_WINDOW).count()
     if recent >= USER_LIMIT:
-        raise RateLimited(f"You asked for {recent} checks in the last 10 minutes; wait a bit.")
+        raise RateLimited(
+            msg(
+                gettext_noop("You asked for %(count)s checks in the last 10 minutes; wait a bit."),
+                count=recent,
+            )
+        )
     manual = ManualCheck.objects.create(domain=domain, user=user, requested_at=now)
     transaction.on_commit(lambda: probe_domains_task.delay([domain.pk], manual.pk))
     return manual

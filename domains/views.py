@@ -100,9 +100,9 @@ def domain_check(request, pk: int):
         manual = scheduling.request_check(domain, request.user)
     except scheduling.RateLimited as limited:
         if wants_fragment(request):
-            context = {"domain": domain, "error": str(limited)}
+            context = {"domain": domain, "error": limited.message.render()}
             return render(request, "domains/_check_status.html", context, status=429)
-        messages.error(request, str(limited))
+        messages.error(request, limited.message.render())
         return redirect("domains:detail", pk=domain.pk)
     if wants_fragment(request):
         context = {"domain": domain, "manual": manual}

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy
 
 from domains.alerts import parse_addresses
 from domains.models import AlertChannel, ChannelKind, EventKind, Organization, Role
-from domains.net import refusal_reason
+from domains.net import refusal_reason, refusal_sentence
 
 
 class SetupForm(UserCreationForm):
@@ -175,9 +175,7 @@ class AlertChannelForm(forms.ModelForm):
         except ValueError:
             reason = None
         if reason and not settings.MAILSEC_ALLOW_PRIVATE_TARGETS:
-            raise forms.ValidationError(
-                {"target": _("mailsec does not send to %(kind)s addresses.") % {"kind": reason}}
-            )
+            raise forms.ValidationError({"target": refusal_sentence(reason, sending=True)})
         return url
 
     def save(self, commit=True) -> AlertChannel:

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from domains.names import LDH_LABEL, MAX_LABEL_LENGTH, MAX_NAME_LENGTH
-from domains.net import refusal_reason
+from domains.net import refusal_reason, refusal_sentence
 from reports import secrets
 from reports.models import DEFAULT_PORTS, Mailbox, MailProtocol, TlsMode
 
@@ -308,9 +308,7 @@ def _refuse_private(address: str) -> None:
     # A name is screened when mailsec connects; a literal address can be refused now.
     reason = refusal_reason(address)
     if reason and not settings.MAILSEC_ALLOW_PRIVATE_TARGETS:
-        raise forms.ValidationError(
-            _("mailsec does not connect to %(kind)s addresses.") % {"kind": reason}
-        )
+        raise forms.ValidationError(refusal_sentence(reason))
 
 
 def clean_folder(raw: str, *, required: bool = False) -> str:

@@ -8,22 +8,22 @@ from django.utils.translation import gettext_noop
 from domains.checks.base import CategoryResult, Check, Context, Status, register
 from domains.checks.dmarc import raw_tags
 from domains.findings import finding
-from domains.messages import msg
+from domains.messages import Message, msg
 
 
-def bimi_problem(record: str) -> str | None:
+def bimi_problem(record: str) -> Message | None:
     """Why a BIMI record is unusable, or None."""
     tags = raw_tags(record)
     if tags.get("v", "").upper() != "BIMI1" or not record.replace(" ", "").upper().startswith(
         "V=BIMI1"
     ):
-        return "it must start with v=BIMI1"
+        return msg(gettext_noop("it must start with v=BIMI1"))
     for tag in ("l", "a"):
         value = tags.get(tag, "")
         if value and urlsplit(value).scheme != "https":
-            return f"{tag}= must be an https:// URL"
+            return msg(gettext_noop("%(tag)s= must be an https:// URL"), tag=tag)
     if "l" not in tags:
-        return "it has no l= tag (the logo's address)"
+        return msg(gettext_noop("it has no l= tag (the logo's address)"))
     return None
 
 
@@ -56,8 +56,13 @@ class BimiCheck(Check):
             return result
         problems = [bimi_problem(r) for r in records]
         if len(records) > 1 or problems[0]:
-            reason = problems[0] or f"{len(records)} records"
-            detail = f"{name}: {' | '.join(records)} ({reason})"
+            reason = problems[0] or msg(gettext_noop("%(count)s records"), count=len(records))
+            detail = msg(
+                gettext_noop("%(name)s: %(records)s (%(reason)s)"),
+                name=name,
+                records=" | ".join(records),
+                reason=reason,
+            )
             result.findings.append(finding("bimi.invalid", detail, domain=ctx.domain))
         self._judge_dmarc(ctx, name, result)
         return result

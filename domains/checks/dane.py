@@ -10,6 +10,7 @@ from domains.checks.mailservers import dane_untested, usable_tlsa
 from domains.findings import finding
 from domains.messages import lines as evidence_lines
 from domains.messages import msg
+from domains.probes.wording import dane_worded
 
 PROBE_CATEGORIES = ("smtp", "submission", "imap", "pop3")
 
@@ -104,7 +105,9 @@ class DaneCheck(Check):
         for category in PROBE_CATEGORIES:
             for row in ctx.data(category).get("servers", []):
                 if row.get("dane") == "mismatch":
-                    why = row.get("dane_detail") or msg(gettext_noop("no TLSA record matches"))
+                    why = dane_worded(row.get("dane_detail") or "") or msg(
+                        gettext_noop("no TLSA record matches")
+                    )
                     line = msg(
                         gettext_noop("%(host)s (%(address)s) port %(port)s: %(why)s"),
                         host=row["host"],

@@ -11,6 +11,8 @@ categories (smtp, submission, imap, pop3) probe.
 import ipaddress
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext
+
 from domains.checks.base import CategoryResult, Check, Context
 from domains.checks.dnssec import mail_hosts
 from domains.checks.verdicts import HostPolicy, judge
@@ -37,7 +39,7 @@ MAX_ACCESS_HOSTS = 20
 
 
 class AccessHostError(ValueError):
-    pass
+    """A mail access host refused, said in the active language (a form's error)."""
 
 
 def parse_access_host(line: str) -> tuple[str, int | None]:
@@ -50,26 +52,36 @@ def parse_access_host(line: str) -> tuple[str, int | None]:
     text = line.strip()
     if _ip_literal(text):
         raise AccessHostError(
-            f"“{text}”: an IP address cannot be a mail access host. Certificates name hosts, "
-            "and mailsec checks the certificate against the name: give the host name your mail "
-            "clients use (the one the certificate is issued for)."
+            gettext(
+                "“%(line)s”: an IP address cannot be a mail access host. Certificates name hosts, "
+                "and mailsec checks the certificate against the name: give the host name your "
+                "mail clients use (the one the certificate is issued for)."
+            )
+            % {"line": text}
         )
     port = None
     if text.count(":") == 1:
         text, _, port_text = text.partition(":")
         if not port_text.isdigit():
-            raise AccessHostError(f"“{line.strip()}”: the port must be a number.")
+            raise AccessHostError(
+                gettext("“%(line)s”: the port must be a number.") % {"line": line.strip()}
+            )
         port = int(port_text)
         if port not in STANDARD_PORTS:
             raise AccessHostError(
-                f"“{line.strip()}”: port {port} does not say which service it is; use 465 or "
-                "587 (submission), 993 or 143 (IMAP), 995 or 110 (POP3), or publish an SRV "
-                "record for other ports."
+                gettext(
+                    "“%(line)s”: port %(port)s does not say which service it is; use 465 or "
+                    "587 (submission), 993 or 143 (IMAP), 995 or 110 (POP3), or publish an SRV "
+                    "record for other ports."
+                )
+                % {"line": line.strip(), "port": port}
             )
     try:
         name = normalize_domain(text)
     except (DomainNameError, ValidationError) as exc:
-        raise AccessHostError(f"“{line.strip()}”: {exc.messages[0]}") from None
+        raise AccessHostError(
+            gettext("“%(line)s”: %(error)s") % {"line": line.strip(), "error": exc.messages[0]}
+        ) from None
     return name, port
 
 

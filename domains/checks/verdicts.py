@@ -16,6 +16,7 @@ from domains.findings import finding
 from domains.messages import Message, msg
 from domains.messages import lines as evidence_lines
 from domains.probes.results import ProbeResult, Reach, Service, Target, TlsMode
+from domains.probes.wording import worded
 
 EXPIRING_DAYS = 14
 OUTDATED_VERSIONS = {"SSLv3", "TLSv1", "TLSv1.0", "TLSv1.1"}
@@ -82,7 +83,7 @@ def _reach(result: ProbeResult) -> Message:
     """Why a server did not answer (the error itself is the system's words, untranslated)."""
     words = msg(REACH_WORDS.get(result.reach, str(result.reach)))
     if result.error and result.reach != Reach.REFUSED_TARGET:
-        return msg(gettext_noop("%(words)s: %(error)s"), words=words, error=result.error)
+        return msg(gettext_noop("%(words)s: %(error)s"), words=words, error=worded(result.error))
     return words
 
 
@@ -250,7 +251,7 @@ def _ptr_failures(plan, probed: dict, domain: str) -> list[Finding]:
         _line(
             t,
             gettext_noop("%(at)s: %(error)s; banner and FCrDNS of %(address)s not tested"),
-            error=probed[t.key].ptr_error,
+            error=worded(probed[t.key].ptr_error),
             address=t.address,
         )
         for t in plan.targets
@@ -373,7 +374,8 @@ def _judge_server(service, target, probe: ProbeResult, policy, now, found: _Foun
             ),
         )
     elif tls is None or not tls.ok:
-        error = (tls.error if tls else "") or probe.error or msg(gettext_noop("no handshake"))
+        error = (tls.error if tls else "") or probe.error
+        error = worded(error) if error else msg(gettext_noop("no handshake"))
         accepted = tls.accepted_versions if tls else []
         text = (
             gettext_noop(
@@ -384,7 +386,7 @@ def _judge_server(service, target, probe: ProbeResult, policy, now, found: _Foun
         )
         found.add("tls_missing", _line(target, text, error=error, versions=accepted))
     if probe.plaintext_auth:
-        evidence = probe.plaintext_auth_evidence or msg(gettext_noop("login before TLS"))
+        evidence = worded(probe.plaintext_auth_evidence) or msg(gettext_noop("login before TLS"))
         found.add(
             "plaintext_auth", _line(target, gettext_noop("%(at)s: %(evidence)s"), evidence=evidence)
         )
@@ -398,7 +400,9 @@ def _judge_server(service, target, probe: ProbeResult, policy, now, found: _Foun
     if tls and tls.certificate:
         _judge_certificate(smtp, target, tls.certificate, policy, now, found)
     if smtp and probe.open_relay:
-        evidence = probe.relay_evidence or msg(gettext_noop("a relay recipient was accepted"))
+        evidence = worded(probe.relay_evidence) or msg(
+            gettext_noop("a relay recipient was accepted")
+        )
         found.add(
             "open_relay", _line(target, gettext_noop("%(at)s: %(evidence)s"), evidence=evidence)
         )
@@ -436,7 +440,7 @@ def _judge_certificate(smtp: bool, target, cert, policy: HostPolicy, now, found:
         )
         found.add("cert_expired", line, names_required)
     elif not cert.trusted:
-        reason = cert.trust_error or msg(gettext_noop("the chain does not verify"))
+        reason = worded(cert.trust_error) or msg(gettext_noop("the chain does not verify"))
         line = _line(
             target,
             gettext_noop("%(at)s: %(subject)s issued by %(issuer)s (%(reason)s)"),

@@ -112,7 +112,8 @@ class Command(BaseCommand):
         try:
             return normalize_domain(raw), ""
         except DomainNameError as exc:
-            return "", exc.messages[0]
+            with override("en"):  # the JSON output's reason stays English
+                return "", exc.messages[0]
 
     def _check_per_team(self, names: list[str], options: dict):
         """Runs to store: each team's domain checked with that team's own settings (its
