@@ -328,6 +328,10 @@ CELERY_BEAT_SCHEDULE = {
 }
 # The REST API (mailsec/api/): tokens or the session; requests per token (or user) and minute.
 MAILSEC_API_RATE = env.int("MAILSEC_API_RATE", 600, minimum=1, maximum=1_000_000)
+# Password reset e-mails asked for in an hour, per client address and per address asked about.
+MAILSEC_PASSWORD_RESET_RATE = env.int(
+    "MAILSEC_PASSWORD_RESET_RATE", 5, minimum=1, maximum=1_000_000
+)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "mailsec.api.authentication.TokenAuthentication",

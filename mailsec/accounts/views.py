@@ -1,8 +1,10 @@
 """Pages of the accounts: two-factor sign-in, invitations, the team's sign-in policy and audit
 log, and the password reset (only when mailsec can send e-mail)."""
 
+import hashlib
 from functools import wraps
 
+from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -16,6 +18,7 @@ from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
+from rest_framework.throttling import SimpleRateThrottle
 
 from domains import tenancy
 from mailsec.accounts import invitations, locale, two_factor
@@ -253,12 +256,51 @@ def needs_email(view):
     return login_not_required(wrapped)
 
 
-password_reset = needs_email(
-    auth_views.PasswordResetView.as_view(
-        email_template_name="registration/password_reset_email.txt",
-        subject_template_name="registration/password_reset_subject.txt",
-    )
-)
+class ResetThrottle(SimpleRateThrottle):
+    """MAILSEC_PASSWORD_RESET_RATE reset e-mails an hour for one identity (a client address, or
+    a hash of the e-mail address asked about), counted in the cache every web process shares."""
+
+    scope = "password_reset"
+
+    def __init__(self, identity: str):
+        self.identity = identity
+        super().__init__()
+
+    def get_rate(self):
+        return f"{settings.MAILSEC_PASSWORD_RESET_RATE}/hour"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.identity}
+
+
+def reset_identities(request, email: str) -> tuple[str, str]:
+    """Whom a reset request is counted against: its client (as the login lockout sees it,
+    proxies included) and the address it asks about (hashed: no address in the cache)."""
+    address = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    return f"client:{get_client_ip_address(request)}", f"address:{address}"
+
+
+class ThrottledPasswordResetView(auth_views.PasswordResetView):
+    """Django's reset, with a limit: a client asking too often gets a 429; an address asked
+    about too often gets no more e-mail, and the page says the same as ever (it never tells
+    whether the address has an account)."""
+
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+
+    def form_valid(self, form):
+        client, address = reset_identities(self.request, form.cleaned_data["email"])
+        if not ResetThrottle(client).allow_request(self.request, None):
+            form.add_error(
+                None, _("Too many password reset requests from your address: try again later.")
+            )
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        if not ResetThrottle(address).allow_request(self.request, None):
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)
+
+
+password_reset = needs_email(ThrottledPasswordResetView.as_view())
 password_reset_done = needs_email(auth_views.PasswordResetDoneView.as_view())
 password_reset_confirm = needs_email(auth_views.PasswordResetConfirmView.as_view())
 password_reset_complete = needs_email(auth_views.PasswordResetCompleteView.as_view())

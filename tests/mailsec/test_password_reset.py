@@ -3,8 +3,10 @@ configured; no such page when none is."""
 
 import re
 import time
+import uuid
 
-from django.test import Client
+from django.core.cache import cache
+from django.test import Client, RequestFactory
 
 from tests.conftest import client_for
 from tests.domains.test_alerts import smtp  # noqa: F401 (a fixture: a real SMTP server)
@@ -66,3 +68,36 @@ def test_an_unknown_address_gets_the_same_answer_and_no_mail(smtp, alice):  # no
 
 def test_the_settings_page_links_the_two_factor_page(alice):
     assert "/account/two-factor/" in client_for(alice).get("/settings/sign-in/").content.decode()
+
+
+def test_a_client_asking_too_often_is_refused_and_an_address_gets_no_more_mail(
+    smtp,  # noqa: F811
+    alice,
+    settings,
+):
+    """MAILSEC_PASSWORD_RESET_RATE an hour: past it from one client, a 429 (and no e-mail);
+    past it for one address, from anywhere, the same answer as ever and no more e-mail."""
+    from mailsec.accounts.views import ResetThrottle, reset_identities
+
+    settings.MAILSEC_PASSWORD_RESET_RATE = 2
+    # Counts live in the shared cache for an hour: this run's own client addresses.
+    first, second = (f"192.0.2.{n}" for n in uuid.uuid4().bytes[:2])
+    for address in (first, second):
+        request = RequestFactory(REMOTE_ADDR=address).post("/password-reset/")
+        for identity in reset_identities(request, "alice@example.test"):
+            cache.delete(ResetThrottle(identity).get_cache_key(None, None))
+
+    asking = Client(REMOTE_ADDR=first)
+    for _ in range(2):
+        assert asking.post("/password-reset/", {"email": "alice@example.test"}).status_code == 302
+    assert len(smtp.messages()) == 2
+    refused = asking.post("/password-reset/", {"email": "nobody@example.test"})
+    assert refused.status_code == 429
+    assert "Too many password reset requests" in refused.content.decode()
+    assert len(smtp.messages()) == 2
+
+    # alice's address was asked about twice: from another client, the usual answer, no e-mail.
+    elsewhere = Client(REMOTE_ADDR=second)
+    answer = elsewhere.post("/password-reset/", {"email": "Alice@Example.test"})
+    assert answer["Location"] == "/password-reset/sent/"
+    assert len(smtp.messages()) == 2
