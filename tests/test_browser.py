@@ -50,13 +50,18 @@ def chromium_page():
     assert errors == [], f"JavaScript errors on the pages: {errors}"
 
 
-def log_in_add_and_check(page, base_url: str, worker) -> dict:
-    """What the pages showed: the grade and score that arrived, and the reloaded verdict."""
-    page.goto(f"{base_url}/login/")
+def sign_in(page, base: str) -> None:
+    """alice through the login form, as a person does; on to the domains list."""
+    page.goto(f"{base}/login/")
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", "correct horse 42")
     page.click("main button[type=submit]")
-    page.wait_for_url(f"{base_url}/domains/")
+    page.wait_for_url(f"{base}/domains/")
+
+
+def log_in_add_and_check(page, base_url: str, worker) -> dict:
+    """What the pages showed: the grade and score that arrived, and the reloaded verdict."""
+    sign_in(page, base_url)
 
     page.click("text=Add domains")
     page.fill("textarea[name=names]", "good.test")
@@ -133,11 +138,7 @@ def test_upload_reports_and_see_them_on_the_domain_page(
     domain = Domain.objects.create(organization=acme, name="example.com")
     base = live_server.url
     with chromium_page() as page:
-        page.goto(f"{base}/login/")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", "correct horse 42")
-        page.click("main button[type=submit]")
-        page.wait_for_url(f"{base}/domains/")
+        sign_in(page, base)
         page.goto(f"{base}/reports/")
         page.click("a:text-is('Upload reports')")
         page.set_input_files("input[type=file]", [str(good), str(junk)])
@@ -213,11 +214,7 @@ def test_check_now_shows_the_mail_servers(live_server, probe_worker, alice, acme
     Domain.objects.create(organization=acme, name="good.test")
     base = live_server.url
     with chromium_page() as page:
-        page.goto(f"{base}/login/")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", "correct horse 42")
-        page.click("main button[type=submit]")
-        page.wait_for_url(f"{base}/domains/")
+        sign_in(page, base)
         page.click("table.domains a:text-is('good.test')")
         page.evaluate("window.sameDocument = true")  # a full page load would wipe it out
         page.click("button:text-is('Check now')")

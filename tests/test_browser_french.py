@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from domains.models import AlertChannel, Domain
 from tests.domains.test_domain_headline import rollup
 from tests.domains.test_pages import NO_SPF, add_run
-from tests.test_browser import chromium_page
+from tests.test_browser import chromium_page, sign_in
 
 NBSP = "\xa0"
 
@@ -20,11 +20,7 @@ def test_switch_to_french_and_read_a_domain_and_an_alert(live_server, alice, acm
     base = live_server.url
 
     with chromium_page() as page:
-        page.goto(f"{base}/login/")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", "correct horse 42")
-        page.click("main button[type=submit]")
-        page.wait_for_url(f"{base}/domains/")
+        sign_in(page, base)
         expect(page.locator("h1")).to_contain_text("Domains")
 
         page.select_option("#language-switch", "fr")

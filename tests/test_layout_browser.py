@@ -13,7 +13,7 @@ from reports.ingest import ingest_input
 from reports.models import AggregateReport, DailyRollup, DailyTotal, RawInput
 from reports.senders.services import block_of
 from tests.domains.test_pages import add_run
-from tests.test_browser import chromium_page
+from tests.test_browser import chromium_page, sign_in
 
 FIXTURE = (
     Path(__file__).parent / "fixtures" / "reports" / "aggregate" / "parsedmarc__nice-input.xml"
@@ -98,11 +98,7 @@ def pages(acme, staff_alice) -> dict[str, str]:
 
 
 def _log_in(page, base: str) -> None:
-    page.goto(f"{base}/login/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "correct horse 42")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/domains/")
+    sign_in(page, base)
 
 
 def _measure_all(page, selector: str) -> list[dict]:

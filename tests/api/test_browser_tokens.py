@@ -9,15 +9,7 @@ from playwright.sync_api import expect
 
 from domains.models import Domain
 from mailsec.api.models import ApiToken
-from tests.test_browser import chromium_page
-
-
-def log_in(page, base: str) -> None:
-    page.goto(f"{base}/login/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "correct horse 42")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/domains/")
+from tests.test_browser import chromium_page, sign_in
 
 
 def call(base: str, path: str, token: str, body: dict | None = None) -> tuple[int, dict]:
@@ -36,7 +28,7 @@ def test_a_token_made_on_the_settings_page_works_from_a_script(live_server, alic
     Domain.objects.create(organization=acme, name="acme.example")
     base = live_server.url
     with chromium_page() as page:
-        log_in(page, base)
+        sign_in(page, base)
         page.goto(f"{base}/settings/")
         page.click("nav.subnav a:text-is('API tokens')")
         page.wait_for_url(f"{base}/settings/tokens/")
@@ -68,7 +60,7 @@ def test_the_docs_page_renders_under_the_csp(live_server, alice):
                 "Content Security Policy" in message.text and violations.append(message.text)
             ),
         )
-        log_in(page, base)
+        sign_in(page, base)
         page.goto(f"{base}/api/v1/docs/")
         expect(page.locator(".swagger-ui .info .title")).to_contain_text("mailsec API")
         expect(page.locator(".opblock-tag-section").first).to_be_visible()

@@ -9,7 +9,7 @@ import pytest
 from domains.models import Domain
 from tests.conftest import make_user
 from tests.domains.test_alerts import make_run
-from tests.test_browser import chromium_page
+from tests.test_browser import chromium_page, sign_in
 
 PAGES = [
     "/domains/",
@@ -51,11 +51,7 @@ def test_main_pages_raise_no_csp_violation(live_server, alice, acme):
                 else None
             ),
         )
-        page.goto(f"{base}/login/")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", "correct horse 42")
-        page.click("main button[type=submit]")
-        page.wait_for_url(f"{base}/domains/")
+        sign_in(page, base)
         for path in PAGES:
             response = page.goto(base + path.format(domain=domain.pk))
             assert response.status == 200, path

@@ -5,7 +5,7 @@ who sees what is as on the one long page it was."""
 import pytest
 
 from tests.conftest import client_for
-from tests.test_browser import chromium_page
+from tests.test_browser import chromium_page, sign_in
 
 SECTIONS = {
     "/settings/members/": "Team and members",
@@ -90,11 +90,7 @@ def test_the_digest_checkbox_sits_on_the_line_of_its_label(live_server, alice):
     base = live_server.url
     boxes = {}
     with chromium_page() as page:
-        page.goto(f"{base}/login/")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", "correct horse 42")
-        page.click("main button[type=submit]")
-        page.wait_for_url(f"{base}/domains/")
+        sign_in(page, base)
         for width in (1280, 390):
             page.set_viewport_size({"width": width, "height": 900})
             page.goto(f"{base}/settings/channels/")

@@ -10,7 +10,7 @@ from domains.models import Domain
 from reports.ingest import ingest_input
 from tests.reports.test_analytics import EXPECTED_CSV
 from tests.reports.test_spread import BEGIN, END, RECORDS, report_xml
-from tests.test_browser import chromium_page
+from tests.test_browser import chromium_page, sign_in
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "reports"
 TLS = "smtp_tls/parsedmarc__rfc8460.json"
@@ -23,11 +23,7 @@ def test_range_chart_and_csv_download_in_a_browser(live_server, alice, acme, tmp
     ingest_input(str(FIXTURES / TLS), TLS, via="upload", organization=acme)
     base = live_server.url
     with chromium_page() as page:
-        page.goto(f"{base}/login/")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", "correct horse 42")
-        page.click("main button[type=submit]")
-        page.wait_for_url(f"{base}/domains/")
+        sign_in(page, base)
 
         page.goto(f"{base}/reports/domain/{domain.pk}/")
         chart = page.locator("#volume-chart svg.chart")

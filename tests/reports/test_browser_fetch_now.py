@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from reports import secrets
 from reports.models import Mailbox
-from tests.test_browser import CHECK_TIMEOUT_MS, chromium_page
+from tests.test_browser import CHECK_TIMEOUT_MS, chromium_page, sign_in
 
 
 def closed_port() -> int:
@@ -31,11 +31,7 @@ def test_fetch_now_updates_the_card_in_place(live_server, celery_worker, alice, 
     )
     base = live_server.url
     with chromium_page() as page:
-        page.goto(f"{base}/login/")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", "correct horse 42")
-        page.click("main button[type=submit]")
-        page.wait_for_url(f"{base}/domains/")
+        sign_in(page, base)
         page.goto(f"{base}/reports/mailboxes/")
         facts = page.locator(f"#mailbox-{mailbox.pk}-facts")
         expect(facts).to_contain_text("due now")  # new: never polled

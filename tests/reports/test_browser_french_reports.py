@@ -9,7 +9,7 @@ from domains.models import Domain
 from reports.models import AggregateReport
 from tests.reports.test_french_pages import NBSP
 from tests.reports.test_senders import NICE, OUTLOOK, ZOHO, imported
-from tests.test_browser import chromium_page
+from tests.test_browser import chromium_page, sign_in
 
 
 @pytest.mark.django_db(transaction=True)
@@ -19,11 +19,7 @@ def test_switch_to_french_and_read_the_reports(live_server, alice, acme):
     report = AggregateReport.objects.get(domain="example.com", message_count=3047)
     base = live_server.url
     with chromium_page() as page:
-        page.goto(f"{base}/login/")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", "correct horse 42")
-        page.click("main button[type=submit]")
-        page.wait_for_url(f"{base}/domains/")
+        sign_in(page, base)
         page.goto(f"{base}/reports/aggregate/{report.pk}/")
         expect(page.locator("main")).to_contain_text("Policy published")
 

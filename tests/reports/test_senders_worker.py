@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from domains.models import Domain
 from reports.models import SourceAddress
 from tests.reports import senders_world as world
-from tests.test_browser import CHECK_TIMEOUT_MS, chromium_page
+from tests.test_browser import CHECK_TIMEOUT_MS, chromium_page, sign_in
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "reports" / "aggregate"
 NICE = FIXTURES / "parsedmarc__nice-input.xml"
@@ -42,11 +42,7 @@ def test_senders_in_the_browser(live_server, celery_worker, alice, acme):
     base = live_server.url
     senders_url = f"{base}/reports/domain/{domain.pk}/senders/"
     with chromium_page() as page:
-        page.goto(f"{base}/login/")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", "correct horse 42")
-        page.click("main button[type=submit]")
-        page.wait_for_url(f"{base}/domains/")
+        sign_in(page, base)
         page.goto(f"{base}/reports/upload/")
         page.set_input_files("input[type=file]", [str(NICE), str(ZOHO), str(OUTLOOK)])
         page.click("main button:text-is('Upload')")
