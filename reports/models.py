@@ -175,14 +175,9 @@ class AggregateRecord(models.Model):
         return f"{self.source_ip} x{self.count}"
 
 
-class DailyRollup(models.Model):
-    """A team's messages per policy domain, UTC day (of the report's begin) and source IP.
-    Only a team's reports count: unclaimed ones are added when staff assign them."""
+class MessageCounts(models.Model):
+    """What the rollups count of a set of messages (DailyRollup, MonthlyRollup, DailyTotal)."""
 
-    organization = team()
-    domain = models.CharField(max_length=253)
-    day = models.DateField()
-    source_ip = models.GenericIPAddressField()
     messages = models.BigIntegerField(default=0)
     disposition_none = models.BigIntegerField(default=0)
     disposition_quarantine = models.BigIntegerField(default=0)
@@ -190,6 +185,19 @@ class DailyRollup(models.Model):
     dmarc_pass = models.BigIntegerField(default=0)
     dkim_pass = models.BigIntegerField(default=0)  # aligned DKIM pass (policy_evaluated)
     spf_pass = models.BigIntegerField(default=0)  # aligned SPF pass (policy_evaluated)
+
+    class Meta:
+        abstract = True
+
+
+class DailyRollup(MessageCounts):
+    """A team's messages per policy domain, UTC day (of the report's begin) and source IP.
+    Only a team's reports count: unclaimed ones are added when staff assign them."""
+
+    organization = team()
+    domain = models.CharField(max_length=253)
+    day = models.DateField()
+    source_ip = models.GenericIPAddressField()
 
     class Meta:
         # The unique index also serves the pages' (team, domain, day) range scans.
@@ -204,7 +212,7 @@ class DailyRollup(models.Model):
         return f"{self.domain} {self.day} {self.source_ip}: {self.messages}"
 
 
-class MonthlyRollup(models.Model):
+class MonthlyRollup(MessageCounts):
     """A team's messages per policy domain, UTC month and source IP: its DailyRollup rows of
     the month summed, kept by reports.ingest beside them. A long range's sources read the
     range's whole months here and only its edge days from DailyRollup: a year is a dozen rows
@@ -214,13 +222,6 @@ class MonthlyRollup(models.Model):
     domain = models.CharField(max_length=253)
     month = models.DateField()  # its first day
     source_ip = models.GenericIPAddressField()
-    messages = models.BigIntegerField(default=0)
-    disposition_none = models.BigIntegerField(default=0)
-    disposition_quarantine = models.BigIntegerField(default=0)
-    disposition_reject = models.BigIntegerField(default=0)
-    dmarc_pass = models.BigIntegerField(default=0)
-    dkim_pass = models.BigIntegerField(default=0)
-    spf_pass = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -234,7 +235,7 @@ class MonthlyRollup(models.Model):
         return f"{self.domain} {self.month:%Y-%m} {self.source_ip}: {self.messages}"
 
 
-class DailyTotal(models.Model):
+class DailyTotal(MessageCounts):
     """A team's messages per policy domain and UTC day: its DailyRollup rows summed, kept by
     reports.ingest beside them, so that a year's chart or totals read 365 rows rather than
     every source of every day."""
@@ -242,13 +243,6 @@ class DailyTotal(models.Model):
     organization = team()
     domain = models.CharField(max_length=253)
     day = models.DateField()
-    messages = models.BigIntegerField(default=0)
-    disposition_none = models.BigIntegerField(default=0)
-    disposition_quarantine = models.BigIntegerField(default=0)
-    disposition_reject = models.BigIntegerField(default=0)
-    dmarc_pass = models.BigIntegerField(default=0)
-    dkim_pass = models.BigIntegerField(default=0)
-    spf_pass = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
