@@ -5,6 +5,9 @@ the active language for a reader. Arguments are data (names, records, numbers), 
 translated; a Message may hold Messages (parts of the evidence, lines of it).
 """
 
+import functools
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -103,3 +106,32 @@ def _shown(value, english: bool = False) -> str:
 def reading_english() -> bool:
     """Whether the active language is English, the language findings are stored in."""
     return (get_language() or "en").split("-")[0] == "en"
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+@functools.cache
+def _readers(templates: tuple[str, ...]) -> list[tuple[re.Pattern, str]]:
+    """Each template as a pattern that reads its %(name)s values back, the most specific (the
+    most fixed text) first: "the report has no report_id" before "the report has no %(key)s"."""
+    found = []
+    for template in templates:
+        parts = _PLACEHOLDER.split(template)  # text, name, text, name, ..., text
+        pattern = "".join(
+            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
+        )
+        fixed = sum(len(part) for part in parts[::2])
+        found.append((fixed, re.compile(f"^{pattern}$", re.S), template))
+    found.sort(key=lambda item: -item[0])
+    return [(pattern, template) for _, pattern, template in found]
+
+
+def read_back(text: str, templates: Sequence[str]) -> tuple[str, dict[str, str]] | None:
+    """The template an English text stored earlier was made from, and its values, so that it
+    can be said again in the reader's language; None when no template makes that text."""
+    for pattern, template in _readers(tuple(templates)):
+        found = pattern.match(text)
+        if found:
+            return template, found.groupdict()
+    return None

@@ -10,10 +10,9 @@ A text no pattern knows is shown as it is: a new reason stays readable, in Engli
 
 from __future__ import annotations
 
-import functools
-import re
-
 from django.utils.translation import gettext, gettext_noop
+
+from domains.messages import read_back
 
 # Placeholders named `reason` are themselves stored reasons, translated in turn.
 NESTED = frozenset({"reason"})
@@ -213,34 +212,16 @@ PATTERNS = [
     gettext_noop("no TLS handshake with %(host)s within %(seconds)s s"),
     gettext_noop("DNS lookup for %(host)s failed (%(error)s): try again later"),
 ]
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-
-
-@functools.cache
-def _patterns() -> list[tuple[re.Pattern, str]]:
-    compiled = []
-    for message in PATTERNS:
-        parts = _PLACEHOLDER.split(message)  # text, name, text, name, ..., text
-        regex = "".join(
-            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
-        )
-        fixed = sum(len(part) for part in parts[::2])
-        compiled.append((fixed, re.compile(f"^{regex}$", re.S), message))
-    # The most specific first: "the report has no report_id" before "the report has no %(key)s".
-    compiled.sort(key=lambda item: -item[0])
-    return [(pattern, message) for _, pattern, message in compiled]
 
 
 def _one(text: str) -> str | None:
-    for pattern, message in _patterns():
-        found = pattern.match(text)
-        if found:
-            args = {
-                name: shown(value) if name in NESTED else value
-                for name, value in found.groupdict().items()
-            }
-            return gettext(message) % args
-    return None
+    found = read_back(text, PATTERNS)
+    if found is None:
+        return None
+    message, values = found
+    return gettext(message) % {
+        name: shown(value) if name in NESTED else value for name, value in values.items()
+    }
 
 
 def _line(line: str) -> str:

@@ -6,9 +6,7 @@ is refused, so an input that kills the worker cannot do it forever."""
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 from dataclasses import asdict
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -17,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
+from domains.messages import read_back
 from reports import ingest
 from reports.models import InputSource, InputStatus, RawInput, Upload, UploadFile
 
@@ -141,28 +140,15 @@ STORED_ERRORS = [
     gettext_noop("Refused: the worker stopped %(count)s times while parsing it."),
     gettext_noop("Refused: parsing it took more than %(minutes)s minutes."),
 ]
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-
-
-@functools.cache
-def _stored_patterns() -> list[tuple[re.Pattern, str]]:
-    patterns = []
-    for message in STORED_ERRORS:
-        parts = _PLACEHOLDER.split(message)  # text, name, text, name, ..., text
-        regex = "".join(
-            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
-        )
-        patterns.append((re.compile(f"^{regex}$", re.S), message))
-    return patterns
 
 
 def shown_error(stored: str) -> str:
     """An error this module stored, in the reader's language; any other text as it is."""
-    for pattern, message in _stored_patterns():
-        found = pattern.match(stored or "")
-        if found:
-            return gettext(message) % found.groupdict()
-    return stored
+    found = read_back(stored or "", STORED_ERRORS)
+    if found is None:
+        return stored
+    message, values = found
+    return gettext(message) % values
 
 
 def outcomes_of(files) -> list[ingest.Outcome]:

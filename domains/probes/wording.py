@@ -6,12 +6,9 @@ Message whose English is that sentence, byte for byte. What it does not recognis
 reply, OpenSSL's or a library's reason) stays as it is: data.
 """
 
-import functools
-import re
-
 from django.utils.translation import gettext_noop
 
-from domains.messages import Message, msg
+from domains.messages import Message, msg, read_back
 
 # In the order they are tried: a template that wraps another one first.
 TEMPLATES = [
@@ -54,31 +51,16 @@ VOIDS = [
 
 # Arguments that may hold one of the sentences above in turn.
 _NESTED = ("evidence", "error")
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-
-
-@functools.cache
-def _patterns(templates: tuple[str, ...]) -> list[tuple[re.Pattern, str]]:
-    found = []
-    for template in templates:
-        parts = _PLACEHOLDER.split(template)  # text, name, text, name, ..., text
-        regex = "".join(
-            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
-        )
-        found.append((re.compile(f"^{regex}$", re.S), template))
-    return found
 
 
 def _match(text: str, templates: list[str]) -> Message | None:
-    for pattern, template in _patterns(tuple(templates)):
-        found = pattern.match(text)
-        if found:
-            args = {
-                name: (worded(value) if name in _NESTED else value)
-                for name, value in found.groupdict().items()
-            }
-            return msg(template, **args)
-    return None
+    found = read_back(text, templates)
+    if found is None:
+        return None
+    template, values = found
+    return msg(
+        template, **{name: worded(v) if name in _NESTED else v for name, v in values.items()}
+    )
 
 
 def worded(text: str) -> Message | str:
