@@ -59,6 +59,13 @@ def main(argv=None) -> int:
         "--no-throughput", action="store_true", help="only the pass with faults and ingestion"
     )
     parser.add_argument("--fault-every", type=float, default=20.0, help="seconds")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=10,
+        help="niceness of the workers, beat, knot and the forwarder (the web app runs at 0, "
+        "as on a machine of its own); 0 puts everything on equal terms",
+    )
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
@@ -73,6 +80,7 @@ def main(argv=None) -> int:
         reports=args.reports,
         records=args.records,
         fault_every=args.fault_every,
+        nice=args.nice,
     )
     harness = Harness(workdir, options)
     figures = {"options": asdict(options), "passes": []}

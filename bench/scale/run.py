@@ -37,6 +37,7 @@ class Options:
     fault_every: float = 10.0  # seconds between two faults
     timeout: float = 3600.0
     web: bool = True
+    nice: int = 10  # the background pieces' niceness (cluster.Cluster.nice); 0: all equal
 
 
 @dataclass
@@ -55,7 +56,9 @@ class Harness:
     def __init__(self, workdir: Path, options: Options, log=print):
         self.options, self.log = options, log
         self.world = world.build(options.domains)
-        self.cluster = Cluster(workdir, self.world, slow_delay=options.slow_delay)
+        self.cluster = Cluster(
+            workdir, self.world, slow_delay=options.slow_delay, nice=options.nice
+        )
         self.sink = observe.WebhookSink()
         self.dovecot = None
         self.ids: dict = {}
