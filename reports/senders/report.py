@@ -10,10 +10,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
+from django.db import connection
 from django.db.models import Sum
 
 from domains.models import Domain
-from reports.analytics import source_sums
+from reports.analytics import summed_sources
 from reports.models import (
     AggregateReport,
     DailyRollup,
@@ -62,7 +63,7 @@ class Sender:
     mark: str | None = None
     classification: Classification = Classification.SUSPICIOUS
 
-    def add(self, address: SourceAddress | None, ip: str, sums: dict) -> None:
+    def add(self, address: Address | None, ip: str, sums: dict) -> None:
         self.ips.add(ip)
         for name in SUMS:
             setattr(self, name, getattr(self, name) + (sums[name] or 0))
@@ -143,14 +144,11 @@ def rollups(organization_id: int, name: str, since: date, until: date):
 def senders_between(
     organization_id: int, name: str, since: date, until: date, marks: dict | None = None
 ) -> list[Sender]:
-    """The senders of a policy domain in a team's reports, most messages first (2 queries:
-    the sums per address, from the monthly and daily rollups, then the addresses known)."""
-    per_ip = source_sums(organization_id, name, since, until, SUMS)
-    addresses = _addresses([row["source_ip"] for row in per_ip])
+    """The senders of a policy domain in a team's reports, most messages first: one query
+    (the sums per address, added up by the database from the monthly and daily rollups, each
+    address joined to what enrichment found of it), then grouped into senders here."""
     senders: dict[str, Sender] = {}
-    for sums in per_ip:
-        ip = sums["source_ip"]
-        address = addresses.get(ip)
+    for ip, sums, address in _per_address(organization_id, name, since, until):
         confirmed = bool(address and address.fcrdns is True)
         who = sender_of(ip, address.base_domain if address else "", confirmed)
         sender = senders.get(who.key)
@@ -169,15 +167,36 @@ def senders_between(
     return sorted(senders.values(), key=lambda s: (-s.messages, s.label))
 
 
-def _addresses(ips: list[str]) -> dict[str, SourceAddress]:
-    """What enrichment found of `ips`: one query (a query per 10,000 past that, as SQLite
-    limits a statement's parameters)."""
-    found: dict[str, SourceAddress] = {}
-    fields = ("ip", "ptr_status", "ptr", "fcrdns", "base_domain", "country")
-    for start in range(0, len(ips), 10_000):
-        chunk = ips[start : start + 10_000]
-        found.update((a.ip, a) for a in SourceAddress.objects.filter(ip__in=chunk).only(*fields))
-    return found
+@dataclass(frozen=True)
+class Address:
+    """What enrichment found of one source address (a row of SourceAddress, as read here)."""
+
+    ptr_status: str
+    ptr: str
+    fcrdns: bool | None
+    base_domain: str
+    country: str
+
+
+def _per_address(organization_id: int, name: str, since: date, until: date):
+    """(ip, sums, Address or None) for every address that sent in the range: one query."""
+    sql, params = summed_sources(organization_id, name, since, until, SUMS)
+    table = connection.ops.quote_name(SourceAddress._meta.db_table)
+    joined = (
+        f'SELECT s.*, a."ptr_status", a."ptr", a."fcrdns", a."base_domain", a."country" '  # noqa: S608  (Django's SQL, values as parameters)
+        f'FROM ({sql}) s LEFT JOIN {table} a ON a."ip" = s."source_ip"'
+    )
+    keys = list(SUMS)
+    with connection.cursor() as cursor:
+        cursor.execute(joined, params)
+        for row in cursor.fetchall():
+            sums = dict(zip(keys, row[1 : 1 + len(keys)], strict=True))
+            found = row[1 + len(keys) :]
+            address = None
+            if found[0] is not None:
+                fcrdns = found[2] if found[2] is None else bool(found[2])  # SQLite: 0/1
+                address = Address(found[0], found[1], fcrdns, found[3], found[4])
+            yield str(row[0]), sums, address
 
 
 def marks_of(domain: Domain) -> dict[str, str]:
