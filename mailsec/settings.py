@@ -310,6 +310,15 @@ CELERY_WORKER_TIMER_PRECISION = 0.2
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Sending a task retries for about 4.5 s (the default gives up after 0.6 s): long enough for a
+# Redis restart to load its append-only file, so a dispatcher's committed claims still get
+# their tasks (a claim left without one waits for the reaper, half an hour).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 6,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
 _queues = celery_queue_settings(env.str("MAILSEC_QUEUE_PREFIX", ""))
 CELERY_TASK_DEFAULT_QUEUE = _queues["task_default_queue"]
 CELERY_TASK_QUEUES = _queues["task_queues"]

@@ -5,7 +5,7 @@ import time
 from datetime import date, timedelta
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from domains import scheduling
@@ -77,6 +77,33 @@ def test_one_dispatcher_pass_claims_batch_after_batch(acme, monkeypatch):
     assert scheduling.dispatch_due(enqueue=queued.append) == 12
     assert sorted(queued) == sorted(Domain.objects.values_list("pk", flat=True))
     assert scheduling.dispatch_due(enqueue=queued.append) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_mid_batch_claims_none_of_it(acme, monkeypatch):
+    """The database going away after some of a batch's claims: none of them stays claimed
+    without a task (they would wait half an hour for the reaper); the next pass claims them."""
+    monkeypatch.setattr(scheduling, "CLAIM_BATCH", 5)
+    Domain.objects.bulk_create([Domain(organization=acme, name=f"d{i}.example") for i in range(12)])
+    claim, claims = scheduling.Schedule.claim, []
+
+    def dropping(self, domain_id, now):
+        if len(claims) == 8:  # the second batch, three claims in
+            raise OperationalError("server closed the connection unexpectedly")
+        claims.append(domain_id)
+        return claim(self, domain_id, now)
+
+    monkeypatch.setattr(scheduling.Schedule, "claim", dropping)
+    queued = []
+    with pytest.raises(OperationalError):
+        scheduling.dispatch_due(enqueue=queued.append)
+    assert len(queued) == 5  # the first batch, committed and sent
+    due = Domain.objects.filter(next_check_at__isnull=True)
+    assert due.count() == 7  # the second batch's three claims rolled back with it
+    assert set(due.values_list("pk", flat=True)).isdisjoint(queued)
+    monkeypatch.setattr(scheduling.Schedule, "claim", claim)
+    assert scheduling.dispatch_due(enqueue=queued.append) == 7
+    assert sorted(queued) == sorted(Domain.objects.values_list("pk", flat=True))
 
 
 def test_a_dispatcher_pass_stops_at_its_budget(acme, monkeypatch):
