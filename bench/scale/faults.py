@@ -73,11 +73,17 @@ def advance_clock(cluster: Cluster) -> dict:
     reaper runs as if two hours had passed (a claimed domain without a run is due again), and
     Redis gives back every message still unacknowledged (its visibility timeout). Returns
     how many of each."""
+    # The reaper makes a lost domain due at the time it is told is now: here two hours ahead,
+    # which the dispatcher would wait for; in production that time is now. So the domains it
+    # made due then are made due now.
     reaped = cluster.manage(
         "shell",
         "-c",
         "import json; from django.utils import timezone; from mailsec import reaper;"
-        " print(json.dumps(reaper.reap(timezone.now() + reaper.LATE_ENOUGH)))",
+        " from domains.models import Domain; later = timezone.now() + reaper.LATE_ENOUGH;"
+        " found = reaper.reap(later);"
+        " Domain.objects.filter(next_check_at=later).update(next_check_at=timezone.now());"
+        " print(json.dumps(found))",
     )
     client = cluster.redis()
     restored = 0
