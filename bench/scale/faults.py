@@ -3,7 +3,7 @@
 - `kill_worker`: a check worker's machine dies (SIGKILL to the worker and its pool): what it
   held stays unacknowledged in Redis; the reaper queues the domains again after its patience
   (30 min) and Redis gives the messages back after its visibility timeout (2 h), which the
-  harness then lets happen at once (`advance_clock`);
+  harness then lets happen at once (`reap_late`, `redeliver`);
 - `kill_pool_child`: the OOM killer takes one pool process: the worker gives its tasks back
   and exits (mailsec/celery.py), its supervisor starts it again;
 - `restart_redis`: the harness's own redis-server is shut down and started again on its port
@@ -68,14 +68,12 @@ def pause_dns(cluster: Cluster, seconds: float = 30) -> str:
     return f"knot paused {seconds:g} s (SIGSTOP, SIGCONT)"
 
 
-def advance_clock(cluster: Cluster) -> dict:
-    """What happens later by itself, made to happen now, once the queues have drained: the
-    reaper runs as if two hours had passed (a claimed domain without a run is due again), and
-    Redis gives back every message still unacknowledged (its visibility timeout). Returns
-    how many of each."""
-    # The reaper makes a lost domain due at the time it is told is now: here two hours ahead,
-    # which the dispatcher would wait for; in production that time is now. So the domains it
-    # made due then are made due now.
+def reap_late(cluster: Cluster) -> dict:
+    """What the reaper does by itself half an hour on, made to happen now, once the queues
+    have drained: it runs as if two hours had passed, and a claimed domain without a run is
+    due again. The reaper makes it due at the time it is told is now, two hours ahead here,
+    which the dispatcher would wait for; in production that time is now, so those domains are
+    made due now. Returns what it reaped."""
     reaped = cluster.manage(
         "shell",
         "-c",
@@ -85,6 +83,13 @@ def advance_clock(cluster: Cluster) -> dict:
         " Domain.objects.filter(next_check_at=later).update(next_check_at=timezone.now());"
         " print(json.dumps(found))",
     )
+    return json.loads(reaped.strip().splitlines()[-1])
+
+
+def redeliver(cluster: Cluster) -> int:
+    """What Redis does two hours on (its visibility timeout), made to happen now: every message
+    still unacknowledged (held by a worker that was killed) goes back to its queue. After
+    reap_late() and the dispatch it leads to, as in production. Returns how many."""
     client = cluster.redis()
     restored = 0
     for tag, raw in client.hgetall("unacked").items():
@@ -93,4 +98,4 @@ def advance_clock(cluster: Cluster) -> dict:
         client.hdel("unacked", tag)
         client.zrem("unacked_index", tag)
         restored += 1
-    return {"reaped": json.loads(reaped.strip().splitlines()[-1]), "redelivered": restored}
+    return restored
