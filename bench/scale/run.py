@@ -5,8 +5,8 @@ tick would, and watches the database until every domain has a new scheduled run 
 queues are empty. A pass with faults injects them one after the other while it runs, with
 report ingestion, a reader of the pages and a second beat; when the queues have drained it
 lets the clock move on (faults.reap_late, then faults.redeliver) and waits for the queues
-again, then counts:
-every domain exactly one run, nothing stuck, no alert twice, every report once.
+again, then counts: every domain exactly one run, nothing stuck, no alert twice, every
+report once.
 """
 
 import time
