@@ -166,7 +166,7 @@ def export_records(request):
     """The records of the aggregate reports the index's filters select, as CSV, streamed."""
     membership = tenancy.require_membership(request)
     team = membership.organization
-    names = set(Domain.objects.filter(organization=team).values_list("name", flat=True))
+    names = queries.TeamNames(Domain.objects.filter(organization=team))
     query = queries.IndexQuery.from_params(request.GET, names, timezone.now().date())
     query.kind = "aggregate"
     records = filters.export_records(queries.team_reports(team, query), query.filters)

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from domains.models import Domain, Organization
-from domains.names import display_domain
+from domains.names import DomainNameError, display_domain, normalize_domain, unicode_domain
 from reports import analytics, charts, filters
 from reports.filters import Filters
 from reports.ingest import Outcome
@@ -44,6 +44,9 @@ UNCLAIMED_PER_PAGE = 100
 SUMMARY_DAYS = 30
 TOP_SOURCES = 10
 MAX_REPORTERS = 500  # reporters offered by the index's filter
+# Past this many domains the index's domain filter is a box to type the name in, not a list
+# (a list of 10,000 names was half a megabyte and most of the page's time).
+MAX_DOMAIN_OPTIONS = 200
 RECENT = 20  # TLS and failure reports shown on a domain's page (the index lists them all)
 
 
@@ -163,9 +166,15 @@ class IndexQuery:
     filters: Filters = field(default_factory=Filters)
 
     @classmethod
-    def from_params(cls, params, names: set[str], today: date | None = None) -> IndexQuery:
+    def from_params(cls, params, names, today: date | None = None) -> IndexQuery:
+        """`names`: the team's domains (a container: `name in names`)."""
         kind = params.get("kind", "")
         domain = params.get("domain", "").strip().lower()
+        if domain and domain not in names:
+            try:  # typed in the search box in its Unicode form
+                domain = normalize_domain(domain)
+            except DomainNameError:
+                domain = ""
         return cls(
             kind=kind if kind in LISTINGS else "aggregate",
             domain=domain if domain in names else "",
@@ -180,6 +189,11 @@ class IndexQuery:
             values["kind"] = ""
         query = urlencode({k: v for k, v in values.items() if v not in ("", None, 1, "1")})
         return f"?{query}" if query else "?"
+
+    @property
+    def domain_label(self) -> str:
+        """The domain chosen as the search box shows it (its Unicode form, which it takes)."""
+        return unicode_domain(self.domain) if self.domain else ""
 
     @property
     def all_domains_url(self) -> str:
@@ -224,7 +238,9 @@ class Tab:
 class IndexPage:
     query: IndexQuery
     tabs: list[Tab]
-    domains: list[DomainOption]
+    domains: list[DomainOption]  # empty when the team has more than MAX_DOMAIN_OPTIONS:
+    search_domains: bool  # then the filter is a box to type a name in
+    has_domains: bool
     reporters: list[str]
     page: Page
     rows: list[ReportRow]
@@ -242,6 +258,16 @@ class IndexPage:
         return self.query.url(page=self.page.next_page_number())
 
 
+@dataclass(frozen=True)
+class TeamNames:
+    """`name in TeamNames(domains)`: one query, for a team with too many names to load."""
+
+    domains: QuerySet
+
+    def __contains__(self, name: str) -> bool:
+        return self.domains.filter(name=name).exists()
+
+
 def team_reports(organization: Organization, query: IndexQuery) -> QuerySet:
     """The team's reports of the query's kind, domain and filters, sorted."""
     model = LISTINGS[query.kind].model
@@ -254,8 +280,11 @@ def team_reports(organization: Organization, query: IndexQuery) -> QuerySet:
 def index_page(organization: Organization, params, today: date | None = None) -> IndexPage:
     """The reports of one kind the team received, newest first unless sorted otherwise,
     narrowed by domain and the filters of reports/filters.py."""
-    pks = dict(Domain.objects.filter(organization=organization).values_list("name", "pk"))
-    query = IndexQuery.from_params(params, set(pks), today)
+    team_domains = Domain.objects.filter(organization=organization)
+    known = dict(team_domains.order_by("name").values_list("name", "pk")[: MAX_DOMAIN_OPTIONS + 1])
+    names = sorted(known)
+    few = len(names) <= MAX_DOMAIN_OPTIONS
+    query = IndexQuery.from_params(params, set(names) if few else TeamNames(team_domains), today)
     listing = LISTINGS[query.kind]
     reports = team_reports(organization, query).only(*listing.columns)
     # The reporters offered: those of the domain chosen, else of all the team's reports.
@@ -269,15 +298,21 @@ def index_page(organization: Organization, params, today: date | None = None) ->
         .distinct()[:MAX_REPORTERS]
     )
     page = Paginator(reports, PER_PAGE).get_page(query.page)
+    pks = known
+    if not few:  # the domains of the page's rows only
+        shown = {report.domain for report in page.object_list}
+        pks = dict(team_domains.filter(name__in=shown).values_list("name", "pk")) if shown else {}
     return IndexPage(
         query=query,
         tabs=[
             Tab(key, item.label, query.url(kind=key), key == query.kind)
             for key, item in LISTINGS.items()
         ],
-        domains=[
-            DomainOption(name, display_domain(name), name == query.domain) for name in sorted(pks)
-        ],
+        domains=[DomainOption(name, display_domain(name), name == query.domain) for name in names]
+        if few
+        else [],
+        search_domains=not few,
+        has_domains=bool(names),
         reporters=list(reporters),
         page=page,
         rows=[ReportRow(report, pks.get(report.domain)) for report in page.object_list],

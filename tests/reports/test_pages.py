@@ -273,6 +273,43 @@ def test_index_pages_by_fifty(alice, acme_domain):
     ]
 
 
+def test_a_team_of_many_domains_types_the_domain_to_filter_by(alice, acme, acme_domain):
+    """Past 200 domains the filter is a search box, not a list of every name; a name typed in
+    its Unicode form finds its reports, and the page's queries do not grow with the domains."""
+    Domain.objects.bulk_create(
+        [Domain(organization=acme, name=f"d{n:03d}.example") for n in range(200)]
+        + [Domain(organization=acme, name="xn--bcher-kva.example")]
+    )
+    make_aggregate("xn--bcher-kva.example", org="books-reporter.example")
+    make_aggregate("acme.example", org="acme-reporter.example")
+    client = client_for(alice)
+    with CaptureQueriesContext(connection) as queries:
+        page = page_of(client.get("/reports/"))
+    assert '<input type="search" id="filter-domain" name="domain"' in page
+    assert "d199.example" not in page  # no list of every name
+    assert "books-reporter.example" in page and "acme-reporter.example" in page
+    filtered = client.get("/reports/", {"domain": "Bücher.example"})
+    assert filtered.context["listing"].query.domain == "xn--bcher-kva.example"
+    assert [r.report.org_name for r in filtered.context["listing"].rows] == [
+        "books-reporter.example"
+    ]
+    assert 'value="bücher.example"' in page_of(filtered)
+    unknown = client.get("/reports/", {"domain": "not-ours.example"})
+    assert len(unknown.context["listing"].rows) == 2  # an unknown name is no filter
+    Domain.objects.bulk_create(
+        [Domain(organization=acme, name=f"e{n:04d}.example") for n in range(1000)]
+    )
+    with CaptureQueriesContext(connection) as more:
+        client.get("/reports/")
+    assert len(more) == len(queries)
+
+
+def test_a_team_of_few_domains_picks_from_a_list(alice, acme_domain):
+    page = page_of(client_for(alice).get("/reports/"))
+    assert '<select id="filter-domain" name="domain">' in page
+    assert '<option value="acme.example"' in page
+
+
 # --- who sees what --------------------------------------------------------------------------
 
 
