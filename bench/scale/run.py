@@ -140,6 +140,20 @@ class Harness:
         self.cluster.send(DISPATCH)
         return now
 
+    def settled_depths(self, patience: float = 30) -> dict[str, int]:
+        """The queues at the end: a task running holds its message unacknowledged (late
+        acknowledgement), and beat keeps sending its periodic ones, so a message seen
+        unacknowledged once may be one at work: up to `patience` seconds for every count to
+        be zero at once; what stays is left behind."""
+        depths = {}
+
+        def empty():
+            depths.update(observe.queue_depths(self.cluster.redis(), self.cluster.prefix))
+            return not any(depths.values())
+
+        observe.wait_until(empty, patience, every=0.2)
+        return depths
+
     def drained(self) -> bool:
         depths = observe.queue_depths(self.cluster.redis(), self.cluster.prefix)
         return not any(v for k, v in depths.items() if k != "unacked")
@@ -291,7 +305,7 @@ class Harness:
             o.domains / seconds,
             events,
             observe.stuck(c.sql, self.ids["organization"]),
-            observe.queue_depths(c.redis(), c.prefix),
+            self.settled_depths(),
         )
         for event in events:
             event["recovery_s"] = observe.recovery(self.samples, event.pop("fault_at"), event)
