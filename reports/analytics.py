@@ -203,15 +203,6 @@ def summed_sources(organization, name: str, since: date, until: date, sums: dict
     )
 
 
-def source_sums(organization, name: str, since: date, until: date, sums: dict) -> list[dict]:
-    """summed_sources() as one dict per address."""
-    sql, params = summed_sources(organization, name, since, until, sums)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 @dataclass(frozen=True)
 class DomainTotal:
     domain: Domain

@@ -181,12 +181,14 @@ class Address:
 def _per_address(organization_id: int, name: str, since: date, until: date):
     """(ip, sums, Address or None) for every address that sent in the range: one query."""
     sql, params = summed_sources(organization_id, name, since, until, SUMS)
-    table = connection.ops.quote_name(SourceAddress._meta.db_table)
-    joined = (
-        f'SELECT s.*, a."ptr_status", a."ptr", a."fcrdns", a."base_domain", a."country" '  # noqa: S608  (Django's SQL, values as parameters)
-        f'FROM ({sql}) s LEFT JOIN {table} a ON a."ip" = s."source_ip"'
-    )
+    q = connection.ops.quote_name
     keys = list(SUMS)
+    summed = ", ".join(f"s.{q(key)}" for key in keys)
+    joined = (
+        f'SELECT s."source_ip", {summed}, a."ptr_status", a."ptr", a."fcrdns", '  # noqa: S608  (Django's SQL, values as parameters)
+        f'a."base_domain", a."country" FROM ({sql}) s '
+        f'LEFT JOIN {q(SourceAddress._meta.db_table)} a ON a."ip" = s."source_ip"'
+    )
     with connection.cursor() as cursor:
         cursor.execute(joined, params)
         for row in cursor.fetchall():
