@@ -9,6 +9,7 @@ millions of them.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
@@ -170,14 +171,12 @@ class IndexQuery:
         """`names`: the team's domains (a container: `name in names`)."""
         kind = params.get("kind", "")
         domain = params.get("domain", "").strip().lower()
-        if domain and domain not in names:
-            try:  # typed in the search box in its Unicode form
+        if domain:  # as stored: the search box takes the Unicode form too
+            with contextlib.suppress(DomainNameError):
                 domain = normalize_domain(domain)
-            except DomainNameError:
-                domain = ""
         return cls(
             kind=kind if kind in LISTINGS else "aggregate",
-            domain=domain if domain in names else "",
+            domain=domain if domain and domain in names else "",
             page=params.get("page", "1"),
             filters=Filters.from_params(params, today or date.today()),
         )
@@ -413,8 +412,8 @@ def summary_of(
     organization, name: str, since: date, until: date | None = None
 ) -> tuple[Summary, list[SourceRow]]:
     """The team's totals (DailyTotal: a row a day) and its sources (the per-source rollups,
-    whole months and edge days: analytics.source_sums): one query gives both the number of
-    sources and the busiest, sorted here."""
+    whole months and edge days: analytics.summed_sources): one query gives both the number of
+    sources and the busiest, ranked by the database."""
     days = Q(organization=organization, domain=name, day__gte=since)
     if until is not None:
         days &= Q(day__lte=until)
