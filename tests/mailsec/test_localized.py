@@ -40,3 +40,36 @@ def test_percent():
     assert shown("{{ r|percent }}", "fr", r=99.2) == f"99,2{NBSP}%"
     assert shown("{{ r|percent:0 }}", "fr", r=Decimal("12.5")) == f"12{NBSP}%"
     assert shown("{{ r|percent }}", "fr", r=None) == ""
+
+
+def test_moment_is_a_time_element_in_the_readers_zone_and_language():
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    when = datetime(2026, 12, 5, 23, 30, tzinfo=UTC)
+    with timezone.override("Europe/Paris"):
+        assert shown("{{ w|moment }}", "en", w=when) == (
+            '<time datetime="2026-12-06T00:30:00+01:00">2026-12-06 00:30</time>'
+        )
+        french = shown("{{ w|moment }}", "fr", w=when)
+    assert french == '<time datetime="2026-12-06T00:30:00+01:00">06/12/2026 00:30</time>'
+    # The same instant for a reader in another zone: its own wall time, not a remembered one.
+    with timezone.override("America/New_York"):
+        assert shown("{{ w|moment }}", "en", w=when) == (
+            '<time datetime="2026-12-05T18:30:00-05:00">2026-12-05 18:30</time>'
+        )
+    assert shown("{{ w|moment }}", "en", w=None) == ""
+    # Exactly what the date filter writes, both forms.
+    with timezone.override("Asia/Kolkata"), translation.override("fr"):
+        expected = Template(
+            "<time datetime=\"{{ w|date:'c' }}\">{{ w|date:'SHORT_DATETIME_FORMAT' }}</time>"
+        ).render(Context({"w": when}))
+    assert shown_in("Asia/Kolkata", "fr", when) == expected
+
+
+def shown_in(zone: str, language: str, when) -> str:
+    from django.utils import timezone
+
+    with timezone.override(zone):
+        return shown("{{ w|moment }}", language, w=when)
