@@ -66,7 +66,7 @@ def test_senders_in_the_browser(live_server, celery_worker, alice, acme):
         before = advice.inner_text()
         cisco = table.locator("tr", has_text=CISCO)
         expect(cisco).to_contain_text("Suspicious")
-        cisco.locator("button[value=ours]").click()
+        cisco.locator("button[name=mark][value^='ours ']").click()
         expect(advice).to_contain_text(f"the only failing authorised sender is {CISCO}")
         after = advice.inner_text()
         expect(table.locator("tr", has_text=CISCO)).to_contain_text("Failing authorised")
