@@ -3,9 +3,10 @@
 Ingestion only notes a stored report in PendingSenders, in the report's own transaction (one
 row; at most one task published per NUDGE_AFTER seconds per process, so no broker round trip
 per report); the worker drains them in batches on the `ingest` queue (reports/tasks.py), paced
-so that it leaves the machine's CPU and the database's write lock to ingestion half the time,
-never while a page is asked for. Every lookup goes through domains/dns.py; a lookup that fails
-(timeout, SERVFAIL) is stored as failed and asked again after FAILED_FOR, never "no PTR".
+so that it leaves the machine's CPU and the database's write lock to ingestion half the time
+(nine tenths of it while ingestion is storing reports), never while a page is asked for.
+Every lookup goes through domains/dns.py; a lookup that fails (timeout, SERVFAIL) is stored as
+failed and asked again after FAILED_FOR, never "no PTR".
 The country is the one a Regional Internet Registry assigned the address block to, from the
 `iptocc` package's embedded data: no network at run time.
 """
@@ -21,7 +22,7 @@ from datetime import timedelta
 import dns.reversename
 import iptocc
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -47,6 +48,7 @@ NUDGE_AFTER = 5.0  # seconds: a drain is queued this long after the first report
 DRAIN_REPORTS = 5  # reports claimed by a drain at a time (their addresses: up to thousands)
 DRAIN_FOR = 30.0  # seconds a drain task works before it queues the next (parses interleave)
 DUTY = 0.5  # the share of its time a drain works; it sleeps the rest (ingestion's share)
+BUSY_DUTY = 0.1  # the share while ingestion is storing reports: it comes first
 LEASE = timedelta(minutes=10)  # a claimed report, if its drain dies, is drained again after
 NAMES_PER_ADDRESS = 3  # PTR names whose forward records are asked (almost always one)
 RECENT_DAYS = 30  # addresses refreshed by the periodic task: those seen this recently
@@ -216,11 +218,24 @@ def _claim(count: int, now) -> list[int]:
     return pks
 
 
-def drain(*, nameservers=None, budget: float = DRAIN_FOR, duty: float = DUTY) -> dict[str, int]:
+def _newest_pending() -> int:
+    return PendingSenders.objects.aggregate(newest=Max("pk"))["newest"] or 0
+
+
+def drain(
+    *,
+    nameservers=None,
+    budget: float = DRAIN_FOR,
+    duty: float = DUTY,
+    busy_duty: float = BUSY_DUTY,
+) -> dict[str, int]:
     """Look up the due addresses of pending reports, then note their senders (news.py), batch
     after batch until none is left or `budget` seconds have gone; sleeps (1 - duty) / duty of
-    each batch's time after it. Returns the reports done and those still pending."""
+    each batch's time after it, or (1 - busy_duty) / busy_duty when reports were stored
+    during the batch (ingestion is running: it gets the machine and the database first).
+    Returns the reports done and those still pending."""
     started, done = time.monotonic(), 0
+    newest = _newest_pending()  # the pks only grow (AUTOINCREMENT on SQLite, a sequence)
     while time.monotonic() - started < budget:
         pks = _claim(DRAIN_REPORTS, timezone.now())
         if not pks:
@@ -232,7 +247,10 @@ def drain(*, nameservers=None, budget: float = DRAIN_FOR, duty: float = DUTY) ->
         for start in range(0, len(ips), BATCH):
             began = time.monotonic()
             enrich(ips[start : start + BATCH], nameservers=nameservers)
-            time.sleep((time.monotonic() - began) * (1 - duty) / duty)
+            took, latest = time.monotonic() - began, _newest_pending()
+            share = busy_duty if latest > newest else duty
+            newest = max(newest, latest)
+            time.sleep(took * (1 - share) / share)
         for report in AggregateReport.objects.filter(pk__in=reports):
             news.note_senders(report)
         pending.delete()

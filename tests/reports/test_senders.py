@@ -145,6 +145,29 @@ def test_marking_a_sender_ours_changes_the_advice(example, bob):
     assert not SenderMark.objects.exists()
 
 
+def test_the_senders_table_is_one_form_whose_buttons_name_the_sender(example, bob):
+    client = client_for(bob)
+    url = f"/reports/domain/{example.pk}/senders/"
+    page = client.get(url, ALL_TIME).content.decode()
+    # One form, one CSRF token and one copy of the range for the whole table (the page's
+    # other forms, sign out and language, are in its header and footer).
+    table = page.split('id="senders-title"')[1].split("</section>")[0]
+    assert table.count("<form") == 1 and table.count("csrfmiddlewaretoken") == 1
+    assert table.count('name="since"') == 1 and table.count('name="mark"') > 5
+    cisco = "service:Cisco Cloud Email Security (CES)"
+    assert f'name="mark" value="ours {cisco}"' in page
+    response = client.post(f"{url}mark/", {"mark": f"ours {cisco}"} | ALL_TIME)
+    assert response.status_code == 302 and "since=2020-01-01" in response["Location"]
+    assert SenderMark.objects.values_list("sender", "verdict").get() == (cisco, "ours")
+    page = client.get(url, ALL_TIME).content.decode()
+    assert f'name="mark" value="clear {cisco}"' in page
+    assert f'name="mark" value="ours {cisco}"' not in page
+    for wrong in ("", "ours", "maybe " + cisco, " " + cisco):
+        assert client.post(f"{url}mark/", {"mark": wrong}).status_code == 400, wrong
+    client.post(f"{url}mark/", {"mark": f"clear {cisco}"})
+    assert not SenderMark.objects.exists()
+
+
 def test_viewers_cannot_mark_and_other_teams_see_nothing(example, victor, olga):
     url = f"/reports/domain/{example.pk}/senders/"
     mark = {"sender": "net:100.24.188.0/24", "verdict": "not_ours"}
@@ -330,6 +353,29 @@ def test_ingestion_notes_its_reports_and_the_drain_looks_up_and_notes_senders(
     assert SeenSender.objects.filter(domain="example.com").count() == 5  # senders noted
     assert SourceAddress.objects.get(ip="54.240.48.110").fcrdns is True
     assert enrich.drain(nameservers=nameservers) == {"done": 0, "pending": 0}
+
+
+def test_a_drain_gives_way_while_ingestion_stores_reports(acme, monkeypatch):
+    """It rests as long as each batch took (DUTY 0.5); nine times as long (BUSY_DUTY 0.1)
+    after a batch during which reports were stored."""
+    imported(acme, NICE, ZOHO)
+    clock = {"now": 0.0}
+    monkeypatch.setattr(enrich.time, "monotonic", lambda: clock["now"])
+    rests = []
+    monkeypatch.setattr(enrich.time, "sleep", rests.append)
+    batches = []
+
+    def one_second_batch(ips, **kwargs):  # a batch's lookups, one second on the clock
+        clock["now"] += 1.0
+        batches.append(len(ips))
+        if len(batches) == 1:
+            imported(acme, OUTLOOK)  # ingestion stores a report meanwhile
+
+    monkeypatch.setattr(enrich, "enrich", one_second_batch)
+    monkeypatch.setattr(enrich, "DRAIN_REPORTS", 1)
+    assert enrich.drain(budget=1000) == {"done": 3, "pending": 0}
+    assert len(batches) == 3
+    assert rests == [pytest.approx(9.0), pytest.approx(1.0), pytest.approx(1.0)]
 
 
 def test_a_drain_leaves_the_reports_another_holds_until_its_lease_ends(acme):
