@@ -185,7 +185,9 @@ def run(mode: str, database: str, workdir: str, dns: str, redis_url: str, args) 
         load(list(enumerate(reports))[half:])
         imported, cpu = time.perf_counter() - started, time.process_time() - used
         known_after = known()
-        enriched = None
+        enriched, hook_ms = None, None
+        if mode == "off":
+            hook_ms = _hook_cost(team)
         if mode == "background":
             if not 0 < known_before <= known_after < args.addresses:
                 raise SystemExit(
@@ -212,7 +214,27 @@ def run(mode: str, database: str, workdir: str, dns: str, redis_url: str, args) 
         "cpu": cpu,
         "enriched": enriched,
         "known": [known_before, known_after],
+        "hook_ms": hook_ms,
     }
+
+
+def _hook_cost(team, calls: int = 1000) -> float:
+    """The enrichment hook's own cost (reports.senders.enrich.enrich_later: a PendingSenders
+    row, the drain's nudge once committed), in CPU ms per report: each call in a transaction
+    of its own, its commit included (in ingestion it shares the report's)."""
+    from django.db import transaction
+
+    from reports.models import AggregateReport, PendingSenders
+    from reports.senders import enrich
+
+    pks = list(AggregateReport.objects.values_list("pk", flat=True))
+    used = time.process_time()
+    for n in range(calls):
+        with transaction.atomic():
+            enrich.enrich_later(pks[n % len(pks)])
+    spent = time.process_time() - used
+    PendingSenders.objects.all().delete()
+    return 1000 * spent / calls
 
 
 def _wait_ready(log: Path) -> None:
@@ -299,6 +321,12 @@ def _print(results: dict, args) -> None:
                 f"| {database} | {mode} | {imported:.2f} ({each}) | {slowdown} | {cpu:.2f} "
                 f"| {more} | {known} |"
             )
+        hook = statistics.median(r["hook_ms"] for r in results[database, "off"])
+        per_report = 1000 * base_cpu / (args.addresses // args.per_report // 2)
+        print(
+            f"{database}: the hook alone {hook:.2f} ms of CPU per report, "
+            f"{100 * hook / per_report:.1f}% of a report's import ({per_report:.1f} ms)"
+        )
 
 
 if __name__ == "__main__":
