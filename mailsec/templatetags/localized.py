@@ -4,7 +4,8 @@ writes it); a moment as `<time datetime="2026-12-05T10:00:00+01:00">2026-12-05 1
 in the reader's time zone and date format.
 
 Loaded as a template builtin (settings.TEMPLATES), so every template can write
-`{{ count|number }}`, `{{ rate|percent }}` and `{{ when|moment }}` without `{% load %}`.
+`{{ count|number }}`, `{{ share|percent }}`, `{{ share|rate }}` (a dash for none) and
+`{{ when|moment }}` without `{% load %}`.
 """
 
 from datetime import datetime
@@ -45,6 +46,15 @@ def percent(value, decimals=1):
     shown = number(float(value), decimals)
     language = (translation.get_language() or "en").split("-")[0]
     return f"{shown}\xa0%" if language in SPACED_PERCENT else f"{shown}%"
+
+
+@register.filter
+def rate(value, decimals=1):
+    """A share shown in a table: its percentage, or a muted dash when there is nothing to
+    divide (no messages)."""
+    if value is None or value == "":
+        return format_html('<span class="muted">{}</span>', "\u2014")
+    return percent(value, decimals)
 
 
 @register.filter(expects_localtime=True)

@@ -35,6 +35,7 @@ SUMS = {
     "quarantined": "disposition_quarantine",
     "rejected": "disposition_reject",
 }
+UNKNOWN = frozenset({PtrStatus.PENDING, PtrStatus.FAILED})
 CSV_COLUMNS = [
     "sender", "service", "service_type", "base_domain", "ptr", "fcrdns", "ips", "country",
     "messages", "dmarc_pass", "spf_aligned", "dkim_aligned", "quarantined", "rejected",
@@ -63,21 +64,27 @@ class Sender:
     mark: str | None = None
     classification: Classification = Classification.SUSPICIOUS
 
-    def add(self, address: Address | None, ip: str, sums: dict) -> None:
+    def add(self, address: Address | None, ip: str, sums: tuple[int, ...]) -> None:
+        """One address's sums, in the order of SUMS (a page adds thousands)."""
         self.ips.add(ip)
-        for name in SUMS:
-            setattr(self, name, getattr(self, name) + (sums[name] or 0))
-        if address is None or address.ptr_status in (PtrStatus.PENDING, PtrStatus.FAILED):
+        messages, dmarc_pass, spf, dkim, quarantined, rejected = sums
+        self.messages += messages
+        self.dmarc_pass += dmarc_pass
+        self.spf_aligned += spf
+        self.dkim_aligned += dkim
+        self.quarantined += quarantined
+        self.rejected += rejected
+        if address is None or address.ptr_status in UNKNOWN:
             self.unknown += 1
             return
         if address.ptr:
-            self.ptrs[address.ptr] += sums["messages"] or 0
+            self.ptrs[address.ptr] += messages
             if address.fcrdns is not True:
                 self.unconfirmed += 1
             else:
                 self.base_domains.add(address.base_domain)
         if address.country:
-            self.countries[address.country] += sums["messages"] or 0
+            self.countries[address.country] += messages
 
     @property
     def ptr(self) -> str | None:
@@ -179,7 +186,8 @@ class Address:
 
 
 def _per_address(organization_id: int, name: str, since: date, until: date):
-    """(ip, sums, Address or None) for every address that sent in the range: one query."""
+    """(ip, sums in the order of SUMS, Address or None) for every address that sent in the
+    range: one query."""
     sql, params = summed_sources(organization_id, name, since, until, SUMS)
     q = connection.ops.quote_name
     keys = list(SUMS)
@@ -191,13 +199,14 @@ def _per_address(organization_id: int, name: str, since: date, until: date):
     )
     with connection.cursor() as cursor:
         cursor.execute(joined, params)
+        width = 1 + len(keys)
         for row in cursor.fetchall():
-            sums = dict(zip(keys, row[1 : 1 + len(keys)], strict=True))
-            found = row[1 + len(keys) :]
+            sums = tuple(n or 0 for n in row[1:width])
+            status, ptr, fcrdns, base_domain, country = row[width:]
             address = None
-            if found[0] is not None:
-                fcrdns = found[2] if found[2] is None else bool(found[2])  # SQLite: 0/1
-                address = Address(found[0], found[1], fcrdns, found[3], found[4])
+            if status is not None:
+                fcrdns = fcrdns if fcrdns is None else bool(fcrdns)  # SQLite: 0/1
+                address = Address(status, ptr, fcrdns, base_domain, country)
             yield str(row[0]), sums, address
 
 

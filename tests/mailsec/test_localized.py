@@ -73,3 +73,10 @@ def shown_in(zone: str, language: str, when) -> str:
 
     with timezone.override(zone):
         return shown("{{ w|moment }}", language, w=when)
+
+
+def test_rate_is_the_percentage_or_a_muted_dash():
+    assert shown("{{ r|rate }}", "en", r=99.66) == "99.7%"
+    assert shown("{{ r|rate }}", "fr", r=12.5) == f"12,5{NBSP}%"
+    assert shown("{{ r|rate }}", "en", r=None) == '<span class="muted">\u2014</span>'
+    assert shown("{{ missing|rate }}", "en") == '<span class="muted">\u2014</span>'
