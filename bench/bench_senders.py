@@ -158,12 +158,14 @@ def run(mode: str, database: str, workdir: str, dns: str, redis_url: str, args) 
                 concurrency=1,
             )
             _wait_ready(log)
-        if mode != "off":
-            # A long-running process has its Redis connection open: so does this one before
-            # the clock starts (a drain with nothing to drain yet).
-            from reports.tasks import drain_pending_senders
+        # A long-running process (a worker importing reports) has Celery loaded and its Redis
+        # connection open: so has this one before the clock starts, in every mode (a drain
+        # with nothing to drain yet), so that only the hook differs between "off" and "noted"
+        # (with Celery loaded in "noted" alone, "noted" measured 8% more CPU than "off" in
+        # three rounds of five, where the hook itself costs 0.5%).
+        from reports.tasks import drain_pending_senders
 
-            drain_pending_senders.delay()
+        drain_pending_senders.delay()
 
         def load(batch) -> None:
             for n, data in batch:
