@@ -98,17 +98,12 @@ def sender_detail(request, domain_pk: int):
 
 @require_POST
 def mark_sender(request, domain_pk: int):
-    """A team member says a sender is, or is not, the team's (an empty verdict forgets it).
-
-    Two forms post here: the sender's page (`sender` and `verdict` fields) and the senders
-    table, one form for all its rows, whose buttons each send `mark=VERDICT KEY` ("clear"
-    for forgetting; a verdict has no space, a key may)."""
+    """A team member says a sender is, or is not, the team's: the button pressed sends
+    `mark=VERDICT KEY` ("clear" forgets the mark; a verdict has no space, a key may)."""
     domain = _domain(request, domain_pk)
     tenancy.require_edit(tenancy.role_for(request.user, domain.organization_id))
-    key, verdict = request.POST.get("sender", ""), request.POST.get("verdict", "")
-    if "mark" in request.POST:
-        verdict, _space, key = request.POST["mark"].partition(" ")
-        verdict = "" if verdict == "clear" else verdict or "-"
+    verdict, _space, key = request.POST.get("mark", "").partition(" ")
+    verdict = "" if verdict == "clear" else verdict or "-"
     key = key[:300]
     if not key or verdict not in [*SenderVerdict.values, ""]:
         return HttpResponse(_("Choose a sender and ours or not ours."), status=400)

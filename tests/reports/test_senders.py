@@ -129,7 +129,7 @@ def test_marking_a_sender_ours_changes_the_advice(example, bob):
     assert "Move to p=quarantine: 99.7% of your mail passes DMARC" in page
     response = client.post(
         f"{url}mark/",
-        {"sender": "service:Cisco Cloud Email Security (CES)", "verdict": "ours"} | ALL_TIME,
+        {"mark": "ours service:Cisco Cloud Email Security (CES)"} | ALL_TIME,
     )
     assert response.status_code == 302
     assert response["Location"].startswith(url + "?range=custom&since=2020-01-01")
@@ -141,7 +141,7 @@ def test_marking_a_sender_ours_changes_the_advice(example, bob):
     )
     page = client.get(url, ALL_TIME).content.decode()
     assert "the only failing authorised sender is Cisco Cloud Email Security (CES)" in page
-    client.post(f"{url}mark/", {"sender": mark.sender, "verdict": ""})
+    client.post(f"{url}mark/", {"mark": f"clear {mark.sender}"})
     assert not SenderMark.objects.exists()
 
 
@@ -170,7 +170,7 @@ def test_the_senders_table_is_one_form_whose_buttons_name_the_sender(example, bo
 
 def test_viewers_cannot_mark_and_other_teams_see_nothing(example, victor, olga):
     url = f"/reports/domain/{example.pk}/senders/"
-    mark = {"sender": "net:100.24.188.0/24", "verdict": "not_ours"}
+    mark = {"mark": "not_ours net:100.24.188.0/24"}
     assert client_for(victor).get(url).status_code == 200
     assert client_for(victor).post(f"{url}mark/", mark).status_code == 403
     outsider = client_for(olga)
@@ -206,6 +206,9 @@ def test_the_sender_page_has_its_days(example, alice):
     # The chart of its days, as the domain's (reports/charts.py), titled by the sender.
     assert '<figure class="chart-wrap" id="sender-volume-chart"><svg' in page
     assert "Messages from Amazon SES per day" in page
+    # Its mark is a form of its own, with the same buttons as the table's rows.
+    assert page.count('class="inline mark-form"') == 1
+    assert 'name="mark" value="ours service:Amazon SES"' in page
 
 
 def test_the_pages_take_the_same_number_of_queries_however_many_senders(example, alice, acme):
