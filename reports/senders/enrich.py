@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import time
 from dataclasses import dataclass
 from datetime import timedelta
+from time import monotonic, sleep
 
 import dns.reversename
 import iptocc
@@ -194,7 +194,7 @@ def _nudge() -> None:
     """Queue a drain to run NUDGE_AFTER seconds from now, unless this process queued one that
     has not run yet: it drains every report committed before it runs. Beat drains every
     minute anyway (a lost task, a broker down: the reports wait, nothing is lost)."""
-    now = time.monotonic()
+    now = monotonic()
     if now < _nudged["until"]:
         return
     _nudged["until"] = now + NUDGE_AFTER
@@ -234,9 +234,9 @@ def drain(
     each batch's time after it, or (1 - busy_duty) / busy_duty when reports were stored
     during the batch (ingestion is running: it gets the machine and the database first).
     Returns the reports done and those still pending."""
-    started, done = time.monotonic(), 0
+    started, done = monotonic(), 0
     newest = _newest_pending()  # the pks only grow (AUTOINCREMENT on SQLite, a sequence)
-    while time.monotonic() - started < budget:
+    while monotonic() - started < budget:
         pks = _claim(DRAIN_REPORTS, timezone.now())
         if not pks:
             break
@@ -245,12 +245,12 @@ def drain(
         records = AggregateRecord.objects.filter(report_id__in=reports)
         ips = due(records.values_list("source_ip", flat=True).distinct())
         for start in range(0, len(ips), BATCH):
-            began = time.monotonic()
+            began = monotonic()
             enrich(ips[start : start + BATCH], nameservers=nameservers)
-            took, latest = time.monotonic() - began, _newest_pending()
+            took, latest = monotonic() - began, _newest_pending()
             share = busy_duty if latest > newest else duty
             newest = max(newest, latest)
-            time.sleep(took * (1 - share) / share)
+            sleep(took * (1 - share) / share)
         for report in AggregateReport.objects.filter(pk__in=reports):
             news.note_senders(report)
         pending.delete()

@@ -363,9 +363,9 @@ def test_a_drain_gives_way_while_ingestion_stores_reports(acme, monkeypatch):
     after a batch during which reports were stored."""
     imported(acme, NICE, ZOHO)
     clock = {"now": 0.0}
-    monkeypatch.setattr(enrich.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(enrich, "monotonic", lambda: clock["now"])  # the drain's clock only
     rests = []
-    monkeypatch.setattr(enrich.time, "sleep", rests.append)
+    monkeypatch.setattr(enrich, "sleep", rests.append)
     batches = []
 
     def one_second_batch(ips, **kwargs):  # a batch's lookups, one second on the clock
