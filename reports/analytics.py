@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from domains.models import Domain
 from reports.models import DailyRollup, DailyTotal, MonthlyRollup, TlsPolicy, TlsReport
@@ -141,12 +142,51 @@ def team_series(organization, date_range: DateRange) -> Series:
     return _daily(_totals(organization, date_range).filter(domain__in=names), date_range)
 
 
-def whole_months(since: date, until: date) -> tuple[date, date]:
-    """[first, end): the first days of the calendar months lying wholly within since..until,
-    the month of `until` left out even when it ends there (it is usually the current month,
-    still filling: its days are read instead). first >= end when there is none."""
-    first = since if since.day == 1 else (since.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return first, until.replace(day=1)
+def _month_end(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class RangePlan:
+    """How to read a range of days from the per-source rollups: the months read whole
+    (MonthlyRollup, `months` from its first day to its end, none when first >= end), plus
+    the runs of days added and taken away (DailyRollup, inclusive)."""
+
+    months: tuple[date, date]
+    added: tuple[tuple[date, date], ...] = ()
+    taken: tuple[tuple[date, date], ...] = ()
+
+
+def range_plan(since: date, until: date, today: date) -> RangePlan:
+    """The fewest rollup rows for since..until: the months between its first and its last read
+    whole, and each of those two read whole less its days outside the range when they are
+    fewer than its days inside, else by its days inside. Days after `today` are not counted
+    as outside (they hold no mail yet: the current month is read whole less nothing), but
+    still taken away should they hold some."""
+    first_month, last_month = since.replace(day=1), until.replace(day=1)
+    added, taken = [], []
+
+    def whole(month: date) -> bool:
+        end = _month_end(month)
+        inside_first, inside_last = max(since, month), min(until, end)
+        inside = (inside_last - inside_first).days + 1
+        outside = (inside_first - month).days + max(0, (min(end, today) - inside_last).days)
+        if outside >= inside:
+            added.append((inside_first, inside_last))
+            return False
+        if month < inside_first:
+            taken.append((month, inside_first - timedelta(days=1)))
+        if inside_last < end:
+            taken.append((inside_last + timedelta(days=1), end))
+        return True
+
+    after_first = _month_end(first_month) + timedelta(days=1)
+    lo = first_month if whole(first_month) else after_first
+    if last_month == first_month:
+        hi = after_first if lo == first_month else lo
+    else:
+        hi = _month_end(last_month) + timedelta(days=1) if whole(last_month) else last_month
+    return RangePlan((lo, hi), tuple(added), tuple(taken))
 
 
 # The columns of source_parts() are named apart from the rollups' own (`messages`...): Django
@@ -154,55 +194,47 @@ def whole_months(since: date, until: date) -> tuple[date, date]:
 PART_PREFIX = "part_"
 
 
-def source_parts(organization, name: str, since: date, until: date, sums: dict) -> QuerySet:
+def source_parts(
+    organization, name: str, since: date, until: date, sums: dict, today: date | None = None
+) -> QuerySet:
     """The rollup rows giving, added up per source address, the `sums` (name: rollup column,
-    "messages" among them) of a policy domain's messages over since..until: up to three parts
-    UNION ALL, each row a source address and its columns as `PART_PREFIX + name`: the range's
-    whole months from MonthlyRollup and its edge days from DailyRollup, both by their identity
-    index. When the range begins late in a month, that month is read whole and its days
-    before the range taken away (negated rows; fewer than the days after): a year reads a row
-    per source and month, and at most half a month of days at its start and the days of its
-    last month. The rows are not summed per part: one GROUP BY over their union (by
-    summed_sources) is half the time of summing each part and then the sums (PostgreSQL
-    sums bigint as numeric, and adding numerics up again is slow)."""
-    first, end = whole_months(since, until)
+    "messages" among them) of a policy domain's messages over since..until (range_plan(): a
+    year is a row per source and month, and a few days' rows at its start), UNION ALL, each
+    row a source address and its columns as `PART_PREFIX + name`, the rows of days taken
+    away negated. Each part is a run of days or months read by the rollup's identity index
+    (SQLite reads an OR of two runs in a UNION ALL as all the domain's days). The rows are not
+    summed per part: one GROUP BY over their union (by summed_sources) is half the time of
+    summing each part and then the sums (PostgreSQL sums bigint as numeric, and adding
+    numerics up again is slow)."""
+    plan = range_plan(since, until, today or timezone.now().date())
     days = DailyRollup.objects.filter(organization=organization, domain=name)
 
     def signed(rows, negated: bool = False):
         columns = {PART_PREFIX + key: -F(c) if negated else F(c) for key, c in sums.items()}
         return rows.values("source_ip", **columns).order_by()
 
-    if first >= end:
-        return signed(days.filter(day__gte=since, day__lte=until))
-    months = MonthlyRollup.objects.filter(organization=organization, domain=name)
-    parts = []
-    start = since.replace(day=1)
-    if start < since and (since - start) < (first - since):
-        # Its month whole, less the days before the range.
-        parts.append(signed(days.filter(day__gte=start, day__lt=since), negated=True))
-        first = since = start
-    parts.append(signed(months.filter(month__gte=first, month__lt=end)))
-    # Each run of days a part of its own: SQLite reads an OR of two ranges in a UNION ALL
-    # as all the domain's days.
-    if since < first:
-        parts.append(signed(days.filter(day__gte=since, day__lt=first)))
-    if end <= until:
-        parts.append(signed(days.filter(day__gte=end, day__lte=until)))
+    parts = [signed(days.filter(day__gte=a, day__lte=b)) for a, b in plan.added]
+    parts += [signed(days.filter(day__gte=a, day__lte=b), negated=True) for a, b in plan.taken]
+    first, end = plan.months
+    if first < end:
+        months = MonthlyRollup.objects.filter(organization=organization, domain=name)
+        parts.append(signed(months.filter(month__gte=first, month__lt=end)))
     return parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
 
 
-def summed_sources(organization, name: str, since: date, until: date, sums: dict):
+def summed_sources(
+    organization, name: str, since: date, until: date, sums: dict, today: date | None = None
+):
     """SQL and its parameters selecting one row per source address that sent in the range:
     `source_ip` and each of `sums` added up over source_parts() by the database (a range of
     thousands of addresses never comes to Python whole). For a caller to wrap: order, limit,
     join."""
-    sql, params = source_parts(organization, name, since, until, sums).query.sql_with_params()
+    parts = source_parts(organization, name, since, until, sums, today)
+    sql, params = parts.query.sql_with_params()
     messages = next(key for key, column in sums.items() if column == "messages")
     q = connection.ops.quote_name
     # CAST: PostgreSQL sums bigint columns as numeric (Decimal in Python).
-    added = ", ".join(
-        f"CAST(SUM(u.{q(PART_PREFIX + key)}) AS BIGINT) AS {q(key)}" for key in sums
-    )
+    added = ", ".join(f"CAST(SUM(u.{q(PART_PREFIX + key)}) AS BIGINT) AS {q(key)}" for key in sums)
     # Only the code's own names and Django's compiled SQL are put together here; every value
     # is a parameter.
     return (

@@ -17,9 +17,11 @@ from tests.reports.test_spread import FIELDS, migrate, report_xml
 SUMS = {field: field for field in FIELDS}
 
 
-def source_sums(organization, name: str, since: date, until: date, sums: dict) -> list[dict]:
+def source_sums(
+    organization, name: str, since: date, until: date, sums: dict, today: date | None = None
+) -> list[dict]:
     """analytics.summed_sources() run: one dict per address."""
-    sql, params = analytics.summed_sources(organization, name, since, until, sums)
+    sql, params = analytics.summed_sources(organization, name, since, until, sums, today)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         names = [column[0] for column in cursor.description]
@@ -92,22 +94,29 @@ def from_records(team, since: date, until: date) -> dict:
 
 
 RANGES = [
-    (date(2025, 1, 1), date(2025, 12, 31)),  # whole year: whole months, December by days
-    (date(2025, 1, 2), date(2025, 12, 30)),  # January whole less its 1st; December by days
-    (date(2025, 5, 3), date(2025, 8, 20)),  # May less the 1st and 2nd (the 1st's sources go)
-    (date(2025, 3, 10), date(2025, 3, 31)),  # within one month
-    (date(2025, 2, 28), date(2025, 4, 1)),  # one whole month, an edge day each side
-    (date(2025, 6, 1), date(2025, 7, 31)),  # June whole; July (the last month) by days
-    (date(2024, 1, 1), date(2026, 12, 31)),  # beyond the data
-    (date(2025, 5, 11), date(2025, 5, 11)),  # a day without reports
+    # (since, until, today: None for the real one, long after the data)
+    (date(2025, 1, 1), date(2025, 12, 31), None),  # whole year: whole months
+    (date(2025, 1, 2), date(2025, 12, 30), None),  # January less its 1st, December less its 31st
+    (date(2025, 5, 3), date(2025, 8, 20), None),  # May less the 1st, 2nd (their sources go)
+    (date(2025, 3, 10), date(2025, 3, 31), None),  # within one month: less its first days
+    (date(2025, 2, 28), date(2025, 4, 1), None),  # one whole month, an edge day each side
+    (date(2025, 6, 1), date(2025, 7, 31), None),  # June and July whole
+    (date(2024, 1, 1), date(2026, 12, 31), None),  # beyond the data
+    (date(2025, 5, 11), date(2025, 5, 11), None),  # a day without reports
+    (date(2025, 6, 10), date(2025, 6, 12), None),  # a few days: by the days
+    # "Today" within the data: the days after it are not counted as outside, but what they
+    # hold (here, reports dated ahead) is taken away all the same.
+    (date(2025, 8, 7), date(2025, 9, 6), date(2025, 9, 6)),  # the last 30 days
+    (date(2024, 9, 7), date(2025, 9, 6), date(2025, 9, 6)),  # the last 365 days
+    (date(2025, 9, 10), date(2025, 9, 10), date(2025, 9, 10)),  # today alone: its month whole
 ]
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("since", "until"), RANGES)
-def test_a_ranges_sources_are_what_the_records_give(acme, since, until):
+@pytest.mark.parametrize(("since", "until", "today"), RANGES)
+def test_a_ranges_sources_are_what_the_records_give(acme, since, until, today):
     a_year_of_reports(acme)
-    rows = source_sums(acme.pk, "acme.example", since, until, SUMS)
+    rows = source_sums(acme.pk, "acme.example", since, until, SUMS, today)
     got = {row["source_ip"]: (row["messages"], row["dmarc_pass"]) for row in rows}
     assert got == from_records(acme, since, until)
     # ... and what the daily rollups alone give, for every column.
@@ -119,20 +128,54 @@ def test_a_ranges_sources_are_what_the_records_give(acme, since, until):
     assert {r["source_ip"]: r for r in daily} == {r["source_ip"]: r for r in rows}
 
 
-def test_whole_months_leave_the_edges_and_the_last_month_to_the_days():
-    assert analytics.whole_months(date(2025, 1, 1), date(2025, 12, 31)) == (
-        date(2025, 1, 1),
-        date(2025, 12, 1),
+def plan(since: date, until: date, today: date) -> tuple:
+    p = analytics.range_plan(since, until, today)
+    return p.months, p.added, p.taken
+
+
+def test_a_range_reads_months_whole_less_their_days_outside_when_those_are_fewer():
+    d = date
+    # A year to today: its first month less the days before, the current month whole (the
+    # days after today taken away should a report be dated ahead).
+    assert plan(d(2025, 12, 6), d(2026, 12, 6), d(2026, 12, 6)) == (
+        (d(2025, 12, 1), d(2027, 1, 1)),
+        (),
+        ((d(2025, 12, 1), d(2025, 12, 5)), (d(2026, 12, 7), d(2026, 12, 31))),
     )
-    assert analytics.whole_months(date(2025, 1, 31), date(2025, 3, 5)) == (
-        date(2025, 2, 1),
-        date(2025, 3, 1),
+    # 30 days to today: two months whole, less six days.
+    assert plan(d(2026, 11, 7), d(2026, 12, 6), d(2026, 12, 6)) == (
+        (d(2026, 11, 1), d(2027, 1, 1)),
+        (),
+        ((d(2026, 11, 1), d(2026, 11, 6)), (d(2026, 12, 7), d(2026, 12, 31))),
     )
-    first, end = analytics.whole_months(date(2025, 3, 2), date(2025, 3, 30))
-    assert first >= end  # none
-    assert analytics.whole_months(date(2025, 12, 15), date(2026, 2, 3)) == (
-        date(2026, 1, 1),
-        date(2026, 2, 1),
+    # 7 days to today over a month's end: November's last day by its day.
+    assert plan(d(2026, 11, 30), d(2026, 12, 6), d(2026, 12, 6)) == (
+        (d(2026, 12, 1), d(2027, 1, 1)),
+        ((d(2026, 11, 30), d(2026, 11, 30)),),
+        ((d(2026, 12, 7), d(2026, 12, 31)),),
+    )
+    # In the past (today long after): the days outside count whichever side they are.
+    assert plan(d(2025, 3, 2), d(2025, 3, 30), d(2026, 1, 1)) == (
+        (d(2025, 3, 1), d(2025, 4, 1)),
+        (),
+        ((d(2025, 3, 1), d(2025, 3, 1)), (d(2025, 3, 31), d(2025, 3, 31))),
+    )
+    assert plan(d(2025, 1, 17), d(2025, 3, 15), d(2026, 1, 1)) == (
+        (d(2025, 2, 1), d(2025, 3, 1)),
+        ((d(2025, 1, 17), d(2025, 1, 31)), (d(2025, 3, 1), d(2025, 3, 15))),
+        (),
+    )
+    # One day: by its day (its month's other 30 are outside).
+    assert plan(d(2025, 5, 11), d(2025, 5, 11), d(2026, 1, 1)) == (
+        (d(2025, 6, 1), d(2025, 6, 1)),
+        ((d(2025, 5, 11), d(2025, 5, 11)),),
+        (),
+    )
+    # Whole months: nothing else.
+    assert plan(d(2025, 1, 1), d(2025, 12, 31), d(2026, 1, 1)) == (
+        (d(2025, 1, 1), d(2026, 1, 1)),
+        (),
+        (),
     )
 
 
