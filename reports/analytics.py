@@ -350,8 +350,8 @@ def tls_analytics(organization, name: str, date_range: DateRange) -> TlsAnalytic
         TlsPolicy.objects.filter(
             report__organization=organization,
             policy_domain=name,
-            report__begin__date__gte=date_range.since,
-            report__begin__date__lte=date_range.until,
+            report__begin__gte=date_range.start,
+            report__begin__lt=date_range.end,
         )
         .order_by("-report__begin")
         .values_list(

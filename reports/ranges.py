@@ -9,7 +9,7 @@ default range is used and the reason is shown beside the form.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.utils import formats
 from django.utils.translation import gettext as _
@@ -33,6 +33,18 @@ class DateRange:
 
     def each_day(self) -> list[date]:
         return [self.since + timedelta(days=n) for n in range(self.days)]
+
+    @property
+    def start(self) -> datetime:
+        """The range's first instant (UTC): a datetime column is in the range when it is at
+        or after `start` and before `end`, a comparison an index serves (a `__date` lookup
+        is worked out row by row, and in the reader's time zone, not UTC)."""
+        return datetime.combine(self.since, time(), UTC)
+
+    @property
+    def end(self) -> datetime:
+        """The instant after the range's last day (UTC)."""
+        return datetime.combine(self.until + timedelta(days=1), time(), UTC)
 
     def __contains__(self, day: date) -> bool:
         return self.since <= day <= self.until

@@ -23,6 +23,7 @@ from reports.models import (
     SenderMark,
     SourceAddress,
 )
+from reports.ranges import DateRange
 from reports.senders.classify import Classification, Numbers, classify
 from reports.senders.readiness import DnsFacts, Policy, Readiness, assess
 from reports.senders.services import Service, sender_of
@@ -215,13 +216,15 @@ def marks_of(domain: Domain) -> dict[str, str]:
 
 
 def published_policy(domain: Domain, since: date, until: date) -> Policy:
-    """The policy the latest report of the range saw published (the receivers' view)."""
+    """The policy the latest report of the range saw published (the receivers' view): of the
+    reports covering some of its (UTC) days."""
+    days = DateRange(since, until)
     latest = (
         AggregateReport.objects.filter(
             organization_id=domain.organization_id,
             domain=domain.name,
-            begin__date__lte=until,
-            end__date__gte=since,
+            begin__lt=days.end,
+            end__gte=days.start,
         )
         .order_by("-begin", "-id")
         .values("p", "sp", "pct")

@@ -6,6 +6,7 @@ filters, sort, search and streamed export; another team's everything is a 404; b
 import csv
 import io
 import json
+import zoneinfo
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -249,6 +250,21 @@ def test_tls_over_time_with_mx_failure_types_mtas_and_reporters(alice, company_y
     assert f'href="/reports/tls/{report.pk}/"' in page
     sessions = download(client.get(url.replace("/tls/?", "/tls/sessions.csv?")))
     assert sessions.splitlines()[2] == "2016-04-01,5326,303"
+
+
+def test_tls_days_are_utc_days_whatever_the_readers_time_zone(company_y):
+    # The report begins 2016-04-01T00:00Z: 2016-03-31 19:00 in Bogota. Ranges are UTC days,
+    # as the chart's days are: the report is in the range of April 1 alone.
+    domain, _report = company_y
+    with timezone.override(zoneinfo.ZoneInfo("America/Bogota")):
+        april = analytics.tls_analytics(
+            domain.organization, domain.name, DateRange(date(2016, 4, 1), date(2016, 4, 1))
+        )
+        march = analytics.tls_analytics(
+            domain.organization, domain.name, DateRange(date(2016, 3, 31), date(2016, 3, 31))
+        )
+    assert [(d.day, d.successful) for d in april.days] == [(date(2016, 4, 1), 5326)]
+    assert march.successful == 0 and march.reporters == []
 
 
 def test_a_tls_reports_page_shows_its_policies_and_failures(alice, company_y):
