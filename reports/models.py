@@ -134,7 +134,12 @@ class AggregateReport(models.Model):
         constraints = once_per_team(
             ["org_name", "report_id", "domain", "begin", "end"], "aggregate_report_identity"
         )
-        indexes = [models.Index(fields=["organization", "domain", "-begin"])]
+        indexes = [
+            models.Index(fields=["organization", "domain", "-begin"]),
+            # The reports index, newest first: without it each page sorted all the team's
+            # reports (12 ms for 10,000 on SQLite).
+            models.Index(fields=["organization", "-begin", "-id"], name="aggregate_team_newest"),
+        ]
 
     def __str__(self):
         return f"{self.org_name} {self.report_id} ({self.domain})"
@@ -307,6 +312,7 @@ class TlsReport(models.Model):
     class Meta:
         ordering = ["-begin", "-id"]
         constraints = once_per_team(["org_name", "report_id"], "tls_report_identity")
+        indexes = [models.Index(fields=["organization", "-begin", "-id"], name="tls_team_newest")]
 
     def __str__(self):
         return f"{self.org_name} {self.report_id} ({self.domain})"
@@ -354,7 +360,12 @@ class FailureReport(models.Model):
 
     class Meta:
         ordering = ["-arrival_date", "-id"]
-        indexes = [models.Index(fields=["organization", "domain"])]
+        indexes = [
+            models.Index(fields=["organization", "domain"]),
+            models.Index(
+                fields=["organization", "-arrival_date", "-id"], name="failure_team_newest"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.feedback_type} {self.domain} {self.source_ip}"
