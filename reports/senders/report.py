@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 
 from django.db import connection
 from django.db.models import Sum
@@ -44,6 +44,11 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
+def _busiest(counts: dict[str, int]) -> str | None:
+    """The key with the most messages, the first seen of equals."""
+    return max(counts.items(), key=itemgetter(1))[0] if counts else None
+
+
 @dataclass
 class Sender:
     key: str
@@ -52,8 +57,9 @@ class Sender:
     block: str = ""
     base_domains: set[str] = field(default_factory=set)
     ips: set[str] = field(default_factory=set)
-    ptrs: Counter = field(default_factory=Counter)  # name -> messages
-    countries: Counter = field(default_factory=Counter)
+    # name -> messages, country -> messages (dicts: a page makes a Sender per address block)
+    ptrs: dict[str, int] = field(default_factory=dict)
+    countries: dict[str, int] = field(default_factory=dict)
     unconfirmed: int = 0  # addresses with a PTR name that does not resolve back
     unknown: int = 0  # addresses not looked up yet, or whose lookup failed
     messages: int = 0
@@ -79,17 +85,17 @@ class Sender:
             self.unknown += 1
             return
         if address.ptr:
-            self.ptrs[address.ptr] += messages
+            self.ptrs[address.ptr] = self.ptrs.get(address.ptr, 0) + messages
             if address.fcrdns is not True:
                 self.unconfirmed += 1
             else:
                 self.base_domains.add(address.base_domain)
         if address.country:
-            self.countries[address.country] += messages
+            self.countries[address.country] = self.countries.get(address.country, 0) + messages
 
     @property
     def ptr(self) -> str | None:
-        return self.ptrs.most_common(1)[0][0] if self.ptrs else None
+        return _busiest(self.ptrs)
 
     @property
     def base_domain(self) -> str | None:
@@ -105,7 +111,7 @@ class Sender:
 
     @property
     def country(self) -> str | None:
-        return self.countries.most_common(1)[0][0] if self.countries else None
+        return _busiest(self.countries)
 
     @property
     def pass_rate(self) -> float | None:
@@ -202,7 +208,7 @@ def _per_address(organization_id: int, name: str, since: date, until: date):
         cursor.execute(joined, params)
         width = 1 + len(keys)
         for row in cursor.fetchall():
-            sums = tuple(n or 0 for n in row[1:width])
+            sums = row[1:width]  # sums of NOT NULL columns: never NULL
             status, ptr, fcrdns, base_domain, country = row[width:]
             address = None
             if status is not None:

@@ -1,6 +1,7 @@
 """The pure parts of the senders: classification rules (a table), the policy ladder, a
 readiness example worked out by hand, the service data and address blocks. No network."""
 
+import ipaddress
 from dataclasses import dataclass, field
 
 import pytest
@@ -153,6 +154,22 @@ def test_the_service_data_names_the_big_senders():
     assert service_for("mcsv.net").type == "Marketing"
     assert service_for("pobox.com").forwards  # reports/data/forwarders.csv
     assert service_for("") is None and service_for("no-such-base.example") is None
+
+
+@pytest.mark.parametrize(
+    "ip",
+    ["0.0.0.0", "9.9.9.9", "10.0.0.1", "100.64.1.2", "199.249.250.251", "255.255.255.255",  # noqa: S104
+     "2001:db8:1:2::3", "::ffff:192.0.2.1", "::1", "fe80::1"],
+)  # fmt: skip
+def test_the_quick_ipv4_block_is_the_one_ipaddress_gives(ip):
+    network = ipaddress.ip_network(f"{ip}/{24 if '.' in ip and ':' not in ip else 48}", False)
+    assert block_of(ip) == str(network)
+
+
+def test_a_dotted_quad_not_in_canonical_form_is_not_taken_for_one():
+    for ip in ["192.0.2.077", "256.1.1.1", "1.2.3", "1.2.3.4.5", "١٢.0.0.1"]:
+        with pytest.raises(ValueError):
+            block_of(ip)
 
 
 def test_senders_are_services_base_domains_or_blocks():
