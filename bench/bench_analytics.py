@@ -11,9 +11,11 @@ bulk-inserted (COPY on PostgreSQL); the rollups are made by the ingestion's own 
 reports.ingest.add_to_rollups, report by report.
 
 Then each analytics page is rendered as the team's owner through Django's test client: the
-domain's reports page at each preset range, the team overview, the SMTP TLS page, the reports
-index with filters. Printed: each page's median time of `--repeat` renders (after one warm-up)
-and its number of SQL queries, per size, and the ratio of the large to the small.
+domain's reports page at each preset range, the team overview, the SMTP TLS page, the senders
+page, the reports index with filters. Both sets stay up, each in its process, and render each
+page in turn (a warm-up each, then small, large, small, large... `--repeat` times), so that
+the sizes are compared under the same conditions. Printed: each page's median time and its
+number of SQL queries, per size, and the ratio of the large to the small.
 
 Database: a throwaway SQLite file, unless DATABASE_URL is set (PostgreSQL): then a throwaway
 test database is created there, vacuumed and analyzed once built (VACUUM FULL: the rollups
@@ -25,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -198,53 +201,22 @@ def _tls_and_failures(team, raw, first: datetime, reports: int, rng) -> None:
     )  # fmt: skip
 
 
-def measure(built: dict, repeat: int) -> list[dict]:
+PROTOCOL = "@@ "  # the children's answers on stdout (anything else there is not one)
+
+
+def serve(records: int) -> None:
+    """A child: builds its set, says so, then renders the page asked for on each line of
+    stdin ("N": PAGES[N]) and answers with its time and queries, until stdin closes."""
+    workdir = tempfile.mkdtemp(prefix="mailsec-bench-analytics-")
+    setup_django(workdir)
     from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext, override_settings
 
-    # Pages render without a collectstatic manifest, as in the tests.
-    plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
-    with override_settings(STORAGES={**settings.STORAGES, "staticfiles": plain}):
-        return _measure(built, repeat, Client(HTTP_HOST="localhost"), CaptureQueriesContext)
-
-
-def _measure(built: dict, repeat: int, client, CaptureQueriesContext) -> list[dict]:
-    from django.db import connection
-
-    client.force_login(built["owner"])
-    results = []
-    for label, path in PAGES:
-        url = path.format(pk=built["domain"].pk)
-        times, cpu = [], []
-        for n in range(repeat + 1):
-            with CaptureQueriesContext(connection) as captured:
-                started, used = time.perf_counter(), time.process_time()
-                response = client.get(url)
-                elapsed, spent = time.perf_counter() - started, time.process_time() - used
-            if response.status_code != 200:
-                raise SystemExit(f"{url} answered {response.status_code}")
-            if n:  # the first is a warm-up
-                times.append(elapsed)
-                cpu.append(spent)
-        results.append(
-            {
-                "page": label,
-                "ms": 1000 * statistics.median(times),
-                # This process's CPU time (SQLite's work included, PostgreSQL's not): less
-                # swayed than the clock by other work on a shared machine.
-                "cpu_ms": 1000 * statistics.median(cpu),
-                "queries": len(captured),
-            }
-        )
-    return results
-
-
-def child(records: int, repeat: int) -> dict:
-    workdir = tempfile.mkdtemp(prefix="mailsec-bench-analytics-")
-    setup_django(workdir)
-    from django.core.management import call_command
-    from django.db import connection
+    def say(message: dict) -> None:
+        print(PROTOCOL + json.dumps(message), flush=True)
 
     test_db = None
     if connection.vendor == "sqlite":
@@ -252,14 +224,53 @@ def child(records: int, repeat: int) -> dict:
     else:
         connection.settings_dict["TEST"]["NAME"] = f"mailsec_bench_analytics_{os.getpid()}"
         test_db = connection.creation.create_test_db(verbosity=0, serialize=False)
+    # Pages render without a collectstatic manifest, as in the tests.
+    plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     try:
         built = build(records, random.Random(7))  # noqa: S311  (repeatable test data)
-        pages = measure(built, repeat)
+        keep = ("seconds", "records", "reports", "rollups", "monthly", "database")
+        say({k: built[k] for k in keep})
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(built["owner"])
+        with override_settings(STORAGES={**settings.STORAGES, "staticfiles": plain}):
+            for line in sys.stdin:
+                url = PAGES[int(line)][1].format(pk=built["domain"].pk)
+                with CaptureQueriesContext(connection) as captured:
+                    started, used = time.perf_counter(), time.process_time()
+                    response = client.get(url)
+                    elapsed, spent = time.perf_counter() - started, time.process_time() - used
+                if response.status_code != 200:
+                    raise SystemExit(f"{url} answered {response.status_code}")
+                say({"ms": 1000 * elapsed, "cpu_ms": 1000 * spent, "queries": len(captured)})
     finally:
         if test_db:
             connection.creation.destroy_test_db(test_db, verbosity=0)
-    keep = ("seconds", "records", "reports", "rollups", "monthly", "database")
-    return {"built": {k: built[k] for k in keep}, "pages": pages}
+        connection.close()
+        shutil.rmtree(workdir, ignore_errors=True)  # the SQLite set: 300 MB at a million
+
+
+class Child:
+    def __init__(self, records: int):
+        self.records = records
+        self.process = subprocess.Popen(  # noqa: S603  (this very script)
+            [sys.executable, __file__, "--child", str(records)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def answer(self) -> dict:
+        for line in self.process.stdout:
+            if line.startswith(PROTOCOL):
+                return json.loads(line[len(PROTOCOL) :])
+        raise SystemExit(f"the {self.records:,}-record child ended (exit {self.process.wait()})")
+
+    def render(self, page: int) -> dict:
+        self.process.stdin.write(f"{page}\n")
+        self.process.stdin.flush()
+        return self.answer()
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
 
 
 def main() -> None:
@@ -269,27 +280,46 @@ def main() -> None:
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.repeat)))
+        serve(args.child)
         return
-    runs = {}
-    for records in args.records:
-        out = subprocess.run(  # noqa: S603  (this very script)
-            [sys.executable, __file__, "--child", str(records), "--repeat", str(args.repeat)],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        if out.returncode:
-            raise SystemExit(out.stderr[-3000:])
-        runs[records] = json.loads(out.stdout.strip().splitlines()[-1])
-        b = runs[records]["built"]
-        print(
-            f"{b['database']}: {b['records']:,} records in {b['reports']:,} reports, "
-            f"{b['rollups']:,} daily and {b['monthly']:,} monthly rollup rows, "
-            f"built in {b['seconds']:.1f} s",
-            flush=True,
-        )
+    children = []
+    try:
+        for records in args.records:  # built one after the other, not side by side
+            children.append(child := Child(records))
+            b = child.answer()
+            print(
+                f"{b['database']}: {b['records']:,} records in {b['reports']:,} reports, "
+                f"{b['rollups']:,} daily and {b['monthly']:,} monthly rollup rows, "
+                f"built in {b['seconds']:.1f} s",
+                flush=True,
+            )
+        # Each page rendered by every set in turn, `repeat` times after a warm-up each: the
+        # sizes compared are measured side by side in time, so that this machine's slow and
+        # fast spells (identical runs minutes apart differed by up to 1.7x) sway both alike.
+        results = {child.records: [] for child in children}
+        for page, (label, _path) in enumerate(PAGES):
+            for child in children:
+                child.render(page)
+            samples = {child.records: [] for child in children}
+            for _ in range(args.repeat):
+                for child in children:
+                    samples[child.records].append(child.render(page))
+            for records, runs in samples.items():
+                results[records].append(
+                    {
+                        "page": label,
+                        "ms": statistics.median(r["ms"] for r in runs),
+                        # This process's CPU time (SQLite's work included, PostgreSQL's not).
+                        "cpu_ms": statistics.median(r["cpu_ms"] for r in runs),
+                        "queries": runs[-1]["queries"],
+                    }
+                )
+    finally:
+        for child in children:
+            child.close()
     small, large = args.records[0], args.records[-1]
     print(f"\n{'page':<26} {small:>9,} rec {large:>11,} rec  ratio   CPU {small:,} / {large:,}")
-    for before, after in zip(runs[small]["pages"], runs[large]["pages"], strict=True):
+    for before, after in zip(results[small], results[large], strict=True):
         print(
             f"{before['page']:<26} {before['ms']:>9.1f} ms {after['ms']:>11.1f} ms "
             f"{after['ms'] / before['ms']:>5.1f}x   {before['cpu_ms']:.1f} / "
