@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.db import connection
-from django.db.models import F, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -142,6 +142,9 @@ def team_series(organization, date_range: DateRange) -> Series:
     return _daily(_totals(organization, date_range).filter(domain__in=names), date_range)
 
 
+LAST_DAY = date(9999, 11, 30)
+
+
 def _month_end(month: date) -> date:
     return (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
 
@@ -163,6 +166,9 @@ def range_plan(since: date, until: date, today: date) -> RangePlan:
     fewer than its days inside, else by its days inside. Days after `today` are not counted
     as outside (they hold no mail yet: the current month is read whole less nothing), but
     still taken away should they hold some."""
+    # "No end" (date.max) ends before the calendar's last month, whose end the month
+    # arithmetic below would overflow: no report is dated that late.
+    until = min(until, LAST_DAY)
     first_month, last_month = since.replace(day=1), until.replace(day=1)
     added, taken = [], []
 
@@ -195,7 +201,13 @@ PART_PREFIX = "part_"
 
 
 def source_parts(
-    organization, name: str, since: date, until: date, sums: dict, today: date | None = None
+    organization,
+    name: str,
+    since: date,
+    until: date,
+    sums: dict,
+    today: date | None = None,
+    only: Q | None = None,
 ) -> QuerySet:
     """The rollup rows giving, added up per source address, the `sums` (name: rollup column,
     "messages" among them) of a policy domain's messages over since..until (range_plan(): a
@@ -205,9 +217,12 @@ def source_parts(
     (SQLite reads an OR of two runs in a UNION ALL as all the domain's days). The rows are not
     summed per part: one GROUP BY over their union (by summed_sources) is half the time of
     summing each part and then the sums (PostgreSQL sums bigint as numeric, and adding
-    numerics up again is slow)."""
+    numerics up again is slow). `only`: a condition on the source addresses, for each part."""
     plan = range_plan(since, until, today or timezone.now().date())
     days = DailyRollup.objects.filter(organization=organization, domain=name)
+    months = MonthlyRollup.objects.filter(organization=organization, domain=name)
+    if only is not None:
+        days, months = days.filter(only), months.filter(only)
 
     def signed(rows, negated: bool = False):
         columns = {PART_PREFIX + key: -F(c) if negated else F(c) for key, c in sums.items()}
@@ -217,19 +232,24 @@ def source_parts(
     parts += [signed(days.filter(day__gte=a, day__lte=b), negated=True) for a, b in plan.taken]
     first, end = plan.months
     if first < end:
-        months = MonthlyRollup.objects.filter(organization=organization, domain=name)
         parts.append(signed(months.filter(month__gte=first, month__lt=end)))
     return parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
 
 
 def summed_sources(
-    organization, name: str, since: date, until: date, sums: dict, today: date | None = None
+    organization,
+    name: str,
+    since: date,
+    until: date,
+    sums: dict,
+    today: date | None = None,
+    only: Q | None = None,
 ):
     """SQL and its parameters selecting one row per source address that sent in the range:
     `source_ip` and each of `sums` added up over source_parts() by the database (a range of
     thousands of addresses never comes to Python whole). For a caller to wrap: order, limit,
     join."""
-    parts = source_parts(organization, name, since, until, sums, today)
+    parts = source_parts(organization, name, since, until, sums, today, only)
     sql, params = parts.query.sql_with_params()
     messages = next(key for key, column in sums.items() if column == "messages")
     q = connection.ops.quote_name

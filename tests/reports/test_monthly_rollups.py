@@ -104,6 +104,7 @@ RANGES = [
     (date(2024, 1, 1), date(2026, 12, 31), None),  # beyond the data
     (date(2025, 5, 11), date(2025, 5, 11), None),  # a day without reports
     (date(2025, 6, 10), date(2025, 6, 12), None),  # a few days: by the days
+    (date(2025, 6, 1), date.max, None),  # no end (the API's summary)
     # "Today" within the data: the days after it are not counted as outside, but what they
     # hold (here, reports dated ahead) is taken away all the same.
     (date(2025, 8, 7), date(2025, 9, 6), date(2025, 9, 6)),  # the last 30 days
@@ -171,6 +172,8 @@ def test_a_range_reads_months_whole_less_their_days_outside_when_those_are_fewer
         ((d(2025, 5, 11), d(2025, 5, 11)),),
         (),
     )
+    # No end (the API's summary): up to the calendar's last month but one.
+    assert plan(d(2025, 1, 1), d.max, d(2026, 1, 1))[0] == (d(2025, 1, 1), d(9999, 12, 1))
     # Whole months: nothing else.
     assert plan(d(2025, 1, 1), d(2025, 12, 31), d(2026, 1, 1)) == (
         (d(2025, 1, 1), d(2026, 1, 1)),
