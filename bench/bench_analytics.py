@@ -12,10 +12,10 @@ reports.ingest.add_to_rollups, report by report.
 
 Then each analytics page is rendered as the team's owner through Django's test client: the
 domain's reports page at each preset range, the team overview, the SMTP TLS page, the senders
-page, the reports index with filters. Both sets stay up, each in its process, and render each
-page in turn (a warm-up each, then small, large, small, large... `--repeat` times), so that
-the sizes are compared under the same conditions. Printed: each page's median time and its
-number of SQL queries, per size, and the ratio of the large to the small.
+page and a sender's, the reports index with filters. Both sets stay up, each in its process,
+and render each page in turn (a warm-up each, then small, large, small, large... `--repeat`
+times), so that the sizes are compared under the same conditions. Printed: each page's
+median time and its number of SQL queries, per size, and the ratio of the large to the small.
 
 Database: a throwaway SQLite file, unless DATABASE_URL is set (PostgreSQL): then a throwaway
 test database is created there, vacuumed and analyzed once built (VACUUM FULL: the rollups
@@ -43,6 +43,7 @@ RECORDS_PER_REPORT = 100
 ADDRESSES = 2000
 REPORTERS = ["google.com", "Yahoo", "Mail.Ru", "Enterprise Outlook", "comcast.net", "web.de"]
 
+SENDER = "net%3A10.0.0.0%2F24"  # the block of the busiest address, 10.0.0.1
 PAGES = [
     ("domain, last 7 days", "/reports/domain/{pk}/?range=7"),
     ("domain, last 30 days", "/reports/domain/{pk}/?range=30"),
@@ -54,6 +55,9 @@ PAGES = [
     ("SMTP TLS, 365 days", "/reports/domain/{pk}/tls/?range=365"),
     ("senders, last 30 days", "/reports/domain/{pk}/senders/?range=30"),
     ("senders, last 365 days", "/reports/domain/{pk}/senders/?range=365"),
+    # The busiest sender (the first address's /24 block): its chart and numbers.
+    ("a sender, last 30 days", "/reports/domain/{pk}/senders/one/?range=30&sender=" + SENDER),
+    ("a sender, last 365 days", "/reports/domain/{pk}/senders/one/?range=365&sender=" + SENDER),
     ("index", "/reports/"),
     ("index, filtered and sorted", "/reports/?range=90&reporter=Yahoo&result=fail&sort=failing"),
     ("index, 365 days, by domain", "/reports/?range=365&domain=bench.example&sort=messages"),

@@ -17,7 +17,7 @@ from domains.models import Domain
 from reports import analytics, charts, queries
 from reports.models import SenderMark, SenderVerdict
 from reports.ranges import PRESETS, DateRange, parse_range
-from reports.senders.report import daily, senders_view
+from reports.senders.report import daily, one_sender, senders_view
 
 SENDERS_PER_PAGE = 50  # as the reports index
 
@@ -68,12 +68,14 @@ def senders_csv(request, domain_pk: int):
     return response
 
 
-@require_GET
-def sender_detail(request, domain_pk: int):
-    domain = _domain(request, domain_pk)
-    chosen, error = _range(request)
-    view = senders_view(domain, chosen.since, chosen.until)
-    sender = view.by_key(request.GET.get("sender", ""))
+# The day-by-day table of a sender's page lists the latest days with mail, newest last; the
+# chart shows the whole range, and its CSV and JSON have every day.
+SENDER_DAYS_SHOWN = 31
+
+
+def _sender_days(domain: Domain, chosen: DateRange, key: str):
+    """The sender `key` over the range, its days with mail and its series (404 if none)."""
+    sender = one_sender(domain, chosen.since, chosen.until, key)
     if sender is None:
         raise Http404(_("No such sender in this range."))
     days = daily(domain, sender, chosen.since, chosen.until)
@@ -81,19 +83,46 @@ def sender_detail(request, domain_pk: int):
         [(d["day"], d["messages"], d["dmarc_pass"], d["quarantined"], d["rejected"]) for d in days],
         chosen,
     )
+    return sender, days, series
+
+
+@require_GET
+def sender_detail(request, domain_pk: int):
+    domain = _domain(request, domain_pk)
+    chosen, error = _range(request)
+    key = request.GET.get("sender", "")
+    sender, days, series = _sender_days(domain, chosen, key)
     chart = charts.daily_volume(
         series,
         title=_("Messages from %(sender)s per day") % {"sender": sender.label},
         chart_id="sender-chart",
     )
     context = _context(request, domain, chosen, error) | {
-        "view": view,
         "sender": sender,
-        "days": days,
+        "days": days[-SENDER_DAYS_SHOWN:],
+        "days_left_out": max(0, len(days) - SENDER_DAYS_SHOWN),
         "chart": mark_safe(chart),  # noqa: S308  (reports/charts.py escapes every text)
         "sender_fields": [("sender", sender.key)],
+        "sender_query": urlencode(chosen.query() | {"sender": sender.key}),
     }
     return render(request, "reports/senders_detail.html", context)
+
+
+@require_GET
+def sender_volume(request, domain_pk: int, fmt: str):
+    """The numbers of a sender's chart, for the same range: CSV or JSON."""
+    domain = _domain(request, domain_pk)
+    chosen = _range(request)[0]
+    sender, _days, series = _sender_days(domain, chosen, request.GET.get("sender", ""))
+    rows = series.rows()
+    about = {"domain": domain.name, "sender": sender.key}
+    body = analytics.as_csv(rows) if fmt == "csv" else analytics.as_json(about, chosen, rows)
+    kind = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    response = HttpResponse(body, content_type=kind)
+    name = f"dmarc-{domain.name}-{sender.label.replace('/', '_')}-{chosen.since}-{chosen.until}"
+    response["Content-Disposition"] = content_disposition_header(True, f"{name}.{fmt}")
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @require_POST

@@ -75,5 +75,17 @@ urlpatterns += [
     path("domain/<id:domain_pk>/senders/", sender_views.domain_senders, name="senders"),
     path("domain/<id:domain_pk>/senders/csv/", sender_views.senders_csv, name="senders_csv"),
     path("domain/<id:domain_pk>/senders/one/", sender_views.sender_detail, name="sender"),
+    path(
+        "domain/<id:domain_pk>/senders/one/volume.csv",
+        sender_views.sender_volume,
+        {"fmt": "csv"},
+        name="sender_volume_csv",
+    ),
+    path(
+        "domain/<id:domain_pk>/senders/one/volume.json",
+        sender_views.sender_volume,
+        {"fmt": "json"},
+        name="sender_volume_json",
+    ),
     path("domain/<id:domain_pk>/senders/mark/", sender_views.mark_sender, name="sender_mark"),
 ]

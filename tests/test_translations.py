@@ -192,6 +192,7 @@ NOT_PAGES = {
     "reports:senders_csv", "reports:mailbox_fetch", "reports:mailbox_test",
     "reports:overview_volume_csv", "reports:overview_volume_json",
     "reports:domain_volume_csv", "reports:domain_volume_json",
+    "reports:sender_volume_csv", "reports:sender_volume_json",
     "reports:domain_tls_csv", "reports:domain_tls_json",
     # Shown once, right after an action (test_pages_shown_once_speak_french_too reads each):
     # recovery codes, an invitation's link, a webhook's secret; the set-up, before any account.

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
 from dataclasses import dataclass, field
 from datetime import date
 from operator import itemgetter
 
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from domains.models import Domain
 from reports.analytics import summed_sources
@@ -26,7 +27,7 @@ from reports.models import (
 from reports.ranges import DateRange
 from reports.senders.classify import Classification, Numbers, classify
 from reports.senders.readiness import DnsFacts, Policy, Readiness, assess
-from reports.senders.services import Service, sender_of
+from reports.senders.services import IPV4_BLOCK, Service, bases_of, sender_of
 
 SUMS = {
     "messages": "messages",
@@ -156,13 +157,19 @@ def rollups(organization_id: int, name: str, since: date, until: date):
 
 
 def senders_between(
-    organization_id: int, name: str, since: date, until: date, marks: dict | None = None
+    organization_id: int,
+    name: str,
+    since: date,
+    until: date,
+    marks: dict | None = None,
+    only: Q | None = None,
 ) -> list[Sender]:
     """The senders of a policy domain in a team's reports, most messages first: one query
     (the sums per address, added up by the database from the monthly and daily rollups, each
-    address joined to what enrichment found of it), then grouped into senders here."""
+    address joined to what enrichment found of it), then grouped into senders here. `only`:
+    a condition on the addresses read (candidates_of())."""
     senders: dict[str, Sender] = {}
-    for ip, sums, address in _per_address(organization_id, name, since, until):
+    for ip, sums, address in _per_address(organization_id, name, since, until, only):
         confirmed = bool(address and address.fcrdns is True)
         who = sender_of(ip, address.base_domain if address else "", confirmed)
         sender = senders.get(who.key)
@@ -192,10 +199,10 @@ class Address:
     country: str
 
 
-def _per_address(organization_id: int, name: str, since: date, until: date):
+def _per_address(organization_id: int, name: str, since: date, until: date, only: Q | None = None):
     """(ip, sums in the order of SUMS, Address or None) for every address that sent in the
-    range: one query."""
-    sql, params = summed_sources(organization_id, name, since, until, SUMS)
+    range (of those `only` allows): one query."""
+    sql, params = summed_sources(organization_id, name, since, until, SUMS, only=only)
     q = connection.ops.quote_name
     keys = list(SUMS)
     summed = ", ".join(f"s.{q(key)}" for key in keys)
@@ -285,6 +292,46 @@ def senders_view(domain: Domain, since: date, until: date) -> SendersView:
     senders = senders_between(domain.organization_id, domain.name, since, until, marks_of(domain))
     readiness = assess(senders, published_policy(domain, since, until), dns_facts(domain))
     return SendersView(domain, since, until, senders, readiness)
+
+
+def candidates_of(key: str) -> Q | None:
+    """A condition on source addresses that every address of the sender `key` meets (and few
+    others), so that a sender's page need not group every address of the range: a block's
+    addresses (by the database's order of addresses: PostgreSQL's inet, SQLite's text), the
+    addresses whose confirmed name has the base domain or one of the service's. None: any
+    address (an IPv6 block on SQLite, whose text does not sort by address). ValueError: no
+    sender has that key."""
+    kind, _colon, value = key.partition(":")
+    if kind == "net":
+        block = ipaddress.ip_network(value)  # ValueError: not a block
+        if connection.vendor == "postgresql":
+            return Q(source_ip__gte=str(block[0]), source_ip__lte=str(block[-1]))
+        if block.version == 4 and block.prefixlen == IPV4_BLOCK:
+            # Dotted quads "a.b.c.N": after "a.b.c." and before "a.b.c/" ("/" follows ".").
+            prefix = value.rsplit(".", 1)[0]
+            return Q(source_ip__gt=f"{prefix}.", source_ip__lt=f"{prefix}/")
+        return None
+    if kind == "domain":
+        bases = [value]
+    elif kind == "service":
+        bases = sorted(bases_of(value))
+    else:
+        raise ValueError(key)
+    named = SourceAddress.objects.filter(fcrdns=True, base_domain__in=bases).values("ip")
+    return Q(source_ip__in=named)
+
+
+def one_sender(domain: Domain, since: date, until: date, key: str) -> Sender | None:
+    """The sender `key` of the domain over the range, as senders_view() has it, from its
+    candidate addresses alone: one query (and the marks)."""
+    try:
+        only = candidates_of(key)
+    except ValueError:
+        return None
+    senders = senders_between(
+        domain.organization_id, domain.name, since, until, marks_of(domain), only
+    )
+    return next((s for s in senders if s.key == key), None)
 
 
 def daily(domain: Domain, sender: Sender, since: date, until: date) -> list[dict]:

@@ -4,9 +4,10 @@ failures, the pages (tenancy, marks, CSV, query counts) and `manage.py senders`.
 
 import csv
 import io
+import ipaddress
 import json
 import socket
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,15 @@ from domains.models import Domain, DomainEvent, EventKind
 from reports import ingest
 from reports.models import InputSource, PtrStatus, SeenSender, SenderMark, SourceAddress
 from reports.senders import enrich, news
-from reports.senders.report import senders_view
+from reports.senders.report import _per_address, candidates_of, one_sender, senders_view
 from tests.conftest import client_for
 from tests.reports import senders_world as world
+from tests.reports.test_spread import report_xml
+
+
+def one_record(count: int) -> tuple:
+    return ("192.0.2.7", count, "none", "pass", "fail")
+
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "reports" / "aggregate"
 NICE = FIXTURES / "parsedmarc__nice-input.xml"  # 2024-06-13: Google, Amazon SES
@@ -209,6 +216,80 @@ def test_the_sender_page_has_its_days(example, alice):
     # Its mark is a form of its own, with the same buttons as the table's rows.
     assert page.count('class="inline mark-form"') == 1
     assert 'name="mark" value="ours service:Amazon SES"' in page
+    # The chart's numbers, as the domain's chart has them.
+    query = "range=custom&amp;since=2020-01-01&amp;until=2024-12-31&amp;sender=service%3AAmazon+SES"
+    assert f'href="/reports/domain/{example.pk}/senders/one/volume.csv?{query}"' in page
+    download = client_for(alice).get(
+        f"/reports/domain/{example.pk}/senders/one/volume.csv",
+        ALL_TIME | {"sender": "service:Amazon SES"},
+    )
+    rows = list(csv.DictReader(io.StringIO(download.content.decode())))
+    assert len(rows) == (date(2024, 12, 31) - date(2020, 1, 1)).days + 1
+    [busy] = [r for r in rows if r["messages"] != "0"]
+    assert (busy["day"], busy["messages"]) == ("2024-06-13", "372")
+    assert "Amazon SES" in download["Content-Disposition"]
+    as_json = client_for(alice).get(
+        f"/reports/domain/{example.pk}/senders/one/volume.json",
+        ALL_TIME | {"sender": "service:Amazon SES"},
+    )
+    assert json.loads(as_json.content)["sender"] == "service:Amazon SES"
+
+
+def test_a_senders_table_of_days_lists_the_latest_and_its_numbers_have_all(alice, acme_domain):
+    # One address, a report a day for 40 days: the table shows the latest 31, the chart's
+    # CSV all the range's days.
+    first = datetime(2024, 3, 1, tzinfo=UTC)
+    for n in range(40):
+        begin = first + timedelta(days=n)
+        xml = report_xml(begin, begin + timedelta(seconds=86399), [one_record(n + 1)], f"d-{n}")
+        [outcome] = ingest.ingest_input(
+            xml, f"d-{n}.xml", via="upload", organization=acme_domain.organization
+        )
+        assert outcome.status == "imported", outcome.error
+    client = client_for(alice)
+    query = {"range": "custom", "since": "2024-03-01", "until": "2024-04-30"}
+    query["sender"] = "net:192.0.2.0/24"
+    url = f"/reports/domain/{acme_domain.pk}/senders/one/"
+    page = client.get(url, query).content.decode()
+    table = page[page.index('class="list sender-days"') :]
+    assert table.count("<tr><td>") == 31
+    assert "The latest 31 days with mail" in page
+    assert ">40<" in table and ">10<" in table and ">9<" not in table  # days 10 to 40
+    rows = list(csv.DictReader(io.StringIO(client.get(url + "volume.csv", query).content.decode())))
+    assert len(rows) == 61 and sum(int(r["messages"]) for r in rows) == sum(range(1, 41))
+
+
+def test_a_senders_page_finds_it_from_its_candidate_addresses_alone(example, alice, acme):
+    SenderMark.objects.create(
+        organization=acme, domain=example, sender="service:Amazon SES", verdict="ours"
+    )
+    since, until = date(2020, 1, 1), date(2024, 12, 31)
+    view = senders_view(example, since, until)
+    assert len(view.senders) == 5
+    for sender in view.senders:
+        alone = one_sender(example, since, until, sender.key)
+        assert (alone.key, alone.ips, alone.mark, alone.classification) == (
+            sender.key,
+            sender.ips,
+            sender.mark,
+            sender.classification,
+        )
+        assert alone.as_json() == sender.as_json()
+        # ... having read its own addresses, and for a block, the others in the block (here a
+        # Cisco address of 216.71.148.0/24, with a confirmed name: Cisco's).
+        only = candidates_of(sender.key)
+        read = {ip for ip, *_ in _per_address(acme.pk, "example.com", since, until, only)}
+        if sender.block:
+            block = ipaddress.ip_network(sender.block)
+            assert read >= sender.ips
+            assert all(ipaddress.ip_address(ip) in block for ip in read)
+        else:
+            assert read == sender.ips
+    for key in ["net:192.0.2.0/24", "net:not-a-block", "domain:nowhere.example", "x:y", ""]:
+        assert one_sender(example, since, until, key) is None
+    client = client_for(alice)
+    url = f"/reports/domain/{example.pk}/senders/one/"
+    assert client.get(url, ALL_TIME | {"sender": "net:not-a-block"}).status_code == 404
 
 
 def test_the_pages_take_the_same_number_of_queries_however_many_senders(example, alice, acme):
