@@ -212,13 +212,6 @@ class DailyRollup(MessageCounts):
                 name="daily_rollup_identity",
             )
         ]
-        # A sender's days (its page's chart): its addresses' rows without reading every
-        # address's (a year of one address was 32 ms of SQLite's time among a million records).
-        indexes = [
-            models.Index(
-                fields=["organization", "domain", "source_ip", "day"], name="daily_rollup_by_source"
-            )
-        ]
 
     def __str__(self):
         return f"{self.domain} {self.day} {self.source_ip}: {self.messages}"

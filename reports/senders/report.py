@@ -336,9 +336,20 @@ def one_sender(domain: Domain, since: date, until: date, key: str) -> Sender | N
 
 def daily(domain: Domain, sender: Sender, since: date, until: date) -> list[dict]:
     """The sender's numbers per day of the range (days without mail left out)."""
-    rows = rollups(domain.organization_id, domain.name, since, until)
     if len(sender.ips) <= 500:
-        rows = rows.filter(source_ip__in=sorted(sender.ips))
+        # Each (day, address) sought in the identity index (team, domain, day, address): the
+        # days listed, and no range beside them (SQLite then reads the range), which reads
+        # every address's rows of each day (a year of one address among a million records:
+        # 2 ms instead of 32 on SQLite, without an index by address that ingestion would keep
+        # up, a fifth of a report's import).
+        rows = DailyRollup.objects.filter(
+            organization_id=domain.organization_id,
+            domain=domain.name,
+            day__in=DateRange(since, until).each_day(),
+            source_ip__in=sorted(sender.ips),
+        )
+    else:
+        rows = rollups(domain.organization_id, domain.name, since, until)
     days: dict[date, dict] = {}
     per_day = rows.values("day", "source_ip").annotate(**{k: Sum(v) for k, v in SUMS.items()})
     for row in per_day.order_by("day"):
