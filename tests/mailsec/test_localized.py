@@ -30,6 +30,20 @@ def test_number(value, english, french):
     assert shown("{{ n|number }}", "fr", n=value) == french
 
 
+@pytest.mark.parametrize("language", ["en", "fr", "de", "hi", "en-in"])
+def test_a_count_is_written_as_djangos_number_format_writes_it(language):
+    # number() writes integers itself (thousands of them on a chart): the same text, in
+    # languages grouping by threes and (Hindi, Indian English) not.
+    from django.utils import formats
+
+    from mailsec.templatetags.localized import number
+
+    with translation.override(language):
+        for value in [0, 7, -7, 999, 1000, -1000, 12345, 123456789, -98765432, 10**15, True]:
+            django = formats.number_format(value, None, use_l10n=True, force_grouping=True)
+            assert number(value) == django, (language, value)
+
+
 def test_number_with_decimals():
     assert shown("{{ n|number:2 }}", "fr", n=1234.5) == f"1{NBSP}234,50"
     assert shown("{{ n|number:0 }}", "en", n=1234.5) == "1,234"  # rounded half to even
