@@ -39,7 +39,7 @@ def _visible(model, user):
     return reports.filter(organization__in=Organization.objects.for_user(user).values("pk"))
 
 
-def _download(body: str, fmt: str, name: str) -> HttpResponse:
+def download(body: str, fmt: str, name: str) -> HttpResponse:
     kind = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     response = HttpResponse(body, content_type=kind)
     response["Content-Disposition"] = content_disposition_header(True, f"{name}.{fmt}")
@@ -47,7 +47,7 @@ def _download(body: str, fmt: str, name: str) -> HttpResponse:
     return response
 
 
-def _range_file(prefix: str, name: str, date_range) -> str:
+def range_file(prefix: str, name: str, date_range) -> str:
     return f"{prefix}-{name}-{date_range.since.isoformat()}-{date_range.until.isoformat()}"
 
 
@@ -63,7 +63,7 @@ def domain_volume(request, domain_pk: int, fmt: str):
         if fmt == "csv"
         else analytics.as_json({"domain": domain.name}, date_range, rows)
     )
-    return _download(body, fmt, _range_file("dmarc", domain.name, date_range))
+    return download(body, fmt, range_file("dmarc", domain.name, date_range))
 
 
 @require_GET
@@ -99,7 +99,7 @@ def overview_volume(request, fmt: str):
     rows = analytics.team_series(membership.organization, date_range).rows()
     about = {"team": str(membership.organization)}
     body = analytics.as_csv(rows) if fmt == "csv" else analytics.as_json(about, date_range, rows)
-    return _download(body, fmt, _range_file("dmarc", "team", date_range))
+    return download(body, fmt, range_file("dmarc", "team", date_range))
 
 
 @require_GET
@@ -139,7 +139,7 @@ def domain_tls_sessions(request, domain_pk: int, fmt: str):
     rows = analytics.tls_analytics(domain.organization_id, domain.name, date_range).rows()
     about = {"domain": domain.name}
     body = analytics.as_csv(rows) if fmt == "csv" else analytics.as_json(about, date_range, rows)
-    return _download(body, fmt, _range_file("tls", domain.name, date_range))
+    return download(body, fmt, range_file("tls", domain.name, date_range))
 
 
 @require_GET

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from domains import tenancy
 from domains.models import Domain
 from reports import analytics, charts, queries
+from reports.analytics_views import download, range_file
 from reports.models import SenderMark, SenderVerdict
 from reports.ranges import PRESETS, DateRange, parse_range
 from reports.senders.report import daily, one_sender, senders_view
@@ -117,12 +118,8 @@ def sender_volume(request, domain_pk: int, fmt: str):
     rows = series.rows()
     about = {"domain": domain.name, "sender": sender.key}
     body = analytics.as_csv(rows) if fmt == "csv" else analytics.as_json(about, chosen, rows)
-    kind = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
-    response = HttpResponse(body, content_type=kind)
-    name = f"dmarc-{domain.name}-{sender.label.replace('/', '_')}-{chosen.since}-{chosen.until}"
-    response["Content-Disposition"] = content_disposition_header(True, f"{name}.{fmt}")
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    name = f"{domain.name}-{sender.label.replace('/', '_')}"
+    return download(body, fmt, range_file("dmarc", name, chosen))
 
 
 @require_POST
