@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from domains.models import Domain
 from reports.ingest import ingest_input
-from reports.models import AggregateReport, DailyRollup, DailyTotal, RawInput
+from reports.models import AggregateReport, DailyRollup, DailyTotal, MonthlyRollup, RawInput
 from reports.senders.services import block_of
 from tests.domains.test_pages import add_run
 from tests.test_browser import chromium_page, sign_in
@@ -80,10 +80,13 @@ def pages(acme, staff_alice) -> dict[str, str]:
     assert RawInput.objects.filter(name=LONG_NAME).exists()
     report = AggregateReport.objects.get()
     # The domain's page and its reports page show the last 30 days: a source of today, with
-    # the day's total (ingestion keeps both).
+    # its month's row and the day's total (ingestion keeps all three; a range's current month
+    # is read from the month's row).
     today = {"organization": acme, "domain": "example.com", "day": timezone.now().date()}
     counts = {"messages": 42694, "dmarc_pass": 42000, "disposition_none": 42694}
     DailyRollup.objects.create(**today, source_ip=LONG_IP, **counts)
+    month = {"organization": acme, "domain": "example.com", "month": today["day"].replace(day=1)}
+    MonthlyRollup.objects.create(**month, source_ip=LONG_IP, **counts)
     DailyTotal.objects.create(**today, **counts)
     return {
         "domain": f"/domains/{domain.pk}/",
