@@ -364,8 +364,8 @@ MAX_TLS_POLICIES = 20000
 
 
 def tls_analytics(organization, name: str, date_range: DateRange) -> TlsAnalytics:
-    """Two queries: the policies about `name` in the range (with their report's begin and
-    reporter), and nothing else; TLS reports are few, their details are summed here."""
+    """One query: the policies about `name` in the range, with their report's begin and
+    reporter; TLS reports are few, their details are summed here."""
     policies = (
         TlsPolicy.objects.filter(
             report__organization=organization,
